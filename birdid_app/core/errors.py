@@ -1,0 +1,30 @@
+"""Errors a person can act on: each one's message is one sentence naming the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BirdidError(Exception):
+    """Base of every error birdid reports to the user rather than as a traceback."""
+
+
+class FileProblem(BirdidError):
+    """A problem with one file. `str()` gives the sentence to show; `path` and `problem` the parts."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class PhotoError(FileProblem):
+    """A photo that cannot be decoded; the other photos in a batch carry on."""
+
+
+class CheckpointError(FileProblem):
+    """A model file that cannot be used."""
+
+
+class NoModelError(BirdidError):
+    """No model is installed and none was given."""

@@ -1,0 +1,38 @@
+"""Where birdid keeps its files. Each folder comes from platformdirs and can be moved with an
+environment variable, so tests and portable installs never touch the user's real folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from birdid_app import APP_NAME
+
+DATA_DIR_VARIABLE = "BIRDID_DATA_DIR"
+CONFIG_DIR_VARIABLE = "BIRDID_CONFIG_DIR"
+
+MODEL_REPO = "birder-project/hiera_abswin_base_mim-intermediate-eu-common"
+MODEL_FILENAME = "hiera_abswin_base_mim-intermediate-eu-common.pt"
+MODEL_SHA256 = "ce44e29c36b083c9e1d0eed9693a3f9c5bc39c03cf03efce3d453bfa328c7b9c"
+
+
+def data_dir() -> Path:
+    """Models and the photo library live here."""
+    override = os.environ.get(DATA_DIR_VARIABLE)
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    override = os.environ.get(CONFIG_DIR_VARIABLE)
+    return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def default_model_path() -> Path:
+    """Where the eu-common model is kept once installed."""
+    return models_dir() / MODEL_FILENAME

@@ -1,0 +1,112 @@
+"""Shared fixtures: small real checkpoints with random weights, real photo files, and folders
+that keep every test away from the user's own data."""
+
+from __future__ import annotations
+
+import os
+
+# Before any Qt import: the test machines have no display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from birdid_app.core.checkpoint import write_checkpoint
+from birdid_app.core.hiera import Hiera, HieraConfig
+
+SPECIES = [
+    "Eurasian Blue Tit",
+    "Great Tit",
+    "European Robin",
+    "Common Blackbird",
+    "Eurasian Wren",
+    "Common Chaffinch",
+    "House Sparrow",
+    "White Wagtail",
+    "Common Kingfisher",
+    "Grey Heron",
+]
+SMALL_CONFIG = HieraConfig(embed_dim=32, depths=(1, 1, 2, 1), num_heads=1, num_classes=len(SPECIES), image_size=(128, 128))
+RGB_MEAN = (0.485, 0.456, 0.406)
+RGB_STD = (0.229, 0.224, 0.225)
+
+
+def randomise(model: torch.nn.Module, seed: int, classifier_scale: float = 1.0) -> torch.nn.Module:
+    """Give every parameter a random value large enough that a wiring mistake anywhere shows in
+    the outputs (the usual init leaves biases and norms near-constant). With classifier_scale > 1,
+    random weights give confident, well separated logits."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            if name.endswith("weight") and param.ndim == 1:  # LayerNorm gains
+                param.copy_(1 + 0.1 * noise)
+            elif name.startswith("pos_embed"):
+                param.copy_(0.5 * noise)
+            elif name.startswith("classifier."):
+                param.copy_(classifier_scale * noise / param.shape[-1] ** 0.5)
+            else:
+                fan_in = param[0].numel() if param.ndim > 1 else param.numel()
+                param.copy_(noise / fan_in**0.5)
+    return model
+
+
+def make_small_model(seed: int = 0, classifier_scale: float = 8.0) -> Hiera:
+    model = randomise(Hiera(SMALL_CONFIG), seed, classifier_scale)
+    model.refresh_position_embedding()
+    return model.eval()
+
+
+def make_photo(path: Path, size: tuple[int, int] = (640, 480), seed: int = 0, **save_args) -> Path:
+    """A photo-like picture: smooth gradients, shapes and a little noise, saved by its suffix."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            128 + 100 * np.sin(xx / (37 + 11 * seed) + seed),
+            128 + 100 * np.cos(yy / 53),
+            128 + 80 * np.sin((xx + yy) / 71),
+        ],
+        axis=-1,
+    )
+    base += rng.normal(0, 6, base.shape)
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, width - 40), rng.integers(0, height - 40)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.ellipse([x0, y0, x0 + rng.integers(20, width // 3), y0 + rng.integers(20, height // 3)], fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save_args)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_folders(tmp_path_factory, monkeypatch):
+    """birdid's data and settings go to a fresh temporary folder for every test."""
+    root = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("BIRDID_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("BIRDID_CONFIG_DIR", str(root / "config"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_model_file(tmp_path_factory) -> Path:
+    """A real checkpoint file, Birder's format, of a small Hiera AbsWin with random weights."""
+    path = tmp_path_factory.mktemp("models") / "small-hiera.pt"
+    write_checkpoint(path, make_small_model(), SPECIES, RGB_MEAN, RGB_STD)
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    make_photo(folder / "blue-tit.jpg", seed=1, quality=90)
+    make_photo(folder / "robin.png", size=(300, 420), seed=2)
+    make_photo(folder / "heron.jpg", size=(1600, 1200), seed=3, quality=85)
+    return folder

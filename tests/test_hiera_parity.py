@@ -1,0 +1,114 @@
+"""Our Hiera equals Birder's reference implementation, output for output, on random weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from birder.common import fs_ops
+from birder.conf import settings as birder_settings
+from birder.net.hiera import Hiera as ReferenceHiera
+
+from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
+from birdid_app.core.hiera import Hiera, HieraConfig
+from conftest import RGB_MEAN, RGB_STD, SMALL_CONFIG, SPECIES, randomise
+
+TOLERANCE = 1e-4  # max abs difference, fp32
+STAGES = ["stage1", "stage2", "stage3", "stage4"]
+BASE_384 = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
+
+
+def reference_model(config: HieraConfig) -> ReferenceHiera:
+    reference_config = {
+        "depths": list(config.depths),
+        "embed_dim": config.embed_dim,
+        "num_heads": config.num_heads,
+        "abs_win_pos_embed": True,
+        "drop_path_rate": 0.0,
+    }
+    model = ReferenceHiera(3, config.num_classes, config=reference_config, size=config.image_size)
+    model.return_stages = STAGES
+    return model.eval()
+
+
+def reference_outputs(model: ReferenceHiera, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.inference_mode():
+        outputs = {"logits": model(images), "embedding": model.embedding(images)}
+        outputs.update(model.detection_features(images))
+    return outputs
+
+
+def assert_same_outputs(ours: Hiera, reference: ReferenceHiera, images: torch.Tensor) -> None:
+    expected = reference_outputs(reference, images)
+    with torch.inference_mode():
+        got = ours(images)
+    assert got.logits.shape == expected["logits"].shape
+    assert (got.logits - expected["logits"]).abs().max() <= TOLERANCE
+    assert (got.embedding - expected["embedding"]).abs().max() <= TOLERANCE
+    for stage, stage_map in zip(STAGES, got.stage_maps):
+        assert stage_map.shape == expected[stage].shape, stage
+        assert (stage_map - expected[stage]).abs().max() <= TOLERANCE, stage
+    # The outputs carry signal: a broken comparison of two zero tensors would also pass above.
+    assert expected["logits"].std() > 0.1
+    assert expected["stage1"].std() > 0.1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(BASE_384, id="base-384"),
+        pytest.param(SMALL_CONFIG, id="small-128"),
+        pytest.param(
+            HieraConfig(embed_dim=96, depths=(1, 2, 7, 2), num_heads=1, num_classes=20, image_size=(256, 192)),
+            id="tiny-256x192",
+        ),
+    ],
+)
+def test_same_logits_embedding_and_stage_maps_as_birder(config):
+    reference = randomise(reference_model(config), seed=7)
+    ours = Hiera(config).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    images = torch.randn(2, 3, *config.image_size, generator=torch.Generator().manual_seed(1))
+    assert_same_outputs(ours, reference, images)
+
+
+def test_state_dict_is_key_for_key_birders():
+    ours = Hiera(BASE_384).state_dict()
+    reference = reference_model(BASE_384).state_dict()
+    assert list(ours) == list(reference)
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in reference.items()}
+    assert sum(v.numel() for v in ours.values()) == pytest.approx(51.1e6, rel=0.002)
+
+
+def test_loads_a_checkpoint_written_by_birder(tmp_path, monkeypatch):
+    monkeypatch.setattr(birder_settings, "MODELS_DIR", tmp_path)
+    config = HieraConfig(embed_dim=96, depths=(1, 2, 7, 2), num_heads=1, num_classes=len(SPECIES), image_size=(224, 224))
+    reference = randomise(reference_model(config), seed=3)
+    signature = {"inputs": [{"data_shape": [0, 3, 224, 224]}], "outputs": [{"data_shape": [0, len(SPECIES)]}]}
+    rgb_stats = {"mean": list(RGB_MEAN), "std": list(RGB_STD)}
+    fs_ops.checkpoint_model(
+        "hiera_abswin_tiny", 0, reference, signature, {n: i for i, n in enumerate(SPECIES)}, rgb_stats,
+        None, None, None, None,
+    )
+    # Birder writes no config for a registered network: our loader reads the shape from the tensors.
+    checkpoint = read_checkpoint(tmp_path / "hiera_abswin_tiny_0.pt")
+    assert checkpoint.config == config
+    assert checkpoint.class_names == SPECIES
+    assert checkpoint.rgb_mean == RGB_MEAN and checkpoint.rgb_std == RGB_STD
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    assert_same_outputs(checkpoint.build_model(), reference, images)
+
+
+def test_birder_loads_a_checkpoint_we_wrote(tmp_path, monkeypatch):
+    monkeypatch.setattr(birder_settings, "MODELS_DIR", tmp_path)
+    ours = randomise(Hiera(SMALL_CONFIG), seed=5)
+    ours.refresh_position_embedding()
+    write_checkpoint(tmp_path / "custom_small.pt", ours, SPECIES, RGB_MEAN, RGB_STD)
+    raw = torch.load(tmp_path / "custom_small.pt", weights_only=True)
+    # Birder finds files by network name; ours is a custom configuration of its hiera_abswin_tiny.
+    (tmp_path / "custom_small.pt").rename(tmp_path / "hiera_abswin_tiny.pt")
+    states = fs_ops.load_checkpoint(torch.device("cpu"), "hiera_abswin_tiny", config=raw["config"])
+    assert states.class_to_idx == {n: i for i, n in enumerate(SPECIES)}
+    reference = states.net.eval()
+    reference.return_stages = STAGES
+    images = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(4))
+    assert_same_outputs(ours.eval(), reference, images)
