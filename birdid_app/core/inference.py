@@ -1,0 +1,150 @@
+"""Running the model: a Classifier owns the network, its device and precision, and turns decoded
+photos into ranked species, an embedding and the four stage maps, in one forward pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
+from birdid_app.core.errors import BirdidError, PhotoError
+from birdid_app.core.photo import decode_photo, to_model_input
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Photos per forward pass: bounds memory (stage-1 maps are 3.5 MB a photo at 384x384) while
+# still amortising per-call overhead.
+DEFAULT_BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class SpeciesScore:
+    name: str
+    probability: float
+
+
+@dataclass
+class Identification:
+    """What the model says about one photo."""
+
+    source: str  # the file path, or a label for an image that came from elsewhere
+    probabilities: np.ndarray  # [num_classes] float32, softmax of the logits
+    embedding: np.ndarray  # [embedding_dim] float32
+    stage_maps: tuple[np.ndarray, ...]  # four [C_s, H_s, W_s] float32, image layout
+    class_names: Sequence[str]
+    forward_seconds: float  # wall time of the forward pass this photo was part of
+    batch_size: int  # photos in that forward pass
+
+    def ranked(self, top_k: int | None = None) -> list[SpeciesScore]:
+        """Species by descending probability; all of them when top_k is None."""
+        order = np.argsort(-self.probabilities, kind="stable")
+        if top_k is not None:
+            order = order[:top_k]
+        return [SpeciesScore(self.class_names[i], float(self.probabilities[i])) for i in order]
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    if requested not in DEVICES:
+        raise BirdidError(f"Unknown device '{requested}'; choose one of {', '.join(DEVICES)}.")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if requested == "cuda" and not cuda:
+        raise BirdidError("CUDA was requested, but this machine has no usable CUDA GPU.")
+    if requested == "mps" and not mps:
+        raise BirdidError("Apple MPS was requested, but it is not available on this machine.")
+    return torch.device(requested)
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    if requested not in PRECISIONS:
+        raise BirdidError(f"Unknown precision '{requested}'; choose one of {', '.join(PRECISIONS)}.")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":
+        return "fp16"
+    return "fp32"
+
+
+class Classifier:
+    """The model ready to run. Not thread-safe: keep one per engine thread."""
+
+    def __init__(self, checkpoint: Checkpoint, *, device: str = "auto", precision: str = "auto") -> None:
+        self.checkpoint = checkpoint
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.dtype = _DTYPES[self.precision]
+        self.model = checkpoint.build_model().to(device=self.device, dtype=self.dtype)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, device: str = "auto", precision: str = "auto") -> Classifier:
+        return cls(read_checkpoint(path), device=device, precision=precision)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.checkpoint.class_names
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.checkpoint.image_size
+
+    def model_input(self, image: Image.Image) -> torch.Tensor:
+        """[3, H, W] float32 on the CPU, exactly as Birder's inference preset makes it."""
+        return to_model_input(image, self.image_size, self.checkpoint.rgb_mean, self.checkpoint.rgb_std)
+
+    def identify_images(self, images: Sequence[Image.Image], sources: Sequence[str] | None = None) -> list[Identification]:
+        """Decoded RGB images -> one Identification each, in batches of DEFAULT_BATCH_SIZE."""
+        sources = list(sources) if sources is not None else [f"image {i + 1}" for i in range(len(images))]
+        results: list[Identification] = []
+        for start in range(0, len(images), DEFAULT_BATCH_SIZE):
+            chunk = images[start : start + DEFAULT_BATCH_SIZE]
+            batch = torch.stack([self.model_input(image) for image in chunk])  # [B, 3, H, W]
+            results += self._forward(batch, sources[start : start + DEFAULT_BATCH_SIZE])
+        return results
+
+    def identify_files(self, paths: Iterable[str | Path]) -> list[Identification | PhotoError]:
+        """One entry per path, in order: an Identification, or the PhotoError that stopped that photo.
+        A photo that cannot be read never stops the others."""
+        paths = [Path(p) for p in paths]
+        decoded: list[tuple[int, Image.Image]] = []
+        results: list[Identification | PhotoError | None] = [None] * len(paths)
+        for index, path in enumerate(paths):
+            try:
+                decoded.append((index, decode_photo(path, draft_size=self.image_size)))
+            except PhotoError as error:
+                results[index] = error
+        identified = self.identify_images([image for _, image in decoded], [str(paths[i]) for i, _ in decoded])
+        for (index, _), identification in zip(decoded, identified):
+            results[index] = identification
+        return results  # type: ignore[return-value]  # every slot is filled above
+
+    def _forward(self, batch: torch.Tensor, sources: Sequence[str]) -> list[Identification]:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model(batch.to(device=self.device, dtype=self.dtype))
+            probabilities = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            embeddings = out.embedding.float().cpu().numpy()
+            stage_maps = [m.float().cpu().numpy() for m in out.stage_maps]
+        seconds = time.perf_counter() - started
+        return [
+            Identification(
+                source=source,
+                probabilities=probabilities[i],
+                embedding=embeddings[i],
+                stage_maps=tuple(m[i] for m in stage_maps),
+                class_names=self.class_names,
+                forward_seconds=seconds,
+                batch_size=len(sources),
+            )
+            for i, source in enumerate(sources)
+        ]

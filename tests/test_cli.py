@@ -1,0 +1,95 @@
+"""`birdid identify` end to end on a real small checkpoint and real photo files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from birdid_app import __version__
+from birdid_app.cli import main
+from conftest import SPECIES
+
+
+def run_birdid(*args: str) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).with_name("birdid")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "birdid_app"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+
+
+def test_identify_json_from_the_installed_command(small_model_file, photo_dir):
+    photos = [str(photo_dir / "blue-tit.jpg"), str(photo_dir / "robin.png")]
+    done = run_birdid("identify", "--model", str(small_model_file), *photos, "--json", "--top-k", "3")
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [r["path"] for r in records] == photos
+    for record in records:
+        assert set(record) == {"path", "species"}
+        assert len(record["species"]) == 3
+        assert all(s["name"] in SPECIES for s in record["species"])
+        probabilities = [s["probability"] for s in record["species"]]
+        assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+
+
+def test_one_bad_photo_exits_1_and_the_others_are_identified(small_model_file, photo_dir, tmp_path, capsys):
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("hello")
+    code = main(["identify", "--model", str(small_model_file), str(photo_dir / "heron.jpg"), str(fake), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    good, bad = json.loads(captured.out)
+    assert len(good["species"]) == 5
+    assert set(bad) == {"path", "error"} and bad["path"] == str(fake)
+    assert "fake.jpg" in bad["error"]
+    assert "fake.jpg" in captured.err
+
+
+def test_every_photo_failing_still_prints_json(small_model_file, tmp_path, capsys):
+    code = main(["identify", "--model", str(small_model_file), str(tmp_path / "gone.jpg"), "--json"])
+    assert code == 1
+    (record,) = json.loads(capsys.readouterr().out)
+    assert "no such file" in record["error"]
+
+
+def test_plain_output_lists_percentages(small_model_file, photo_dir, capsys):
+    code = main(["identify", "--model", str(small_model_file), str(photo_dir / "robin.png"), "--top-k", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].endswith("robin.png")
+    assert len(lines) == 3 and all(line.strip().split("%")[1].strip() in SPECIES for line in lines[1:])
+
+
+def test_no_installed_model_says_how_to_get_one(photo_dir, capsys):
+    code = main(["identify", str(photo_dir / "robin.png")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no model is installed" in err and "--model" in err and "birder-project/" in err
+
+
+def test_a_broken_model_file_exits_2_with_its_name(photo_dir, tmp_path, capsys):
+    bad_model = tmp_path / "weights.pt"
+    bad_model.write_text("nope")
+    assert main(["identify", "--model", str(bad_model), str(photo_dir / "robin.png")]) == 2
+    assert "weights.pt: is not a PyTorch model file." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["identify"], ["identify", "x.jpg", "--top-k", "0"], ["identify", "x.jpg", "--device", "gpu"], ["frobnicate"], ["--json"]],
+)
+def test_bad_usage_exits_2(args, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert "birdid" in capsys.readouterr().err
+
+
+def test_version():
+    done = run_birdid("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"birdid {__version__}"

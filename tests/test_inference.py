@@ -1,0 +1,96 @@
+"""The Classifier on a real small checkpoint: one forward gives species, embedding and stage maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from birdid_app.core.errors import BirdidError, PhotoError
+from birdid_app.core.inference import Classifier, resolve_device, resolve_precision
+from birdid_app.core.photo import decode_photo
+from conftest import SPECIES
+
+
+@pytest.fixture(scope="module")
+def classifier(small_model_file):
+    return Classifier.from_file(small_model_file, device="cpu", precision="fp32")
+
+
+def test_one_forward_gives_ranked_species_embedding_and_stage_maps(classifier, photo_dir):
+    (result,) = classifier.identify_files([photo_dir / "blue-tit.jpg"])
+    ranked = result.ranked()
+    assert sorted(s.name for s in ranked) == sorted(SPECIES)
+    probabilities = [s.probability for s in ranked]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert [s.name for s in result.ranked(3)] == [s.name for s in ranked[:3]]
+    assert result.embedding.shape == (256,) and result.embedding.dtype == np.float32
+    assert [m.shape for m in result.stage_maps] == [(32, 32, 32), (64, 16, 16), (128, 8, 8), (256, 4, 4)]
+    assert result.forward_seconds > 0 and result.batch_size == 1
+
+
+def test_matches_the_model_run_by_hand(classifier, photo_dir):
+    image = decode_photo(photo_dir / "robin.png")
+    (result,) = classifier.identify_images([image])
+    with torch.inference_mode():
+        expected = classifier.model(classifier.model_input(image)[None])
+    np.testing.assert_allclose(result.probabilities, torch.softmax(expected.logits, -1)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(result.embedding, expected.embedding[0].numpy(), atol=1e-6)
+
+
+def test_batching_gives_the_same_answer_as_one_at_a_time(classifier, photo_dir):
+    paths = sorted(photo_dir.iterdir()) * 4  # 12 photos: more than one batch of 8
+    together = classifier.identify_files(paths)
+    alone = [classifier.identify_files([p])[0] for p in paths[:3]]
+    assert [r.batch_size for r in together] == [8] * 8 + [4] * 4
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+        assert a.source == b.source
+
+
+def test_a_bad_photo_does_not_stop_the_batch(classifier, photo_dir, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a photo")
+    paths = [photo_dir / "blue-tit.jpg", broken, tmp_path / "missing.jpg", photo_dir / "heron.jpg"]
+    results = classifier.identify_files(paths)
+    assert isinstance(results[1], PhotoError) and "broken.jpg" in str(results[1])
+    assert isinstance(results[2], PhotoError) and "missing.jpg" in str(results[2])
+    assert results[0].source == str(paths[0]) and results[3].source == str(paths[3])
+    assert results[0].ranked(1)[0].probability > 0
+
+
+def test_different_photos_get_different_answers(classifier, photo_dir):
+    a, b = classifier.identify_files([photo_dir / "blue-tit.jpg", photo_dir / "heron.jpg"])
+    assert np.abs(a.embedding - b.embedding).max() > 1e-3
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_stays_close_to_fp32(small_model_file, classifier, photo_dir, precision):
+    low = Classifier.from_file(small_model_file, device="cpu", precision=precision)
+    assert low.model.classifier.weight.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    image = decode_photo(photo_dir / "blue-tit.jpg")
+    (exact,) = classifier.identify_images([image])
+    (approx,) = low.identify_images([image])
+    assert approx.embedding.dtype == np.float32
+    cosine = exact.embedding @ approx.embedding / np.linalg.norm(exact.embedding) / np.linalg.norm(approx.embedding)
+    assert cosine > 0.99
+
+
+def test_device_and_precision_choices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") in (torch.device("cpu"), torch.device("mps"))
+        with pytest.raises(BirdidError, match="no usable CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(BirdidError, match="Unknown device"):
+        resolve_device("tpu")
+
+
+def test_an_image_from_memory_needs_no_file(classifier):
+    image = Image.new("RGB", (50, 80), (200, 30, 30))
+    (result,) = classifier.identify_images([image], ["clipboard"])
+    assert result.source == "clipboard"
