@@ -14,6 +14,7 @@ unit (attention window) a token belongs to. `unroll` and `reroll` below are one 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -221,13 +222,13 @@ class Hiera(nn.Module):
         # parameters once per load (`refresh_position_embedding`), never saved.
         self.register_buffer("pos_embed_tokens", torch.zeros(1, math.prod(config.token_grid), c), persistent=False)
 
-        stages: dict[str, nn.Sequential] = {}
         blocks = config.blocks()
-        for stage in range(len(config.depths)):
-            stages[f"stage{stage + 1}"] = nn.Sequential(*(HieraBlock(b) for b in blocks if b.stage == stage))
-        self.body = nn.Sequential()
-        for name, stage_module in stages.items():
-            self.body.add_module(name, stage_module)
+        self.body = nn.Sequential(
+            OrderedDict(
+                (f"stage{stage + 1}", nn.Sequential(*(HieraBlock(b) for b in blocks if b.stage == stage)))
+                for stage in range(len(config.depths))
+            )
+        )
 
         self.features = nn.Sequential(
             TokenMean(), nn.LayerNorm(config.embedding_dim, eps=LAYER_NORM_EPS), nn.Flatten(1)
