@@ -36,6 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     identify.add_argument("--json", action="store_true", help="print one JSON array, one object per photo")
     identify.set_defaults(run=_identify)
+
+    model = commands.add_parser("model", help="download, import, list, verify, choose or remove models")
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    download = actions.add_parser("download", help="download the eu-common model (about 195 MB) from the hub")
+    download.add_argument("--cache-dir", type=Path, help="where to keep it (default: the Hugging Face cache)")
+    download.set_defaults(run=_model_download)
+    import_ = actions.add_parser("import", help="copy a model file (from a USB stick, say) into birdid")
+    import_.add_argument("file", type=Path, metavar="FILE")
+    import_.set_defaults(run=_model_import)
+    actions.add_parser("list", help="list the installed models").set_defaults(run=_model_list)
+    verify = actions.add_parser("verify", help="hash installed model files again (all, or NAME)")
+    verify.add_argument("name", nargs="?", metavar="NAME")
+    verify.set_defaults(run=_model_verify)
+    use = actions.add_parser("use", help="make NAME the model birdid uses")
+    use.add_argument("name", metavar="NAME")
+    use.set_defaults(run=_model_use)
+    remove = actions.add_parser("remove", help="uninstall NAME")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(run=_model_remove)
     return parser
 
 
@@ -63,17 +82,9 @@ def _identify(args: argparse.Namespace) -> int:
     # Imported here so that `birdid --version` and `--help` answer without loading torch.
     from birdid_app.core.errors import BirdidError, PhotoError
     from birdid_app.core.inference import Classifier
-    from birdid_app.core.paths import MODEL_FILENAME, MODEL_REPO, default_model_path
 
-    model_path = args.model or default_model_path()
-    if args.model is None and not model_path.exists():
-        print(
-            f"birdid: no model is installed. Download {MODEL_FILENAME} from the Hugging Face repository "
-            f"{MODEL_REPO} and pass it with --model PATH, or place it at {model_path}.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     try:
+        model_path, model_info = _model_for_identify(args.model)
         classifier = Classifier.from_file(model_path, device=args.device, precision=args.precision)
     except BirdidError as error:
         print(f"birdid: {error}", file=sys.stderr)
@@ -86,17 +97,171 @@ def _identify(args: argparse.Namespace) -> int:
             records.append({"path": str(path), "error": str(result)})
         else:
             species = [{"name": s.name, "probability": s.probability} for s in result.ranked(args.top_k)]
-            records.append({"path": str(path), "species": species})
+            records.append({"path": str(path), "species": species, "model": model_info})
 
     if args.json:
         json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
+        print(f"model: {model_info['name']} ({model_info['trust']})")
         _print_table(records)
     for record in records:
         if "error" in record:
             print(f"birdid: {record['error']}", file=sys.stderr)
     return EXIT_SOME_FAILED if any("error" in r for r in records) else EXIT_OK
+
+
+def _model_for_identify(model_arg: Path | None) -> tuple[Path, dict]:
+    """The file to load and how results describe it: the --model file, else the active model."""
+    from birdid_app.core.errors import NoModelError
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    if model_arg is not None:
+        known = next((m for m in store.models() if m.path == model_arg.resolve() or m.path == model_arg), None)
+        if known is None:
+            return model_arg, {"name": model_arg.stem, "verified": False, "trust": f"not installed, file {model_arg}"}
+        model = known
+    else:
+        model = store.active()
+        if model is None:
+            raise NoModelError(
+                "no model is installed: run `birdid model download`, or `birdid model import FILE` "
+                "with a copy of the model file."
+            )
+    return store.checked_path(model), {"name": model.name, "verified": model.verified, "trust": model.trust_label}
+
+
+def _model_download(args: argparse.Namespace) -> int:
+    from birdid_app.core.download import DownloadError, download_published_model
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    bar = ProgressPrinter(sys.stderr)
+    try:
+        model = download_published_model(store, cache_dir=args.cache_dir, progress=bar.update)
+    except DownloadError as error:
+        bar.finish()
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except KeyboardInterrupt:
+        bar.finish()
+        print("birdid: download interrupted; run `birdid model download` again to resume.", file=sys.stderr)
+        return 130
+    bar.finish()
+    print(f"{model.name}: downloaded and verified ({model.path})")
+    return EXIT_OK
+
+
+def _model_import(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.model_store import ModelStore
+
+    try:
+        model = ModelStore().import_file(args.file)
+    except BirdidError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    print(f"{model.name}: imported ({model.trust_label}) to {model.path}")
+    return EXIT_OK
+
+
+def _model_list(args: argparse.Namespace) -> int:
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    active = store.active()
+    models = store.models()
+    if not models:
+        print("No model is installed: run `birdid model download` or `birdid model import FILE`.")
+    for model in models:
+        marker = "*" if active is not None and model.name == active.name else " "
+        print(f"{marker} {model.name}  {model.size / 1e6:.1f} MB  {model.trust_label}  {model.path}")
+    return EXIT_OK
+
+
+def _model_verify(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    try:
+        models = [store.get(args.name)] if args.name else store.models()
+    except BirdidError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = 0
+    for model in models:
+        if store.verify(model):
+            state = "matches the published model" if model.verified else "unchanged since it was imported"
+            print(f"{model.name}: OK, {state}")
+        else:
+            failed += 1
+            print(f"{model.name}: FAILED, {model.path} is missing or changed; download or import it again")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _model_use(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.model_store import ModelStore
+
+    try:
+        model = ModelStore().set_active(args.name)
+    except BirdidError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{model.name} is now the active model ({model.trust_label})")
+    return EXIT_OK
+
+
+def _model_remove(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    try:
+        model = store.remove(args.name)
+    except BirdidError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    kept = "" if not model.path.exists() else f"; the file stays at {model.path} for other tools that use it"
+    print(f"{model.name} removed{kept}")
+    return EXIT_OK
+
+
+class ProgressPrinter:
+    """A progress bar redrawn in place on a terminal; a plain line every 10% elsewhere."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_tenth = -1
+        self.drawn = False
+
+    def update(self, progress) -> None:
+        total = progress.total or 0
+        fraction = progress.done / total if total else 0.0
+        speed = progress.bytes_per_second / 1e6
+        left = "" if progress.seconds_left is None else f", {_duration(progress.seconds_left)} left"
+        text = f"{progress.done / 1e6:.1f} of {total / 1e6:.1f} MB, {speed:.1f} MB/s{left}"
+        if self.tty:
+            filled = int(fraction * 30)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}  {text}   ")
+            self.stream.flush()
+            self.drawn = True
+        elif int(fraction * 10) > self.last_tenth:
+            self.last_tenth = int(fraction * 10)
+            print(f"downloaded {fraction:.0%}: {text}", file=self.stream)
+
+    def finish(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.drawn = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _print_table(records: list[dict]) -> None:

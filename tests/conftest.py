@@ -110,3 +110,22 @@ def photo_dir(tmp_path_factory) -> Path:
     make_photo(folder / "robin.png", size=(300, 420), seed=2)
     make_photo(folder / "heron.jpg", size=(1600, 1200), seed=3, quality=85)
     return folder
+
+
+@pytest.fixture
+def hub(small_model_file, tmp_path, monkeypatch):
+    """A loopback hub serving the small checkpoint as the published model, whose hash the app
+    is told to expect; the hub cache and endpoint point at this test's own places."""
+    import dataclasses
+
+    from birdid_app.core import model_store
+    from hub_server import FakeHub
+
+    published = model_store.PUBLISHED_MODEL
+    server = FakeHub(published.repo_id, published.filename, small_model_file.read_bytes()).start()
+    monkeypatch.setattr(model_store, "PUBLISHED_MODEL", dataclasses.replace(published, sha256=server.sha256))
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield server
+    server.stop()

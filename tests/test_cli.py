@@ -29,7 +29,8 @@ def test_identify_json_from_the_installed_command(small_model_file, photo_dir):
     records = json.loads(done.stdout)
     assert [r["path"] for r in records] == photos
     for record in records:
-        assert set(record) == {"path", "species"}
+        assert set(record) == {"path", "species", "model"}
+        assert record["model"] == {"name": "small-hiera", "verified": False, "trust": f"not installed, file {small_model_file}"}
         assert len(record["species"]) == 3
         assert all(s["name"] in SPECIES for s in record["species"])
         probabilities = [s["probability"] for s in record["species"]]
@@ -60,15 +61,16 @@ def test_plain_output_lists_percentages(small_model_file, photo_dir, capsys):
     code = main(["identify", "--model", str(small_model_file), str(photo_dir / "robin.png"), "--top-k", "2"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert lines[0].endswith("robin.png")
-    assert len(lines) == 3 and all(line.strip().split("%")[1].strip() in SPECIES for line in lines[1:])
+    assert lines[0] == f"model: small-hiera (not installed, file {small_model_file})"
+    assert lines[1].endswith("robin.png")
+    assert len(lines) == 4 and all(line.strip().split("%")[1].strip() in SPECIES for line in lines[2:])
 
 
 def test_no_installed_model_says_how_to_get_one(photo_dir, capsys):
     code = main(["identify", str(photo_dir / "robin.png")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "no model is installed" in err and "--model" in err and "birder-project/" in err
+    assert "no model is installed" in err and "birdid model download" in err and "birdid model import" in err
 
 
 def test_a_broken_model_file_exits_2_with_its_name(photo_dir, tmp_path, capsys):

@@ -13,10 +13,6 @@ from birdid_app import APP_NAME
 DATA_DIR_VARIABLE = "BIRDID_DATA_DIR"
 CONFIG_DIR_VARIABLE = "BIRDID_CONFIG_DIR"
 
-MODEL_REPO = "birder-project/hiera_abswin_base_mim-intermediate-eu-common"
-MODEL_FILENAME = "hiera_abswin_base_mim-intermediate-eu-common.pt"
-MODEL_SHA256 = "ce44e29c36b083c9e1d0eed9693a3f9c5bc39c03cf03efce3d453bfa328c7b9c"
-
 
 def data_dir() -> Path:
     """Models and the photo library live here."""
@@ -30,9 +26,6 @@ def config_dir() -> Path:
 
 
 def models_dir() -> Path:
+    """Imported models and the index of installed ones (downloads go to the hub cache)."""
     return data_dir() / "models"
 
-
-def default_model_path() -> Path:
-    """Where the eu-common model is kept once installed."""
-    return models_dir() / MODEL_FILENAME

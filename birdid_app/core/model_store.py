@@ -1,0 +1,261 @@
+"""The installed models: which files, whether each is the published one, which one is active.
+
+The index is a small JSON file in the models folder. Each entry records the file's SHA-256 with
+the size and modification time it had when hashed, so a start-up checks two numbers instead of
+reading 195 MB, and a file that changed since is hashed again before anything loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from birdid_app.core.checkpoint import read_checkpoint
+from birdid_app.core.errors import BirdidError, CheckpointError
+from birdid_app.core.paths import models_dir
+
+INDEX_VERSION = 1
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """The model birdid is made for, as published on the hub."""
+
+    name: str
+    repo_id: str
+    filename: str
+    revision: str
+    sha256: str
+    approx_size_mb: int  # for the download button; the exact size comes from the server
+
+
+PUBLISHED_MODEL = PublishedModel(
+    name="hiera_abswin_base_mim-intermediate-eu-common",
+    repo_id="birder-project/hiera_abswin_base_mim-intermediate-eu-common",
+    filename="hiera_abswin_base_mim-intermediate-eu-common.pt",
+    revision="main",
+    sha256="ce44e29c36b083c9e1d0eed9693a3f9c5bc39c03cf03efce3d453bfa328c7b9c",
+    approx_size_mb=195,
+)
+
+
+class ModelStoreError(BirdidError):
+    """A problem with the installed models (missing, changed, unknown name)."""
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    mtime_ns: int
+    verified: bool  # the file is byte for byte the published model
+    origin: str  # "download" or "import"
+    source: str  # the URL downloaded from, or the file imported from
+
+    @property
+    def trust_label(self) -> str:
+        """How the app describes this model wherever its results appear."""
+        if self.verified:
+            return "verified"
+        return f"unverified, imported from {self.source}"
+
+    def to_json(self) -> dict:
+        return asdict(self) | {"path": str(self.path)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> InstalledModel:
+        return cls(**(data | {"path": Path(data["path"])}))
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return digest.hexdigest()
+
+
+class ModelStore:
+    """The models folder and its index. Cheap to create; reads the index on each query, so a
+    command line run and the window see each other's changes."""
+
+    def __init__(self, root: Path | None = None, published: PublishedModel | None = None) -> None:
+        self.root = Path(root) if root is not None else models_dir()
+        self.published = published or PUBLISHED_MODEL
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / "models.json"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def models(self) -> list[InstalledModel]:
+        return [InstalledModel.from_json(entry) for entry in self._read_index()["models"]]
+
+    def active(self) -> InstalledModel | None:
+        index = self._read_index()
+        return next((m for m in self.models() if m.name == index["active"]), None)
+
+    def get(self, name: str) -> InstalledModel:
+        for model in self.models():
+            if model.name == name:
+                return model
+        known = ", ".join(m.name for m in self.models()) or "none"
+        raise ModelStoreError(f"No installed model is called '{name}' (installed: {known}).")
+
+    def checked_path(self, model: InstalledModel) -> Path:
+        """The model's file, after making sure it is still the file that was verified.
+
+        A file with the recorded size and modification time is trusted without reading it; any
+        other is hashed again, and refused if its bytes changed."""
+        path = model.path
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise ModelStoreError(
+                f"The model file {path} is missing: download or import the model again."
+            ) from None
+        if stat.st_size == model.size and stat.st_mtime_ns == model.mtime_ns:
+            return path
+        if stat.st_size != model.size or sha256_file(path) != model.sha256:
+            raise ModelStoreError(
+                f"The model file {path} changed since it was installed, so birdid will not load it: "
+                "download or import the model again."
+            )
+        self._replace(model, InstalledModel(**(asdict(model) | {"mtime_ns": stat.st_mtime_ns})))
+        return path
+
+    def verify(self, model: InstalledModel, progress: Callable[[int], None] | None = None) -> bool:
+        """Hash the whole file again; True when it still has the bytes recorded at install."""
+        if not model.path.exists():
+            return False
+        if sha256_file(model.path, progress) != model.sha256:
+            return False
+        stat = model.path.stat()
+        self._replace(model, InstalledModel(**(asdict(model) | {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})))
+        return True
+
+    # --- changing ----------------------------------------------------------------------------
+
+    def add(self, path: Path, *, sha256: str, origin: str, source: str, name: str | None = None) -> InstalledModel:
+        """Record a file already in place; the first model added becomes the active one."""
+        stat = path.stat()
+        verified = sha256 == self.published.sha256
+        model = InstalledModel(
+            name=self.published.name if verified else (name or path.stem),
+            path=path,
+            sha256=sha256,
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            verified=verified,
+            origin=origin,
+            source=source,
+        )
+        index = self._read_index()
+        index["models"] = [m for m in index["models"] if m["name"] != model.name] + [model.to_json()]
+        if index["active"] is None:
+            index["active"] = model.name
+        self._write_index(index)
+        return model
+
+    def set_active(self, name: str) -> InstalledModel:
+        model = self.get(name)
+        index = self._read_index()
+        index["active"] = model.name
+        self._write_index(index)
+        return model
+
+    def remove(self, name: str) -> InstalledModel:
+        """Forget a model and delete its file if it lies in birdid's models folder (a file in
+        the Hugging Face cache is left for the other tools that share it)."""
+        model = self.get(name)
+        index = self._read_index()
+        index["models"] = [m for m in index["models"] if m["name"] != name]
+        if index["active"] == name:
+            index["active"] = index["models"][0]["name"] if index["models"] else None
+        self._write_index(index)
+        if model.path.parent == self.root:
+            model.path.unlink(missing_ok=True)
+        return model
+
+    def import_file(self, source: Path, progress: Callable[[int], None] | None = None) -> InstalledModel:
+        """Copy a model file into the models folder, hashing it on the way.
+
+        The published file is recognised by its hash and marked verified. Any other file must pass
+        the checkpoint loader's checks, and is kept as unverified. Nothing half-copied is ever
+        left under a name the store would load."""
+        source = Path(source)
+        if not source.is_file():
+            problem = "no such file." if not source.exists() else "is not a file."
+            raise CheckpointError(source, problem)
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, partial_name = tempfile.mkstemp(dir=self.root, prefix=".import-", suffix=".partial")
+        partial = Path(partial_name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(handle, "wb") as out, source.open("rb") as inp:
+                while chunk := inp.read(HASH_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            sha256 = digest.hexdigest()
+            for model in self.models():
+                if model.sha256 == sha256:
+                    return model  # already installed; the copy is dropped below
+            if sha256 == self.published.sha256:
+                name = self.published.name
+            else:
+                try:
+                    read_checkpoint(partial)
+                except CheckpointError as error:
+                    raise CheckpointError(source, error.problem) from None
+                name = self._free_name(source.stem)
+            destination = self.root / f"{name}.pt"
+            os.replace(partial, destination)
+            return self.add(destination, sha256=sha256, origin="import", source=str(source), name=name)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    # --- the index file ----------------------------------------------------------------------
+
+    def _free_name(self, stem: str) -> str:
+        taken = {m.name for m in self.models()} | {self.published.name}
+        name, number = stem, 2
+        while name in taken or (self.root / f"{name}.pt").exists():
+            name, number = f"{stem}-{number}", number + 1
+        return name
+
+    def _replace(self, old: InstalledModel, new: InstalledModel) -> None:
+        index = self._read_index()
+        index["models"] = [new.to_json() if m["name"] == old.name else m for m in index["models"]]
+        self._write_index(index)
+
+    def _read_index(self) -> dict:
+        try:
+            data = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"version": INDEX_VERSION, "active": None, "models": []}
+        except (OSError, ValueError) as error:
+            raise ModelStoreError(f"The model index {self.index_path} cannot be read ({error}).") from None
+        if data.get("version") != INDEX_VERSION:
+            raise ModelStoreError(f"The model index {self.index_path} is from another version of birdid.")
+        return data
+
+    def _write_index(self, index: dict) -> None:
+        """Atomically: a crash leaves the old index or the new one, never half of one."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".models-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(index, out, indent=2)
+        os.replace(temporary, self.index_path)
