@@ -27,6 +27,7 @@ class Faults:
     stall_seconds: float = 0.0  # HEAD: wait this long before answering
     wrong_bytes: bool = False  # GET: serve other bytes of the same size
     ignore_range: bool = False  # GET: answer 200 with the whole file even when asked for a range
+    seconds_per_64k: float = 0.0  # GET: send the body in 64 KiB pieces this far apart (a slow line)
 
 
 @dataclass
@@ -97,6 +98,12 @@ class FakeHub:
                     self.wfile.write(part[: hub.faults.cuts.pop(0)])
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if hub.faults.seconds_per_64k:
+                    for offset in range(0, len(part), 65536):
+                        if hub._release.wait(hub.faults.seconds_per_64k):
+                            return  # the server is stopping
+                        self.wfile.write(part[offset : offset + 65536])
                     return
                 self.wfile.write(part)
 

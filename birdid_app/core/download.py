@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdid_app import __version__
-from birdid_app.core.errors import BirdidError
+from birdid_app.core.errors import BirdidError, Cancelled
 from birdid_app.core.model_store import InstalledModel, ModelStore, sha256_file
 
 CHUNK = 256 * 1024
@@ -43,7 +43,7 @@ class DownloadError(BirdidError):
     """A download that did not complete; the message says why and what to do."""
 
 
-class DownloadCancelled(BirdidError):
+class DownloadCancelled(Cancelled):
     """The person cancelled; the partial file stays for a later resume, untrusted."""
 
 

@@ -28,3 +28,7 @@ class CheckpointError(FileProblem):
 
 class NoModelError(BirdidError):
     """No model is installed and none was given."""
+
+
+class Cancelled(BirdidError):
+    """A job stopped because the person asked it to; whatever it had half-done is not trusted."""

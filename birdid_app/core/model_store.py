@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from birdid_app.core.checkpoint import read_checkpoint
-from birdid_app.core.errors import BirdidError, CheckpointError
+from birdid_app.core.errors import BirdidError, Cancelled, CheckpointError
 from birdid_app.core.paths import models_dir
 
 INDEX_VERSION = 1
@@ -188,7 +188,12 @@ class ModelStore:
             model.path.unlink(missing_ok=True)
         return model
 
-    def import_file(self, source: Path, progress: Callable[[int], None] | None = None) -> InstalledModel:
+    def import_file(
+        self,
+        source: Path,
+        progress: Callable[[int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> InstalledModel:
         """Copy a model file into the models folder, hashing it on the way.
 
         The published file is recognised by its hash and marked verified. Any other file must pass
@@ -205,6 +210,8 @@ class ModelStore:
             digest = hashlib.sha256()
             with os.fdopen(handle, "wb") as out, source.open("rb") as inp:
                 while chunk := inp.read(HASH_CHUNK):
+                    if should_cancel is not None and should_cancel():
+                        raise Cancelled(f"The import of {source} was cancelled.")
                     digest.update(chunk)
                     out.write(chunk)
                     if progress is not None:

@@ -1,0 +1,119 @@
+"""The window without a model: download with progress and cancel, import, and About the model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from birdid_app.core import model_store
+from birdid_app.core.model_store import ModelStore, sha256_file
+from birdid_app.gui.main_window import MainWindow
+from birdid_app.gui.model_about import ModelAboutDialog
+
+JOB_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def window(qtbot):
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def test_without_a_model_the_window_says_so_and_offers_both_ways(window):
+    assert window.pages.currentWidget() is window.setup_page
+    assert window.setup_page.title.text() == "No bird model is installed yet"
+    installer = window.setup_page.installer
+    assert installer.download_button.text() == "Download (195 MB)" and installer.download_button.isEnabled()
+    assert installer.import_button.text() == "Import model file…" and installer.import_button.isEnabled()
+    assert not installer.progress_bar.isVisible() and not installer.cancel_button.isVisible()
+    assert not window.about_model_action.isEnabled()
+
+
+def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):
+    hub.faults.seconds_per_64k = 0.01  # about 0.7 s: several progress reports, 0.1 s apart
+    installer = window.setup_page.installer
+    values = []
+    installer.progress_bar.valueChanged.connect(values.append)
+    with qtbot.waitSignal(installer.installed, timeout=JOB_TIMEOUT_MS):
+        installer.download_button.click()
+        assert installer.progress_bar.isVisible() and installer.cancel_button.isVisible()
+        assert not installer.download_button.isEnabled()
+    qtbot.waitUntil(lambda: installer.job is None)
+    assert window.pages.currentWidget() is window.ready_page
+    assert "Ready: hiera_abswin_base_mim-intermediate-eu-common (verified)" in window.ready_page.text()
+    assert values and values[-1] == 1000 and len(set(values)) > 3
+    assert ModelStore().active().verified
+    assert window.about_model_action.isEnabled() and not window.download_action.isEnabled()
+
+
+def test_cancel_during_download_installs_nothing(window, qtbot, hub):
+    hub.faults.seconds_per_64k = 0.02  # about 1.5 s for the whole file
+    installer = window.setup_page.installer
+    installer.download_button.click()
+    qtbot.waitUntil(lambda: installer.progress_bar.value() > 0, timeout=JOB_TIMEOUT_MS)
+    with qtbot.waitSignal(installer.job.cancelled, timeout=JOB_TIMEOUT_MS):
+        installer.cancel_button.click()
+    qtbot.waitUntil(lambda: installer.job is None)
+    assert "Cancelled. Nothing was installed" in installer.message.text()
+    assert ModelStore().models() == []
+    assert window.pages.currentWidget() is window.setup_page
+    assert installer.download_button.isEnabled() and not installer.progress_bar.isVisible()
+
+
+def test_a_failed_download_says_why_and_the_window_carries_on(window, qtbot, hub, small_model_file, monkeypatch):
+    hub.faults.head_status = 500
+    installer = window.setup_page.installer
+    installer.download_button.click()
+    qtbot.waitUntil(lambda: installer.job is None, timeout=JOB_TIMEOUT_MS)
+    assert "had a server error (HTTP 500): try again later, or import the model file." in installer.message.text()
+    assert installer.import_button.isEnabled()
+
+    # The person imports the file instead, through the button and its file dialog.
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(small_model_file), ""))
+    with qtbot.waitSignal(installer.installed, timeout=JOB_TIMEOUT_MS):
+        installer.import_button.click()
+    assert window.pages.currentWidget() is window.ready_page
+
+
+def test_importing_a_file_that_is_not_a_model_is_explained(window, qtbot, tmp_path):
+    bad = tmp_path / "notes.pt"
+    bad.write_text("shopping list")
+    installer = window.setup_page.installer
+    installer.import_file(bad)
+    qtbot.waitUntil(lambda: installer.job is None, timeout=JOB_TIMEOUT_MS)
+    assert installer.message.text() == f"{bad}: is not a PyTorch model file."
+    assert window.pages.currentWidget() is window.setup_page
+
+
+def test_about_the_model_shows_name_source_classes_size_hash_and_place(window, qtbot, small_model_file, monkeypatch):
+    published = dataclasses.replace(model_store.PUBLISHED_MODEL, sha256=sha256_file(small_model_file))
+    monkeypatch.setattr(model_store, "PUBLISHED_MODEL", published)
+    model = ModelStore().import_file(small_model_file)
+    window.show_model_state()
+    dialog = ModelAboutDialog(model, window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: "species" in dialog.classes.text(), timeout=JOB_TIMEOUT_MS)
+    assert dialog.name.text() == published.name
+    assert dialog.source.text() == str(small_model_file)
+    assert dialog.classes.text() == "10 species · input 128×128 pixels"
+    assert dialog.size.text() == f"{small_model_file.stat().st_size / 1e6:.1f} MB"
+    assert dialog.hash_state.text().startswith("SHA-256 matches the published model")
+    assert dialog.location.text() == str(model.path)
+
+    model.path.write_bytes(b"tampered")
+    dialog.verify_button.click()
+    qtbot.waitUntil(lambda: dialog.verify_button.isEnabled(), timeout=JOB_TIMEOUT_MS)
+    assert "missing or changed since it was installed" in dialog.hash_state.text()
+
+
+def test_an_imported_fine_tune_is_labelled_unverified(window, small_model_file):
+    model = ModelStore().import_file(small_model_file)  # not the published hash here
+    window.show_model_state()
+    assert window.ready_page.text() == f"Ready: small-hiera (unverified, imported from {small_model_file})."
+    assert ModelAboutDialog(model, window).hash_state.text().endswith(f"unverified, imported from {small_model_file}")
