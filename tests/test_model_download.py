@@ -171,3 +171,14 @@ def test_a_server_that_ignores_ranges_still_gives_a_correct_file(hub, small_chun
     hub.faults.cuts, hub.faults.ignore_range = [1_500_000], True
     model = download_published_model(ModelStore())
     assert model.path.read_bytes() == hub.content
+
+
+def test_a_full_disk_says_how_much_space_is_needed(hub, tmp_path):
+    # The partial file is made a link to /dev/full, where every write fails with ENOSPC.
+    blobs = tmp_path / "hub-cache" / "models--birder-project--hiera_abswin_base_mim-intermediate-eu-common" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{hub.sha256}{download_module.PARTIAL_SUFFIX}").symlink_to("/dev/full")
+    store = ModelStore()
+    with pytest.raises(DownloadError, match=r"The disk holding .*blobs is full: free 5 MB and download again"):
+        download_published_model(store)
+    assert store.models() == []

@@ -50,6 +50,13 @@ def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):
     assert ModelStore().active().verified
     assert window.about_model_action.isEnabled() and not window.download_action.isEnabled()
 
+    # The next start asks the network nothing.
+    requests_before = len(hub.requests)
+    next_start = MainWindow()
+    qtbot.addWidget(next_start)
+    assert next_start.pages.currentWidget() is next_start.ready_page
+    assert len(hub.requests) == requests_before
+
 
 def test_cancel_during_download_installs_nothing(window, qtbot, hub):
     hub.faults.seconds_per_64k = 0.02  # about 1.5 s for the whole file

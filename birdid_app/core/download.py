@@ -117,6 +117,8 @@ def download_published_model(
     )
     headers = _request_headers(huggingface_hub.get_token())
     remote = _head(url, headers, timeout)
+    if should_cancel is not None and should_cancel():
+        raise DownloadCancelled("The download was cancelled before it started.")
 
     blobs = repo_folder / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
