@@ -92,7 +92,7 @@ def _identify(args: argparse.Namespace) -> int:
 
     results = classifier.identify_files(args.photos)
     records = []
-    for path, result in zip(args.photos, results):
+    for path, result in zip(args.photos, results, strict=True):
         if isinstance(result, PhotoError):
             records.append({"path": str(path), "error": str(result)})
         else:

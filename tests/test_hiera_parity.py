@@ -44,7 +44,7 @@ def assert_same_outputs(ours: Hiera, reference: ReferenceHiera, images: torch.Te
     assert got.logits.shape == expected["logits"].shape
     assert (got.logits - expected["logits"]).abs().max() <= TOLERANCE
     assert (got.embedding - expected["embedding"]).abs().max() <= TOLERANCE
-    for stage, stage_map in zip(STAGES, got.stage_maps):
+    for stage, stage_map in zip(STAGES, got.stage_maps, strict=True):
         assert stage_map.shape == expected[stage].shape, stage
         assert (stage_map - expected[stage]).abs().max() <= TOLERANCE, stage
     # The outputs carry signal: a broken comparison of two zero tensors would also pass above.

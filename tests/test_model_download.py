@@ -182,3 +182,11 @@ def test_a_full_disk_says_how_much_space_is_needed(hub, tmp_path):
     with pytest.raises(DownloadError, match=r"The disk holding .*blobs is full: free 5 MB and download again"):
         download_published_model(store)
     assert store.models() == []
+
+
+def test_a_server_cannot_name_files_outside_the_cache(hub, monkeypatch, tmp_path):
+    hub.sha256 = "../../../escaped"  # what the server claims as the ETag
+    store = ModelStore()
+    with pytest.raises(DownloadError, match="did not answer like a model hub"):
+        download_published_model(store)
+    assert not (tmp_path / "escaped.birdid-partial").exists() and store.models() == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import http.client
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +38,7 @@ DEFAULT_TIMEOUT = 20.0  # seconds without an answer before giving up
 RETRY_DELAY = 0.5  # seconds before reconnecting after a dropped connection
 PARTIAL_SUFFIX = ".birdid-partial"
 _OFFLINE_VALUES = {"1", "ON", "YES", "TRUE"}
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 class DownloadError(BirdidError):
@@ -169,7 +171,9 @@ def _head(url: str, headers: dict[str, str], timeout: float) -> _RemoteFile:
     commit = answer.get("X-Repo-Commit")
     etag = (answer.get("X-Linked-Etag") or answer.get("ETag") or "").strip('"').removeprefix("W/").strip('"')
     size = answer.get("X-Linked-Size") or (answer.get("Content-Length") if status < 300 else None)
-    if not commit or not etag or not size or not size.isdigit():
+    # Both become file names in the cache, so only plain names pass (no "..", no slashes).
+    names_ok = bool(commit and etag and _SAFE_NAME.fullmatch(commit) and _SAFE_NAME.fullmatch(etag))
+    if not names_ok or not size or not size.isdigit():
         raise DownloadError(
             f"{_host(url)} did not answer like a model hub (no commit, ETag or size): check the hub address, "
             "or import the model file."

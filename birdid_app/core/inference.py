@@ -124,7 +124,7 @@ class Classifier:
             except PhotoError as error:
                 results[index] = error
         identified = self.identify_images([image for _, image in decoded], [str(paths[i]) for i, _ in decoded])
-        for (index, _), identification in zip(decoded, identified):
+        for (index, _), identification in zip(decoded, identified, strict=True):
             results[index] = identification
         return results  # type: ignore[return-value]  # every slot is filled above
 
