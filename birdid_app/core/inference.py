@@ -14,7 +14,8 @@ from PIL import Image
 
 from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
 from birdid_app.core.errors import BirdidError, PhotoError
-from birdid_app.core.photo import decode_photo, to_model_input
+from birdid_app.core.photo import decode_photo
+from birdid_app.core.preprocess import to_model_input
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

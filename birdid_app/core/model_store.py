@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from birdid_app.core.checkpoint import read_checkpoint
 from birdid_app.core.errors import BirdidError, Cancelled, CheckpointError
 from birdid_app.core.paths import models_dir
 
@@ -223,6 +222,8 @@ class ModelStore:
             if sha256 == self.published.sha256:
                 name = self.published.name
             else:
+                from birdid_app.core.checkpoint import read_checkpoint  # torch: only when needed
+
                 try:
                     read_checkpoint(partial)
                 except CheckpointError as error:

@@ -1,21 +1,18 @@
-"""Decoding photos into 8-bit RGB images, and turning those into the model's input tensor.
+"""Decoding photos into upright 8-bit RGB images.
 
 `decode_photo` turns any photo birdid accepts into an upright 8-bit RGB `PIL.Image`, or raises
-`PhotoError` with a sentence a person can act on. `to_model_input` is Birder's inference
-preset (`birder.classification_transform`) re-done with PIL, NumPy and torch only, so this
-module imports quickly; the tests prove the two give equal tensors.
+`PhotoError` with a sentence a person can act on. No torch here: the window decodes photos for
+display before (and without) loading the model.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pillow_heif
-import torch
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from birdid_app.core.errors import PhotoError
@@ -133,36 +130,3 @@ def _damaged_problem(error: Exception) -> str:
     if isinstance(error, EOFError) or "truncated" in message or "end of file" in message:
         return "the image data is truncated."
     return "the image data is damaged."
-
-
-def to_model_input(
-    image: Image.Image, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
-    """The model's input for an 8-bit RGB `image`: float32 [3, height, width] for `size`
-    (height, width), torchvision's order.
-
-    Equal to Birder's inference preset `classification_transform(size, {"mean": mean, "std":
-    std})` (its defaults: no centre crop, no simple crop): the whole image is squashed to `size`
-    with PIL's bicubic resampling (antialiased, on uint8, as torchvision's Resize does for a
-    PIL image), then scaled to 0..1 and normalised. Aspect ratio is not kept.
-    """
-    if image.mode != "RGB":
-        raise ValueError(f"expected an RGB image, got mode {image.mode!r}")
-    height, width = size
-    if image.size != (width, height):  # torchvision skips the resize when already that size
-        image = image.resize((width, height), Image.Resampling.BICUBIC)
-    pixels = torch.from_numpy(np.array(image))  # [H, W, 3] uint8; np.array copies, so writable
-    return _normalise(pixels, mean, std)
-
-
-def _normalise(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 [H, W, 3] -> float32 [3, H, W], ((pixels / 255) - mean) / std per channel.
-
-    The operations are torchvision's ToDtype(scale=True) and Normalize, in the same order and
-    float32 throughout, so the results agree to the bit.
-    """
-    channels_first = pixels.permute(2, 0, 1).contiguous()  # [3, H, W] uint8
-    scaled = channels_first.to(torch.float32).mul_(1.0 / 255)  # [3, H, W] in 0..1
-    mean_per_channel = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)  # [3, 1, 1]
-    std_per_channel = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)  # [3, 1, 1]
-    return scaled.sub_(mean_per_channel).div_(std_per_channel)  # [3, H, W]

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from birdid_app.core.checkpoint import read_checkpoint
 from birdid_app.core.model_store import InstalledModel, ModelStore
 from birdid_app.gui.jobs import Job
 
@@ -64,7 +63,7 @@ class ModelAboutDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(buttons)
         self.resize(560, self.sizeHint().height())
-        self._run(lambda report, cancelled: read_checkpoint(model.path), self._show_classes, self.classes)
+        self._run(_read_checkpoint_work(model), self._show_classes, self.classes)
 
     def verify(self) -> None:
         self.verify_button.setEnabled(False)
@@ -90,3 +89,12 @@ class ModelAboutDialog(QDialog):
             self.hash_state.setText(hash_state(self.model) + " · checked just now")
         else:
             self.hash_state.setText("The file is missing or changed since it was installed: download or import it again.")
+
+
+def _read_checkpoint_work(model: InstalledModel):
+    def work(report, should_cancel):
+        from birdid_app.core.checkpoint import read_checkpoint  # imports torch, on the worker thread
+
+        return read_checkpoint(model.path)
+
+    return work
