@@ -16,6 +16,7 @@ from birdid_app import __version__
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
+COMMANDS = ("identify", "model")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,10 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
+    if not argv or (argv[0] not in COMMANDS and all(Path(a).exists() for a in argv)):
+        # `birdid` alone, or `birdid PHOTO...` (as "Open with" runs it): the window. Anything
+        # else that is not a command goes to argparse, which says what is wrong with it.
         from birdid_app.gui.app import run_app
 
-        return run_app()
+        return run_app([Path(a) for a in argv])
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_usage(sys.stderr)

@@ -94,3 +94,21 @@ def test_an_image_from_memory_needs_no_file(classifier):
     image = Image.new("RGB", (50, 80), (200, 30, 30))
     (result,) = classifier.identify_images([image], ["clipboard"])
     assert result.source == "clipboard"
+
+
+def test_doubt_flags_low_and_close_answers():
+    from birdid_app.core.inference import SpeciesScore, doubt
+
+    assert doubt([SpeciesScore("Great Tit", 0.9), SpeciesScore("Blue Tit", 0.05)]) is None
+    assert doubt([SpeciesScore("Great Tit", 0.3), SpeciesScore("Blue Tit", 0.1)]) == "the best match has only 30%"
+    assert doubt([SpeciesScore("Great Tit", 0.5), SpeciesScore("Blue Tit", 0.42)]) == (
+        "Great Tit and Blue Tit are close (50% and 42%)"
+    )
+
+
+def test_cuda_devices_by_number_are_understood():
+    with pytest.raises(BirdidError, match="Unknown device 'cpu:1'"):
+        resolve_device("cpu:1")
+    if not torch.cuda.is_available():
+        with pytest.raises(BirdidError, match="no usable CUDA GPU"):
+            resolve_device("cuda:0")

@@ -44,8 +44,10 @@ def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):
         assert installer.progress_bar.isVisible() and installer.cancel_button.isVisible()
         assert not installer.download_button.isEnabled()
     qtbot.waitUntil(lambda: installer.job is None)
-    assert window.pages.currentWidget() is window.ready_page
-    assert "Ready: hiera_abswin_base_mim-intermediate-eu-common (verified)" in window.ready_page.text()
+    assert window.pages.currentWidget() is window.workspace
+    # The engine loads it without a restart.
+    qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
+    assert window.model_status.text() == "hiera_abswin_base_mim-intermediate-eu-common (verified) · cpu · fp32"
     assert values and values[-1] == 1000 and len(set(values)) > 3
     assert ModelStore().active().verified
     assert window.about_model_action.isEnabled() and not window.download_action.isEnabled()
@@ -54,7 +56,8 @@ def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):
     requests_before = len(hub.requests)
     next_start = MainWindow()
     qtbot.addWidget(next_start)
-    assert next_start.pages.currentWidget() is next_start.ready_page
+    assert next_start.pages.currentWidget() is next_start.workspace
+    qtbot.waitUntil(lambda: "· cpu ·" in next_start.model_status.text(), timeout=JOB_TIMEOUT_MS)
     assert len(hub.requests) == requests_before
 
 
@@ -84,7 +87,7 @@ def test_a_failed_download_says_why_and_the_window_carries_on(window, qtbot, hub
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(small_model_file), ""))
     with qtbot.waitSignal(installer.installed, timeout=JOB_TIMEOUT_MS):
         installer.import_button.click()
-    assert window.pages.currentWidget() is window.ready_page
+    assert window.pages.currentWidget() is window.workspace
 
 
 def test_importing_a_file_that_is_not_a_model_is_explained(window, qtbot, tmp_path):
@@ -119,8 +122,9 @@ def test_about_the_model_shows_name_source_classes_size_hash_and_place(window, q
     assert "missing or changed since it was installed" in dialog.hash_state.text()
 
 
-def test_an_imported_fine_tune_is_labelled_unverified(window, small_model_file):
+def test_an_imported_fine_tune_is_labelled_unverified(window, qtbot, small_model_file):
     model = ModelStore().import_file(small_model_file)  # not the published hash here
     window.show_model_state()
-    assert window.ready_page.text() == f"Ready: small-hiera (unverified, imported from {small_model_file})."
+    qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
+    assert window.model_status.text() == f"small-hiera (unverified, imported from {small_model_file}) · cpu · fp32"
     assert ModelAboutDialog(model, window).hash_state.text().endswith(f"unverified, imported from {small_model_file}")

@@ -52,17 +52,49 @@ class Identification:
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
-    if requested not in DEVICES:
-        raise BirdidError(f"Unknown device '{requested}'; choose one of {', '.join(DEVICES)}.")
+    """"auto" (CUDA, then Apple MPS, then CPU), "cpu", "mps", "cuda" or "cuda:N"."""
+    kind, _, number = requested.partition(":")
+    if kind not in DEVICES or (number and (kind != "cuda" or not number.isdigit())):
+        raise BirdidError(f"Unknown device '{requested}'; choose one of {', '.join(DEVICES)} or cuda:N.")
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if requested == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if requested == "cuda" and not cuda:
+    if kind == "cuda" and not cuda:
         raise BirdidError("CUDA was requested, but this machine has no usable CUDA GPU.")
-    if requested == "mps" and not mps:
+    if kind == "cuda" and number and int(number) >= torch.cuda.device_count():
+        raise BirdidError(f"There is no GPU {requested}: this machine has {torch.cuda.device_count()}.")
+    if kind == "mps" and not mps:
         raise BirdidError("Apple MPS was requested, but it is not available on this machine.")
     return torch.device(requested)
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """(value, label) for every device this machine can run the model on, "auto" first."""
+    devices = [("auto", "Automatic"), ("cpu", "CPU")]
+    if torch.cuda.is_available():
+        devices += [(f"cuda:{i}", f"{torch.cuda.get_device_name(i)} (cuda:{i})") for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append(("mps", "Apple GPU (MPS)"))
+    return devices
+
+
+# A top answer below NOT_SURE_BELOW, or within CLOSE_CALL of the runner-up, is shown as "not sure"
+# rather than as a confident-looking answer.
+NOT_SURE_BELOW = 0.40
+CLOSE_CALL = 0.15
+
+
+def doubt(ranked: Sequence[SpeciesScore]) -> str | None:
+    """Why the top answer should not be trusted, in a few words, or None when it is clear."""
+    if not ranked:
+        return None
+    top = ranked[0].probability
+    if top < NOT_SURE_BELOW:
+        return f"the best match has only {top:.0%}"
+    if len(ranked) > 1 and top - ranked[1].probability < CLOSE_CALL:
+        return f"{ranked[0].name} and {ranked[1].name} are close ({top:.0%} and {ranked[1].probability:.0%})"
+    return None
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:

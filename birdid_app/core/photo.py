@@ -130,3 +130,13 @@ def _damaged_problem(error: Exception) -> str:
     if isinstance(error, EOFError) or "truncated" in message or "end of file" in message:
         return "the image data is truncated."
     return "the image data is damaged."
+
+
+def crop_region(image: Image.Image, region: tuple[int, int, int, int]) -> Image.Image:
+    """The part of an upright image inside region = (x, y, width, height), clipped to the image."""
+    x, y, width, height = region
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(image.width, x + width), min(image.height, y + height)
+    if right <= left or bottom <= top:
+        raise ValueError(f"region {region} lies outside the {image.width}x{image.height} image")
+    return image.crop((left, top, right, bottom))

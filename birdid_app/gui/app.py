@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
@@ -10,13 +11,16 @@ from birdid_app import APP_ID, APP_NAME, __version__
 from birdid_app.gui.main_window import MainWindow
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+def run_app(photos: list[Path] | None = None) -> int:
+    """Open the window, with `photos` in it if given, and run until it closes."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)
     window = MainWindow()
     window.show()
+    if photos:
+        window.add_photos(photos)
     return app.exec()
 
 

@@ -1,17 +1,76 @@
-"""The main window."""
+"""The main window: photos in, ranked species out, the model on its own thread."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QRect, QSize, QThreadPool
+from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from birdid_app import APP_NAME, __version__
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
+from birdid_app.core.photo import IMAGE_SUFFIXES
+from birdid_app.core.settings import add_recent_file, load_settings, save_settings
+from birdid_app.gui.engine import Engine, EngineSettings, IdentifyOutcome, IdentifyRequest, LoadedModel
+from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
+from birdid_app.gui.jobs import Job
 from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
+from birdid_app.gui.photo_view import PhotoView
 from birdid_app.gui.resources import icon
+from birdid_app.gui.results_panel import ResultsPanel
+from birdid_app.gui.settings_dialog import SettingsDialog
+
+THUMBNAIL_SIZE = 96
+PHOTO_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
+PASTED = "Pasted image"
+
+
+@dataclass
+class PhotoEntry:
+    """One photo in the strip, with what the model said about it (kept, never asked twice)."""
+
+    source: str
+    path: Path | None = None
+    image: Any = None  # a pasted picture, as an RGB PIL image
+    whole: IdentifyOutcome | None = None  # the answer for the whole photo
+    region: tuple[int, int, int, int] | None = None
+    region_outcome: IdentifyOutcome | None = None
+    error: str | None = None
+    pending: int | None = None  # the request the engine is working on for it
+
+    def outcome(self) -> IdentifyOutcome | None:
+        return self.region_outcome if self.region else self.whole
+
+
+def photos_in(paths: list[Path]) -> list[Path]:
+    """The files among `paths`, and the photos inside any folder among them (sorted, recursive)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+        else:
+            found.append(path)
+    return found
 
 
 class MainWindow(QMainWindow):
@@ -19,37 +78,123 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(icon("birdid"))
-        self.resize(960, 640)
+        self.resize(1200, 780)
+        self.setAcceptDrops(True)
+        self.settings = load_settings()
+        self.entries: list[PhotoEntry] = []
+        self.current: PhotoEntry | None = None
+        self.request_ids = itertools.count(1)
+        self.requests: dict[int, PhotoEntry] = {}
+        self.loaded_model: LoadedModel | None = None
+        self.jobs: set[Job] = set()
 
-        self.setup_page = ModelSetupPage()
-        self.ready_page = QLabel()
-        self.ready_page.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.ready_page.setWordWrap(True)
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self.setup_page)
-        self.pages.addWidget(self.ready_page)
-        self.setCentralWidget(self.pages)
+        self.engine = Engine()
+        self.engine.model_loaded.connect(self._model_loaded)
+        self.engine.model_failed.connect(self._model_failed)
+        self.engine.identified.connect(self._identified)
+        self.engine.failed.connect(self._identify_failed)
+        self.engine.cancelled.connect(self._identify_cancelled)
+        self.engine.start()
+
+        self._build_pages()
+        self._build_menus()
+        self.model_status = QLabel()
+        self.model_status.setAccessibleName("Model status")
+        self.statusBar().addPermanentWidget(self.model_status)
         self.setup_page.installer.installed.connect(self.show_model_state)
-
-        model_menu = self.menuBar().addMenu("&Model")
-        self.download_action = QAction(f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", self)
-        self.download_action.triggered.connect(self._download_from_menu)
-        self.import_action = QAction("&Import Model File…", self)
-        self.import_action.setShortcut(QKeySequence("Ctrl+Shift+I"))
-        self.import_action.triggered.connect(self._import_from_menu)
-        self.about_model_action = QAction("&About the Model…", self)
-        self.about_model_action.triggered.connect(self.show_model_about)
-        model_menu.addActions([self.download_action, self.import_action])
-        model_menu.addSeparator()
-        model_menu.addAction(self.about_model_action)
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction("&About birdid", self._show_about_app)
-
         self.show_model_state()
 
+    # --- building ----------------------------------------------------------------------------
+
+    def _build_pages(self) -> None:
+        self.setup_page = ModelSetupPage()
+        self.photo_view = PhotoView()
+        self.photo_view.region_selected.connect(self._region_selected)
+        self.photo_view.region_cleared.connect(self._region_cleared)
+        self.strip = QListWidget()
+        self.strip.setAccessibleName("Photos")
+        self.strip.setViewMode(QListWidget.ViewMode.IconMode)
+        self.strip.setFlow(QListWidget.Flow.LeftToRight)
+        self.strip.setWrapping(False)
+        self.strip.setMovement(QListWidget.Movement.Static)
+        self.strip.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.strip.setFixedHeight(THUMBNAIL_SIZE + 44)
+        self.strip.currentRowChanged.connect(self._show_row)
+        self.strip.hide()
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.photo_view, 1)
+        column.addWidget(self.strip)
+
+        self.results = ResultsPanel()
+        scroll = QScrollArea()
+        scroll.setWidget(self.results)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(340)
+        self.workspace = QSplitter()
+        self.workspace.addWidget(left)
+        self.workspace.addWidget(scroll)
+        self.workspace.setStretchFactor(0, 3)
+        self.workspace.setStretchFactor(1, 1)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.setup_page)
+        self.pages.addWidget(self.workspace)
+        self.setCentralWidget(self.pages)
+
+    def _action(self, text: str, slot, shortcut=None, menu=None) -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._action("&Open Photos…", self.choose_photos, QKeySequence.StandardKey.Open, file_menu)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.paste_action = self._action("&Paste Photo", self.paste, QKeySequence.StandardKey.Paste, edit_menu)
+        self.copy_action = self._action("&Copy Result", self.results.copy_result, "Ctrl+Shift+C", edit_menu)
+
+        view_menu = bar.addMenu("&View")
+        self._action("&Fit to Window", self.photo_view.fit_to_view, "Ctrl+0", view_menu)
+        self._action("&Actual Size", self.photo_view.actual_size, "Ctrl+1", view_menu)
+        self._action("Zoom &In", self.photo_view.zoom_in, QKeySequence.StandardKey.ZoomIn, view_menu)
+        self._action("Zoom &Out", self.photo_view.zoom_out, QKeySequence.StandardKey.ZoomOut, view_menu)
+        view_menu.addSeparator()
+        self.region_action = self._action("Select a &Region", self.photo_view.set_region_mode, "R", view_menu)
+        self.region_action.setCheckable(True)
+        self._action("&Whole Photo", self.photo_view.clear_region, "W", view_menu)
+        self.stop_action = self._action("&Stop Identifying", self.stop_identifying, "Ctrl+.", view_menu)
+        view_menu.addSeparator()
+        self._action("&Next Photo", lambda: self._step(1), "Right", view_menu)
+        self._action("&Previous Photo", lambda: self._step(-1), "Left", view_menu)
+
+        model_menu = bar.addMenu("&Model")
+        self.download_action = self._action(
+            f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", self._download_from_menu, menu=model_menu
+        )
+        self.import_action = self._action("&Import Model File…", self._import_from_menu, "Ctrl+Shift+I", model_menu)
+        self.about_model_action = self._action("&About the Model…", self.show_model_about, menu=model_menu)
+        model_menu.addSeparator()
+        self._action("&Settings…", self.show_settings, QKeySequence.StandardKey.Preferences, model_menu)
+        help_menu = bar.addMenu("&Help")
+        self._action(f"&About {APP_NAME}", self._show_about_app, menu=help_menu)
+
+    # --- the model ---------------------------------------------------------------------------
+
     def active_model(self) -> InstalledModel | None:
-        """The active model as the index records it. Reads a small JSON file, nothing more: the
-        model's bytes are checked where it is loaded, off this thread."""
+        """The active model as the index records it: a small JSON file, read here; the model's
+        bytes are checked on the engine thread, where it loads."""
         try:
             return ModelStore().active()
         except BirdidError as error:
@@ -62,15 +207,47 @@ class MainWindow(QMainWindow):
         self.download_action.setEnabled(model is None or not model.verified)
         self.setup_page.set_title("Install a model" if model else "No bird model is installed yet")
         if model is None:
+            self.model_status.setText("No model")
             self.pages.setCurrentWidget(self.setup_page)
             return
-        self.ready_page.setText(f"Ready: {model.name} ({model.trust_label}).")
-        self.pages.setCurrentWidget(self.ready_page)
+        self.pages.setCurrentWidget(self.workspace)
+        self.model_status.setText(f"Loading {model.name}…")
+        self.engine.load_model(model, self._engine_settings())
+
+    def _engine_settings(self) -> EngineSettings:
+        s = self.settings
+        return EngineSettings(device=s.device, precision=s.precision, cpu_threads=s.cpu_threads)
+
+    def _model_loaded(self, loaded: LoadedModel) -> None:
+        self.loaded_model = loaded
+        self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
+        if self.current is not None and self.current.outcome() is None and self.current.pending is None:
+            self._request(self.current)
+
+    def _model_failed(self, message: str) -> None:
+        self.loaded_model = None
+        self.model_status.setText("Model not loaded")
+        self.results.show_error(message)
+        self.statusBar().showMessage(message)
 
     def show_model_about(self) -> None:
         model = self.active_model()
         if model is not None:
             ModelAboutDialog(model, self).open()
+
+    def show_settings(self) -> None:
+        devices = self.loaded_model.devices if self.loaded_model else None
+        dialog = SettingsDialog(self.settings, devices, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        before = self._engine_settings()
+        top_k_before = self.settings.top_k
+        self.settings = dialog.settings()
+        save_settings(self.settings)
+        if self._engine_settings() != before and self.active_model() is not None:
+            self.show_model_state()  # reloads with the new device, precision or threads
+        if self.settings.top_k != top_k_before and self.current is not None:
+            self._show_current_answer()
 
     def _download_from_menu(self) -> None:
         self.pages.setCurrentWidget(self.setup_page)  # where the progress and Cancel are shown
@@ -80,6 +257,205 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentWidget(self.setup_page)
         self.setup_page.installer.choose_file_to_import()
 
+    # --- getting photos in -------------------------------------------------------------------
+
+    def choose_photos(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(self, "Open photos", "", PHOTO_FILTER)
+        if names:
+            self.add_photos([Path(n) for n in names])
+
+    def paste(self) -> None:
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime.hasImage():
+            self.add_image(pil_from_qimage(mime.imageData()), PASTED)
+        elif mime.hasUrls():
+            self.add_photos([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
+        elif mime.hasText():
+            lines = [line.strip().strip('"') for line in mime.text().splitlines() if line.strip()]
+            self.add_photos([Path(line) for line in lines])
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        mime = event.mimeData()
+        if mime.hasUrls():
+            self.add_photos([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
+        elif mime.hasImage():
+            self.add_image(pil_from_qimage(mime.imageData()), "Dropped image")
+        event.acceptProposedAction()
+
+    def add_photos(self, paths: list[Path]) -> None:
+        photos = photos_in(paths)
+        if not photos:
+            self.statusBar().showMessage("No photos there.", 5000)
+            return
+        for path in photos:
+            add_recent_file(self.settings, str(path))
+        save_settings(self.settings)
+        self._add_entries([PhotoEntry(source=str(p), path=p) for p in photos])
+
+    def add_image(self, image, source: str) -> None:
+        self._add_entries([PhotoEntry(source=source, image=image)])
+
+    def _add_entries(self, entries: list[PhotoEntry]) -> None:
+        first_row = len(self.entries)
+        for entry in entries:
+            self.entries.append(entry)
+            item = QListWidgetItem(Path(entry.source).name if entry.path else entry.source)
+            item.setToolTip(entry.source)
+            self.strip.addItem(item)
+            self._make_thumbnail(entry, item)
+        self.strip.setVisible(len(self.entries) > 1)
+        self.strip.setCurrentRow(first_row)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for name in self.settings.recent_files:
+            self.recent_menu.addAction(name, lambda n=name: self.add_photos([Path(n)]))
+        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+
+    # --- showing a photo and its answer ------------------------------------------------------
+
+    def _step(self, delta: int) -> None:
+        if self.entries:
+            self.strip.setCurrentRow(max(0, min(len(self.entries) - 1, self.strip.currentRow() + delta)))
+
+    def _show_row(self, row: int) -> None:
+        if not 0 <= row < len(self.entries):
+            return
+        self.current = entry = self.entries[row]
+        self.photo_view.clear_photo()
+        if entry.image is not None:
+            self.photo_view.set_photo(qimage_from_pil(entry.image))
+            self._restore_region(entry)
+        else:
+            self._run(_decode_for_display(entry.path), lambda image, e=entry: self._photo_decoded(e, image))
+        self._show_current_answer()
+
+    def _photo_decoded(self, entry: PhotoEntry, image) -> None:
+        if entry is self.current:
+            self.photo_view.set_photo(image)
+            self._restore_region(entry)
+
+    def _restore_region(self, entry: PhotoEntry) -> None:
+        self.photo_view.set_region(QRect(*entry.region) if entry.region else None)
+
+    def _show_current_answer(self) -> None:
+        entry = self.current
+        if entry is None:
+            return
+        outcome = entry.outcome()
+        if outcome is not None:
+            self._display(outcome)
+        elif entry.error and not entry.region:
+            self.results.show_error(entry.error)
+        elif entry.pending is None:
+            self._request(entry)
+
+    def _request(self, entry: PhotoEntry) -> None:
+        request_id = next(self.request_ids)
+        entry.pending = request_id
+        self.requests[request_id] = entry
+        self.results.show_working(entry.source)
+        self.engine.identify(
+            IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region)
+        )
+
+    def _display(self, outcome: IdentifyOutcome) -> None:
+        request = outcome.request
+        self.results.show_outcome(
+            request.source,
+            outcome.ranked,
+            self.settings.top_k,
+            outcome.doubt,
+            outcome.model_view,
+            request.region is not None,
+        )
+        self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
+
+    def _identified(self, outcome: IdentifyOutcome) -> None:
+        entry = self.requests.pop(outcome.request.request_id, None)
+        if entry is None:
+            return
+        entry.pending = None
+        if outcome.request.region is None:
+            entry.whole, entry.error = outcome, None
+        elif outcome.request.region == entry.region:
+            entry.region_outcome = outcome
+        if entry is self.current:
+            self._show_current_answer()
+
+    def _identify_failed(self, request_id: int, message: str) -> None:
+        entry = self.requests.pop(request_id, None)
+        self.statusBar().showMessage(message, 10000)
+        if entry is None:
+            return
+        entry.pending = None
+        entry.error = message
+        if entry is self.current:
+            self.results.show_error(message)
+
+    def _identify_cancelled(self, request_id: int) -> None:
+        entry = self.requests.pop(request_id, None)
+        if entry is None:
+            return
+        entry.pending = None
+        if entry is self.current and entry.outcome() is None:
+            self.results.show_message("Stopped", "Choose the photo again, or select a region, to identify it.")
+
+    def stop_identifying(self) -> None:
+        if self.current is not None and self.current.pending is not None:
+            self.engine.cancel(self.current.pending)
+
+    def _region_selected(self, rect: QRect) -> None:
+        entry = self.current
+        if entry is None:
+            return
+        entry.region = (rect.x(), rect.y(), rect.width(), rect.height())
+        entry.region_outcome = None
+        if entry.pending is not None:
+            self.engine.cancel(entry.pending)
+            entry.pending = None
+        self.region_action.setChecked(False)
+        self.photo_view.set_region_mode(False)
+        self._request(entry)
+
+    def _region_cleared(self) -> None:
+        entry = self.current
+        if entry is None or entry.region is None:
+            return
+        entry.region, entry.region_outcome = None, None
+        if entry.pending is not None:
+            self.engine.cancel(entry.pending)
+            entry.pending = None
+        self._show_current_answer()
+
+    # --- background decoding -----------------------------------------------------------------
+
+    def _make_thumbnail(self, entry: PhotoEntry, item: QListWidgetItem) -> None:
+        if entry.image is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(_thumbnail(entry.image))))
+            return
+        self._run(_decode_thumbnail(entry.path), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
+
+    def _run(self, work, on_success) -> None:
+        job = Job(work)
+        job.succeeded.connect(on_success)
+        job.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        job.finished.connect(lambda: self.jobs.discard(job))
+        self.jobs.add(job)
+        job.start()
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:
+        self.engine.stop()  # ends the step under way, then the thread
+        QThreadPool.globalInstance().waitForDone(5000)  # decoders finish before the window goes
+        save_settings(self.settings)
+        super().closeEvent(event)
+
     def _show_about_app(self) -> None:
         QMessageBox.about(
             self,
@@ -87,3 +463,28 @@ class MainWindow(QMainWindow):
             f"<b>{APP_NAME} {__version__}</b><br>Identifies European birds in photos, offline, "
             "with Birder's eu-common Hiera model.",
         )
+
+
+def _thumbnail(image):
+    copy = image.copy()
+    copy.thumbnail((THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))  # 2x: sharp on high-DPI screens
+    return qimage_from_pil(copy)
+
+
+def _decode_for_display(path: Path):
+    def work(report, should_cancel):
+        from birdid_app.core.photo import decode_photo
+
+        return qimage_from_pil(decode_photo(path, draft_size=None))
+
+    return work
+
+
+def _decode_thumbnail(path: Path):
+    def work(report, should_cancel):
+        from birdid_app.core.photo import decode_photo
+
+        return _thumbnail(decode_photo(path, draft_size=(THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2)))
+
+    return work
+

@@ -1,0 +1,167 @@
+"""The person's settings, kept as a small JSON file in the config folder.
+
+Loading never fails: a settings file that is missing, half-written by another program, edited by
+hand or left by another version of birdid must not stop the app from starting, so each field that
+cannot be used falls back to its default on its own and the good ones are kept. Saving replaces the
+file in one step, so a crash leaves the old settings or the new ones, never half of each.
+
+Which devices actually exist is only known once torch has loaded, and this module is read before
+the window appears (torch is not), so a device is checked here for its form only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from birdid_app.core.errors import FileProblem
+from birdid_app.core.paths import config_dir
+
+SETTINGS_FILE_NAME = "settings.json"
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")  # plus "cuda:N", one GPU by its index
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # as in inference.py, which cannot be imported before torch
+TOP_K_MIN = 1
+TOP_K_MAX = 50
+AUTOMATIC_CPU_THREADS = 0  # leave the thread count to torch
+MAX_RECENT = 10
+
+_CUDA_INDEXED = re.compile(r"cuda:[0-9]+")  # [0-9], not \d: \d also matches non-ASCII digits
+
+logger = logging.getLogger(__name__)
+
+
+class SettingsError(FileProblem):
+    """The settings file cannot be written."""
+
+
+@dataclass
+class Settings:
+    device: str = "auto"  # one of DEVICE_NAMES, or "cuda:N"
+    precision: str = "auto"  # one of PRECISIONS
+    top_k: int = 5  # species shown per photo, TOP_K_MIN..TOP_K_MAX
+    cpu_threads: int = AUTOMATIC_CPU_THREADS  # or 1..max_cpu_threads()
+    recent_files: list[str] = field(default_factory=list)  # most recent first, at most MAX_RECENT
+
+
+def settings_path() -> Path:
+    return config_dir() / SETTINGS_FILE_NAME
+
+
+def max_cpu_threads() -> int:
+    # os.cpu_count() is None where the platform cannot tell.
+    return os.cpu_count() or 1
+
+
+def is_valid_device(device: str) -> bool:
+    """Whether `device` has the form of a device name; not whether this computer has it."""
+    return device in DEVICE_NAMES or _CUDA_INDEXED.fullmatch(device) is not None
+
+
+def add_recent_file(settings: Settings, path: str) -> None:
+    """Put `path` first in the recent files, once, dropping the oldest beyond MAX_RECENT."""
+    others = [recent for recent in settings.recent_files if recent != path]
+    settings.recent_files = [path, *others][:MAX_RECENT]
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The settings in `path` (by default settings_path()); defaults for whatever is missing or
+    unusable. Never raises for anything about the file."""
+    path = settings_path() if path is None else path
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    # ValueError covers bad JSON and bad UTF-8; RecursionError, arrays nested thousands deep.
+    except (OSError, ValueError, RecursionError) as error:
+        logger.warning("Ignoring the settings file %s, which cannot be read (%s); using the defaults.", path, error)
+        return Settings()
+    if not isinstance(stored, dict):
+        logger.warning("Ignoring the settings file %s, which holds no settings; using the defaults.", path)
+        return Settings()
+
+    values: dict[str, Any] = {}
+    reset: list[str] = []
+    for setting in fields(Settings):
+        if setting.name not in stored:
+            continue
+        value = _VALIDATORS[setting.name](stored[setting.name])
+        if value is None:
+            reset.append(setting.name)
+        else:
+            values[setting.name] = value
+    if reset:
+        logger.warning("Settings file %s: unusable %s, using the default.", path, ", ".join(reset))
+    return Settings(**values)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Write `settings` to `path` (by default settings_path()), creating its folder. Atomically:
+    the new file is written beside the old one and then takes its name in one step."""
+    path = settings_path() if path is None else path
+    temporary: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".partial")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(asdict(settings), out, indent=2)
+            out.write("\n")
+            out.flush()
+            # Without this a power cut just after the rename can leave an empty file behind.
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise SettingsError(path, f"the settings cannot be saved ({error.strerror or error}).") from error
+
+
+# Each validator returns the value to use, or None when the stored one is unusable. bool is
+# excluded from the integers: JSON true would otherwise pass as 1.
+
+
+def _valid_device(value: object) -> str | None:
+    return value if isinstance(value, str) and is_valid_device(value) else None
+
+
+def _valid_precision(value: object) -> str | None:
+    return value if isinstance(value, str) and value in PRECISIONS else None
+
+
+def _valid_top_k(value: object) -> int | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return min(max(value, TOP_K_MIN), TOP_K_MAX)
+
+
+def _valid_cpu_threads(value: object) -> int | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    # A file copied from a bigger computer asks for more threads than this one has.
+    return min(max(value, AUTOMATIC_CPU_THREADS), max_cpu_threads())
+
+
+def _valid_recent_files(value: object) -> list[str] | None:
+    if not isinstance(value, list):
+        return None
+    kept: list[str] = []
+    for entry in value:
+        if isinstance(entry, str) and entry and entry not in kept:
+            kept.append(entry)
+    return kept[:MAX_RECENT]
+
+
+_VALIDATORS = {
+    "device": _valid_device,
+    "precision": _valid_precision,
+    "top_k": _valid_top_k,
+    "cpu_threads": _valid_cpu_threads,
+    "recent_files": _valid_recent_files,
+}

@@ -1,0 +1,206 @@
+"""The engine thread: where the model lives.
+
+One long-lived thread loads the model once and identifies photos on request; the window talks
+to it through `load_model` / `identify` / `cancel` and hears back through signals, delivered on
+the GUI thread. torch is first imported here, so the window appears before it loads.
+
+At most one identification waits while another runs: a newer request replaces a waiting one
+(which is reported as cancelled), because a person stepping through photos wants the one they
+are looking at now, not a queue of old ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtGui import QImage
+
+from birdid_app.core.errors import BirdidError
+from birdid_app.core.model_store import InstalledModel, ModelStore
+from birdid_app.gui.images import qimage_from_pil
+
+Region = tuple[int, int, int, int]  # x, y, width, height in upright image pixels
+
+
+@dataclass(frozen=True)
+class IdentifyRequest:
+    request_id: int
+    source: str  # how the window names the photo: its path, or "Pasted image"
+    path: Path | None = None  # a file to decode, or
+    image: Any = None  # an upright RGB PIL image already decoded (a pasted one)
+    region: Region | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    device: str = "auto"
+    precision: str = "auto"
+    cpu_threads: int = 0  # 0: torch's default
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    trust: str  # "verified", or "unverified, imported from …"
+    device: str
+    precision: str
+    class_names: list[str]
+    devices: list[tuple[str, str]]  # (value, label) of every device this machine offers
+
+
+@dataclass(frozen=True)
+class IdentifyOutcome:
+    request: IdentifyRequest
+    identification: Any  # core Identification: probabilities, embedding, stage maps
+    ranked: list[Any]  # every species as a core SpeciesScore, most likely first
+    doubt: str | None  # why the top answer is not to be trusted, or None
+    model_view: QImage  # the picture the model looked at: the photo or region squashed to its input
+    seconds: float  # decoding and inference
+
+
+class Engine(QThread):
+    model_loaded = Signal(object)  # LoadedModel
+    model_failed = Signal(str)
+    identified = Signal(object)  # IdentifyOutcome
+    failed = Signal(int, str)  # request id, one sentence
+    cancelled = Signal(int)  # request id: cancelled, or replaced by a newer request while waiting
+    working = Signal(int)  # request id now being identified
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._wake = threading.Condition()
+        self._load: tuple[InstalledModel, EngineSettings] | None = None
+        self._waiting: IdentifyRequest | None = None
+        self._cancelled: set[int] = set()
+        self._stopping = False
+        self.classifier = None  # touched only on the engine thread
+
+    # --- called from the GUI thread ----------------------------------------------------------
+
+    def load_model(self, model: InstalledModel, settings: EngineSettings) -> None:
+        with self._wake:
+            self._load = (model, settings)
+            self._wake.notify()
+
+    def identify(self, request: IdentifyRequest) -> None:
+        with self._wake:
+            replaced, self._waiting = self._waiting, request
+            self._wake.notify()
+        if replaced is not None:
+            self.cancelled.emit(replaced.request_id)
+
+    def cancel(self, request_id: int) -> None:
+        with self._wake:
+            self._cancelled.add(request_id)
+            if self._waiting is not None and self._waiting.request_id == request_id:
+                self._waiting = None
+                self.cancelled.emit(request_id)
+
+    def stop(self) -> None:
+        """Finish the step under way, drop the rest, and end the thread; blocks until it has."""
+        with self._wake:
+            self._stopping = True
+            self._waiting = None
+            self._load = None
+            self._wake.notify()
+        self.wait()
+
+    # --- the engine thread -------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._stopping or self._load or self._waiting):
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                load, self._load = self._load, None
+                request = None if load else self._waiting
+                if request is not None:
+                    self._waiting = None
+            if load is not None:
+                self._do_load(*load)
+            elif request is not None:
+                self._do_identify(request)
+
+    def _do_load(self, model: InstalledModel, settings: EngineSettings) -> None:
+        try:
+            import torch
+
+            from birdid_app.core.inference import Classifier, available_devices
+
+            if settings.cpu_threads > 0:
+                torch.set_num_threads(settings.cpu_threads)
+            path = ModelStore().checked_path(model)
+            self.classifier = Classifier.from_file(path, device=settings.device, precision=settings.precision)
+        except BirdidError as error:
+            self.classifier = None
+            self.model_failed.emit(str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - out of memory, a driver error: say so, keep running
+            traceback.print_exc()
+            self.classifier = None
+            self.model_failed.emit(f"The model could not be loaded: {type(error).__name__}: {error}")
+            return
+        self.model_loaded.emit(
+            LoadedModel(
+                name=model.name,
+                trust=model.trust_label,
+                device=str(self.classifier.device),
+                precision=self.classifier.precision,
+                class_names=list(self.classifier.class_names),
+                devices=available_devices(),
+            )
+        )
+
+    def _do_identify(self, request: IdentifyRequest) -> None:
+        if self.classifier is None:
+            self.failed.emit(request.request_id, "No model is loaded: install one from the Model menu.")
+            return
+        self.working.emit(request.request_id)
+        started = time.perf_counter()
+        try:
+            from birdid_app.core.inference import doubt
+            from birdid_app.core.photo import crop_region, decode_photo
+            from birdid_app.core.preprocess import squash_to_input_size
+
+            image = request.image
+            if image is None:
+                # A region needs the full resolution; the whole photo only the model's input size.
+                draft = None if request.region else self.classifier.image_size
+                image = decode_photo(request.path, draft_size=draft)
+            if request.region:
+                image = crop_region(image, request.region)
+            if self._was_cancelled(request):
+                return
+            (identification,) = self.classifier.identify_images([image], [request.source])
+            model_view = qimage_from_pil(squash_to_input_size(image, self.classifier.image_size))
+        except BirdidError as error:
+            self.failed.emit(request.request_id, str(error))
+            return
+        except MemoryError:
+            self.failed.emit(request.request_id, f"{request.source}: there was not enough memory to identify it.")
+            return
+        except Exception as error:  # noqa: BLE001 - e.g. GPU out of memory: report it, keep running
+            traceback.print_exc()
+            self.failed.emit(request.request_id, f"{request.source}: {type(error).__name__}: {error}")
+            return
+        if self._was_cancelled(request):
+            return
+        seconds = time.perf_counter() - started
+        ranked = identification.ranked()
+        self.identified.emit(IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, seconds))
+
+    def _was_cancelled(self, request: IdentifyRequest) -> bool:
+        with self._wake:
+            cancelled = request.request_id in self._cancelled or self._stopping
+            self._cancelled.discard(request.request_id)
+        if cancelled:
+            self.cancelled.emit(request.request_id)
+        return cancelled

@@ -1,0 +1,125 @@
+"""The settings dialog: device, precision, species shown per photo and CPU threads.
+
+It only edits a copy: the caller reads settings() after OK and saves them, so Cancel, or closing
+the window, changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from birdid_app.core.settings import (
+    AUTOMATIC_CPU_THREADS,
+    TOP_K_MAX,
+    TOP_K_MIN,
+    Settings,
+    max_cpu_threads,
+)
+
+# Before the engine has loaded torch nothing more is known to exist.
+DEVICES_BEFORE_ENGINE = [("auto", "Automatic"), ("cpu", "CPU")]
+
+# (value, item text, tooltip). "Automatic" is what inference.resolve_precision picks.
+PRECISION_CHOICES = [
+    ("auto", "Automatic", "bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU"),
+    ("fp32", "fp32 – full precision, slowest", "32-bit floats: the reference results, twice the memory of the others"),
+    ("bf16", "bf16 – half precision, recent GPUs", "16-bit brain floats: fast on GPUs with bf16 support, fp32's range"),
+    ("fp16", "fp16 – half precision, most GPUs", "16-bit floats: fast on most GPUs, slow on the CPU"),
+]
+
+
+def describe_device(value: str) -> str:
+    """A label for a device value that came from the settings file rather than from the engine."""
+    labels = dict(DEVICES_BEFORE_ENGINE) | {"cuda": "GPU (cuda)", "mps": "Apple GPU (mps)"}
+    if value in labels:
+        return labels[value]
+    if value.startswith("cuda:"):
+        return f"GPU {value.removeprefix('cuda:')} ({value})"
+    return value
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self,
+        settings: Settings,
+        devices: list[tuple[str, str]] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """`devices`: (value, label) pairs for the device list, from the engine once it knows
+        them; None before that. The current device is always offered, so OK never loses it."""
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        # A copy, so that a caller changing its own object while the dialog is open changes nothing here.
+        self._initial = replace(settings, recent_files=list(settings.recent_files))
+
+        self.device_box = QComboBox()
+        choices = list(DEVICES_BEFORE_ENGINE if devices is None else devices)
+        for value, label in choices:
+            self.device_box.addItem(label, value)
+        if settings.device not in [value for value, _ in choices]:
+            label = describe_device(settings.device)
+            self.device_box.addItem(label if devices is None else f"{label} – not found now", settings.device)
+        self.device_box.setCurrentIndex(self.device_box.findData(settings.device))
+        self.device_box.setToolTip("Where the model runs. Automatic picks a GPU when there is one.")
+
+        self.precision_box = QComboBox()
+        for value, label, explanation in PRECISION_CHOICES:
+            self.precision_box.addItem(label, value)
+            self.precision_box.setItemData(self.precision_box.count() - 1, explanation, Qt.ItemDataRole.ToolTipRole)
+        self.precision_box.setCurrentIndex(max(self.precision_box.findData(settings.precision), 0))
+        self.precision_box.setToolTip("The number format the model computes in: half precision is faster on a GPU.")
+
+        self.top_k_box = QSpinBox()
+        self.top_k_box.setRange(TOP_K_MIN, TOP_K_MAX)
+        self.top_k_box.setValue(settings.top_k)
+        self.top_k_box.setToolTip("How many of the most likely species to list for each photo.")
+
+        self.threads_box = QSpinBox()
+        self.threads_box.setRange(AUTOMATIC_CPU_THREADS, max_cpu_threads())
+        self.threads_box.setSpecialValueText("Automatic")  # shown for the minimum, AUTOMATIC_CPU_THREADS
+        self.threads_box.setValue(settings.cpu_threads)
+        self.threads_box.setToolTip("Threads for running the model on the CPU; Automatic lets PyTorch choose.")
+
+        form = QFormLayout()
+        for text, name, widget in (
+            ("&Device:", "Device", self.device_box),
+            ("&Precision:", "Precision", self.precision_box),
+            ("&Species shown per photo:", "Species shown per photo", self.top_k_box),
+            ("CPU &threads:", "CPU threads", self.threads_box),
+        ):
+            widget.setAccessibleName(name)
+            widget.setAccessibleDescription(widget.toolTip())
+            label = QLabel(text)
+            label.setBuddy(widget)
+            form.addRow(label, widget)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+
+    def settings(self) -> Settings:
+        """A new Settings with the values chosen in the dialog and the recent files as they were."""
+        return replace(
+            self._initial,
+            device=self.device_box.currentData(),
+            precision=self.precision_box.currentData(),
+            top_k=self.top_k_box.value(),
+            cpu_threads=self.threads_box.value(),
+            recent_files=list(self._initial.recent_files),
+        )
