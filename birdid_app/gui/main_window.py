@@ -131,12 +131,13 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(self.results)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(340)
+        scroll.setMinimumWidth(320)
         self.workspace = QSplitter()
         self.workspace.addWidget(left)
         self.workspace.addWidget(scroll)
-        self.workspace.setStretchFactor(0, 3)
-        self.workspace.setStretchFactor(1, 1)
+        self.workspace.setStretchFactor(0, 1)  # the photo takes what the window gains
+        self.workspace.setStretchFactor(1, 0)
+        self.workspace.setSizes([self.width() - 380, 380])
 
         self.pages = QStackedWidget()
         self.pages.addWidget(self.setup_page)

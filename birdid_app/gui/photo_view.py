@@ -52,6 +52,10 @@ class PhotoView(QGraphicsView):
         self.setAcceptDrops(False)
         self.viewport().setAcceptDrops(False)
 
+        # A neutral backdrop one step darker than the window (light or dark theme): a photo's
+        # colours read truer against grey than against a white page.
+        self.setBackgroundBrush(self.palette().color(QPalette.ColorRole.Window).darker(115))
+
         self.setScene(QGraphicsScene(self))
         self._photo_item = QGraphicsPixmapItem()
         self._photo_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
