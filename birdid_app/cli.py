@@ -16,7 +16,7 @@ from birdid_app import __version__
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
-COMMANDS = ("identify", "model")
+COMMANDS = ("identify", "explain", "model")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     identify.add_argument("--json", action="store_true", help="print one JSON array, one object per photo")
     identify.set_defaults(run=_identify)
+
+    explain = commands.add_parser("explain", help="draw what the model sees in a photo, as a PNG")
+    explain.add_argument("photo", type=Path, metavar="PHOTO")
+    explain.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=3, help="1 (fine) to 4 (coarse)")
+    explain.add_argument(
+        "--mode", default="pca", metavar="MODE",
+        help="mean, pca, channel:K (channel number K), cam (the top species) or cam:SPECIES (default pca)",
+    )
+    explain.add_argument("--out", type=Path, required=True, metavar="FILE.png")
+    explain.add_argument("--model", type=Path, help="a Birder Hiera .pt file (default: the installed model)")
+    explain.add_argument("--region", type=_region, metavar="X,Y,W,H", help="a region of the photo, in its pixels")
+    explain.add_argument("--opacity", type=_fraction, default=0.6, help="of the overlay, 0 to 1 (default 0.6)")
+    explain.add_argument("--colormap", choices=("viridis", "magma", "grey"), default="viridis")
+    explain.add_argument("--max-size", type=int, default=1600, metavar="PIXELS",
+                         help="longest side of the picture written (default 1600; 0: the photo's own size)")
+    explain.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    explain.set_defaults(run=_explain)
 
     model = commands.add_parser("model", help="download, import, list, verify, choose or remove models")
     actions = model.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
@@ -72,6 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_usage(sys.stderr)
         return EXIT_USAGE
     return args.run(args)
+
+
+def _region(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, width, height = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,WIDTH,HEIGHT in pixels, not {text!r}") from None
+    if width < 1 or height < 1 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a region inside a photo")
+    return (x, y, width, height)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -133,6 +167,65 @@ def _model_for_identify(model_arg: Path | None) -> tuple[Path, dict]:
                 "with a copy of the model file."
             )
     return store.checked_path(model), {"name": model.name, "verified": model.verified, "trust": model.trust_label}
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from birdid_app.core import explain
+    from birdid_app.core.errors import BirdidError, PhotoError
+    from birdid_app.core.inference import Classifier
+    from birdid_app.core.photo import crop_region, decode_photo
+
+    view, _, argument = args.mode.partition(":")
+    if view not in ("mean", "pca", "channel", "cam") or (view == "channel" and not argument.isdigit()):
+        print(f"birdid: --mode {args.mode!r}: choose mean, pca, channel:K, cam or cam:SPECIES", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        model_path, _ = _model_for_identify(args.model)
+        classifier = Classifier.from_file(model_path, device=args.device, precision="fp32")
+    except BirdidError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        photo = decode_photo(args.photo, draft_size=None)  # upright, full size: what a person sees
+        # What the model looks at, decoded as the window decodes it, so both draw the same maps.
+        if args.region:
+            subject = crop_region(photo, args.region)
+        else:
+            subject = decode_photo(args.photo, draft_size=classifier.image_size)
+    except PhotoError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except ValueError as error:
+        print(f"birdid: --region: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    (identification,) = classifier.identify_images([subject], [str(args.photo)])
+    ranked = identification.ranked()
+    what = f"stage {args.stage}, {view}"
+    try:
+        if view == "cam":
+            species = argument or ranked[0].name
+            names = {name.casefold(): i for i, name in enumerate(classifier.class_names)}
+            if species.casefold() not in names:
+                print(f"birdid: the model knows no species called {species!r}", file=sys.stderr)
+                return EXIT_USAGE
+            model_input = classifier.model_input(subject)[None].to(classifier.device, classifier.dtype)
+            values = explain.class_activation_map(classifier.model, model_input, names[species.casefold()], args.stage)
+            what += f" for {classifier.class_names[names[species.casefold()]]}"
+        else:
+            values = explain.stage_view(identification.stage_maps[args.stage - 1], view, int(argument or 0))
+    except ValueError as error:
+        print(f"birdid: --mode {args.mode}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    picture = explain.blend(photo, explain.overlay_rgba(values, args.opacity, args.colormap), args.region)
+    if args.max_size:
+        picture.thumbnail((args.max_size, args.max_size))
+    partial = args.out.with_name(f".{args.out.name}.partial")
+    picture.save(partial, format="PNG")
+    partial.replace(args.out)
+    print(f"{args.out}: {what} over {args.photo} (best match: {ranked[0].name}, {ranked[0].probability:.0%})")
+    return EXIT_OK
 
 
 def _model_download(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from birdid_app import __version__
@@ -95,3 +96,57 @@ def test_version():
     done = run_birdid("--version")
     assert done.returncode == 0
     assert done.stdout.strip() == f"birdid {__version__}"
+
+
+@pytest.mark.parametrize("mode", ["mean", "pca", "channel:5", "cam", "cam:great tit"])
+def test_explain_writes_a_picture_the_size_of_the_photo(small_model_file, photo_dir, tmp_path, mode, capsys):
+    from PIL import Image
+
+    out = tmp_path / "seen.png"
+    photo = photo_dir / "robin.png"  # 300 x 420, portrait
+    code = main(["explain", str(photo), "--model", str(small_model_file), "--mode", mode, "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(out) as picture, Image.open(photo) as original:
+        assert picture.size == (300, 420)
+        assert (np.asarray(picture) != np.asarray(original.convert("RGB"))).any()  # something was drawn
+    said = capsys.readouterr().out
+    assert said.startswith(f"{out}: stage 3, {mode.split(':')[0]}")
+    if mode == "cam:great tit":
+        assert "for Great Tit" in said
+
+
+def test_explain_a_region_draws_only_inside_it(small_model_file, photo_dir, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "region.png"
+    photo = photo_dir / "heron.jpg"  # 1600 x 1200
+    args = ["explain", str(photo), "--model", str(small_model_file), "--region", "400,300,320,240"]
+    assert main([*args, "--max-size", "0", "--out", str(out)]) == 0
+    with Image.open(out) as picture, Image.open(photo) as original:
+        drawn = [(x, y) for x, y in [(401, 301), (700, 520)] if picture.getpixel((x, y)) != original.getpixel((x, y))]
+        untouched = [(x, y) for x, y in [(10, 10), (399, 299), (720, 540), (1500, 1100)]
+                     if picture.getpixel((x, y)) == original.convert("RGB").getpixel((x, y))]
+    assert len(drawn) == 2 and len(untouched) == 4
+
+
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [
+        (["--mode", "sparkle"], 2, "choose mean, pca, channel:K, cam or cam:SPECIES"),
+        (["--mode", "cam:Dodo"], 2, "no species called 'Dodo'"),
+        (["--mode", "channel:999"], 2, "channel 999 does not exist"),
+        (["--region", "5000,5000,10,10"], 2, "lies outside"),
+    ],
+)
+def test_explain_refuses_what_it_cannot_draw(small_model_file, photo_dir, tmp_path, extra, code, message, capsys):
+    args = ["explain", str(photo_dir / "robin.png"), "--model", str(small_model_file), "--out", str(tmp_path / "x.png")]
+    assert main([*args, *extra]) == code
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_explain_a_bad_photo_exits_1(small_model_file, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("no")
+    assert main(["explain", str(bad), "--model", str(small_model_file), "--out", str(tmp_path / "x.png")]) == 1
+    assert "bad.jpg: this is not an image birdid can read." in capsys.readouterr().err

@@ -348,3 +348,17 @@ def test_a_label_shortcut_moves_the_focus_to_its_setting(qtbot, open_dialog):
     qtbot.waitUntil(lambda: dialog.threads_box.hasFocus())
     qtbot.keyClick(dialog, Qt.Key.Key_P, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: dialog.precision_box.hasFocus())
+
+
+def test_overlay_choices_round_trip_and_bad_ones_fall_back(tmp_path):
+    path = tmp_path / "settings.json"
+    save_settings(Settings(overlay_stage=2, overlay_mode="cam", overlay_colormap="magma", overlay_opacity=0.25), path)
+    loaded = load_settings(path)
+    assert (loaded.overlay_stage, loaded.overlay_mode, loaded.overlay_colormap, loaded.overlay_opacity) == (
+        2, "cam", "magma", 0.25,
+    )
+    path.write_text('{"overlay_stage": 9, "overlay_mode": "x", "overlay_colormap": "jet", "overlay_opacity": 3}')
+    loaded = load_settings(path)
+    assert (loaded.overlay_stage, loaded.overlay_mode, loaded.overlay_colormap, loaded.overlay_opacity) == (
+        3, "pca", "viridis", 1.0,
+    )

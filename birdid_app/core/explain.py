@@ -99,6 +99,19 @@ def pca_rgb(stage_map: np.ndarray) -> np.ndarray:
     return rgb.reshape(height, width, 3)
 
 
+def stage_view(stage_map: np.ndarray, mode: str, channel: int = 0) -> np.ndarray:
+    """One of the stage-map views: "mean" and "channel" give [H, W] in 0..1, "pca" [H, W, 3]."""
+    if mode == "mean":
+        return activation_strength(stage_map)
+    if mode == "pca":
+        return pca_rgb(stage_map)
+    if mode == "channel":
+        if not 0 <= channel < stage_map.shape[0]:
+            raise ValueError(f"channel {channel} does not exist: this stage has {stage_map.shape[0]} (0 to {stage_map.shape[0] - 1})")
+        return single_channel(stage_map, channel)
+    raise ValueError(f"unknown view {mode!r}; choose mean, pca or channel")
+
+
 def class_activation_map(model: Hiera, model_input: torch.Tensor, class_index: int, stage: int) -> np.ndarray:
     """Grad-CAM on stage `stage` (1-4) for one class: [H_s, W_s] in 0..1, non-negative.
 

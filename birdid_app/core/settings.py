@@ -31,6 +31,8 @@ TOP_K_MIN = 1
 TOP_K_MAX = 50
 AUTOMATIC_CPU_THREADS = 0  # leave the thread count to torch
 MAX_RECENT = 10
+OVERLAY_MODES = ("mean", "pca", "channel", "cam")
+OVERLAY_COLORMAPS = ("viridis", "magma", "grey")
 
 _CUDA_INDEXED = re.compile(r"cuda:[0-9]+")  # [0-9], not \d: \d also matches non-ASCII digits
 
@@ -48,6 +50,12 @@ class Settings:
     top_k: int = 5  # species shown per photo, TOP_K_MIN..TOP_K_MAX
     cpu_threads: int = AUTOMATIC_CPU_THREADS  # or 1..max_cpu_threads()
     recent_files: list[str] = field(default_factory=list)  # most recent first, at most MAX_RECENT
+    # What the overlay view showed last: stage 1-4, a mode of OVERLAY_MODES, a colour map of
+    # OVERLAY_COLORMAPS (as explain.py names them; it imports torch, so they are listed here too).
+    overlay_stage: int = 3
+    overlay_mode: str = "pca"
+    overlay_colormap: str = "viridis"
+    overlay_opacity: float = 0.6
 
 
 def settings_path() -> Path:
@@ -158,10 +166,32 @@ def _valid_recent_files(value: object) -> list[str] | None:
     return kept[:MAX_RECENT]
 
 
+def _valid_overlay_stage(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4 else None
+
+
+def _valid_overlay_mode(value: object) -> str | None:
+    return value if value in OVERLAY_MODES else None
+
+
+def _valid_overlay_colormap(value: object) -> str | None:
+    return value if value in OVERLAY_COLORMAPS else None
+
+
+def _valid_overlay_opacity(value: object) -> float | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return min(max(float(value), 0.0), 1.0)
+
+
 _VALIDATORS = {
     "device": _valid_device,
     "precision": _valid_precision,
     "top_k": _valid_top_k,
     "cpu_threads": _valid_cpu_threads,
     "recent_files": _valid_recent_files,
+    "overlay_stage": _valid_overlay_stage,
+    "overlay_mode": _valid_overlay_mode,
+    "overlay_colormap": _valid_overlay_colormap,
+    "overlay_opacity": _valid_overlay_opacity,
 }

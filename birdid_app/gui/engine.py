@@ -38,6 +38,19 @@ class IdentifyRequest:
 
 
 @dataclass(frozen=True)
+class ExplainRequest:
+    """A class-activation map for one species on one stage of the photo (or region)."""
+
+    request_id: int
+    source: str
+    path: Path | None
+    image: Any
+    region: Region | None
+    class_index: int
+    stage: int  # 1-4
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"
     precision: str = "auto"
@@ -71,12 +84,13 @@ class Engine(QThread):
     failed = Signal(int, str)  # request id, one sentence
     cancelled = Signal(int)  # request id: cancelled, or replaced by a newer request while waiting
     working = Signal(int)  # request id now being identified
+    explained = Signal(int, object)  # request id, [H_s, W_s] class-activation map in 0..1
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._wake = threading.Condition()
         self._load: tuple[InstalledModel, EngineSettings] | None = None
-        self._waiting: IdentifyRequest | None = None
+        self._waiting: IdentifyRequest | ExplainRequest | None = None
         self._cancelled: set[int] = set()
         self._stopping = False
         self.classifier = None  # touched only on the engine thread
@@ -88,7 +102,8 @@ class Engine(QThread):
             self._load = (model, settings)
             self._wake.notify()
 
-    def identify(self, request: IdentifyRequest) -> None:
+    def identify(self, request: IdentifyRequest | ExplainRequest) -> None:
+        """Queue an identification (or a class-activation map), replacing one still waiting."""
         with self._wake:
             replaced, self._waiting = self._waiting, request
             self._wake.notify()
@@ -126,6 +141,8 @@ class Engine(QThread):
                     self._waiting = None
             if load is not None:
                 self._do_load(*load)
+            elif isinstance(request, ExplainRequest):
+                self._do_explain(request)
             elif request is not None:
                 self._do_identify(request)
 
@@ -167,16 +184,9 @@ class Engine(QThread):
         started = time.perf_counter()
         try:
             from birdid_app.core.inference import doubt
-            from birdid_app.core.photo import crop_region, decode_photo
             from birdid_app.core.preprocess import squash_to_input_size
 
-            image = request.image
-            if image is None:
-                # A region needs the full resolution; the whole photo only the model's input size.
-                draft = None if request.region else self.classifier.image_size
-                image = decode_photo(request.path, draft_size=draft)
-            if request.region:
-                image = crop_region(image, request.region)
+            image = self._decode(request)
             if self._was_cancelled(request):
                 return
             (identification,) = self.classifier.identify_images([image], [request.source])
@@ -197,7 +207,41 @@ class Engine(QThread):
         ranked = identification.ranked()
         self.identified.emit(IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, seconds))
 
-    def _was_cancelled(self, request: IdentifyRequest) -> bool:
+    def _decode(self, request: IdentifyRequest | ExplainRequest):
+        """The upright RGB image the request is about: decoded, and cropped to its region."""
+        from birdid_app.core.photo import crop_region, decode_photo
+
+        image = request.image
+        if image is None:
+            # A region needs the full resolution; the whole photo only the model's input size.
+            draft = None if request.region else self.classifier.image_size
+            image = decode_photo(request.path, draft_size=draft)
+        return crop_region(image, request.region) if request.region else image
+
+    def _do_explain(self, request: ExplainRequest) -> None:
+        if self.classifier is None:
+            self.failed.emit(request.request_id, "No model is loaded: install one from the Model menu.")
+            return
+        self.working.emit(request.request_id)
+        try:
+            from birdid_app.core.explain import class_activation_map
+
+            image = self._decode(request)
+            if self._was_cancelled(request):
+                return
+            model_input = self.classifier.model_input(image)[None].to(self.classifier.device, self.classifier.dtype)
+            cam = class_activation_map(self.classifier.model, model_input, request.class_index, request.stage)
+        except BirdidError as error:
+            self.failed.emit(request.request_id, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory in the gradient pass
+            traceback.print_exc()
+            self.failed.emit(request.request_id, f"{request.source}: {type(error).__name__}: {error}")
+            return
+        if not self._was_cancelled(request):
+            self.explained.emit(request.request_id, cam)
+
+    def _was_cancelled(self, request: IdentifyRequest | ExplainRequest) -> bool:
         with self._wake:
             cancelled = request.request_id in self._cancelled or self._stopping
             self._cancelled.discard(request.request_id)

@@ -20,3 +20,10 @@ def pil_from_qimage(image: QImage) -> Image.Image:
     stride = rgb.bytesPerLine()
     data = bytes(rgb.constBits())[: stride * rgb.height()]
     return Image.frombuffer("RGB", (rgb.width(), rgb.height()), data, "raw", "RGB", stride, 1).copy()
+
+
+def qimage_from_rgba(pixels) -> QImage:
+    """[H, W, 4] uint8 RGBA (a NumPy array) as a QImage that owns its pixels."""
+    height, width = pixels.shape[:2]
+    data = pixels.tobytes()
+    return QImage(data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()

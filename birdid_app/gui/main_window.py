@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRect, QSize, QThreadPool
+from PySide6.QtCore import QRect, QRectF, QSize, QThreadPool
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -28,11 +28,19 @@ from birdid_app.core.errors import BirdidError
 from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
 from birdid_app.core.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import add_recent_file, load_settings, save_settings
-from birdid_app.gui.engine import Engine, EngineSettings, IdentifyOutcome, IdentifyRequest, LoadedModel
-from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
+from birdid_app.gui.engine import (
+    Engine,
+    EngineSettings,
+    ExplainRequest,
+    IdentifyOutcome,
+    IdentifyRequest,
+    LoadedModel,
+)
+from birdid_app.gui.images import pil_from_qimage, qimage_from_pil, qimage_from_rgba
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
+from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
 from birdid_app.gui.photo_view import PhotoView
 from birdid_app.gui.resources import icon
 from birdid_app.gui.results_panel import ResultsPanel
@@ -55,6 +63,8 @@ class PhotoEntry:
     region_outcome: IdentifyOutcome | None = None
     error: str | None = None
     pending: int | None = None  # the request the engine is working on for it
+    # Class-activation maps already computed, by (region, class index, stage).
+    cams: dict = field(default_factory=dict)
 
     def outcome(self) -> IdentifyOutcome | None:
         return self.region_outcome if self.region else self.whole
@@ -87,6 +97,9 @@ class MainWindow(QMainWindow):
         self.requests: dict[int, PhotoEntry] = {}
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
+        self.overlay_values = None  # the map on screen: [H, W] in 0..1 or [H, W, 3] colours
+        self.overlay_token = 0  # bumped on every change, so a late result for an old choice is dropped
+        self.explains: dict[int, tuple[PhotoEntry, tuple]] = {}
 
         self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
@@ -94,6 +107,7 @@ class MainWindow(QMainWindow):
         self.engine.identified.connect(self._identified)
         self.engine.failed.connect(self._identify_failed)
         self.engine.cancelled.connect(self._identify_cancelled)
+        self.engine.explained.connect(self._explained)
         self.engine.start()
 
         self._build_pages()
@@ -128,8 +142,17 @@ class MainWindow(QMainWindow):
         column.addWidget(self.strip)
 
         self.results = ResultsPanel()
+        self.overlay = OverlayPanel(self.settings)
+        self.overlay.changed.connect(self.update_overlay)
+        self.overlay.opacity_changed.connect(self._opacity_changed)
+        self.overlay.export_requested.connect(self.export_overlay)
+        column_widget = QWidget()
+        right = QVBoxLayout(column_widget)
+        right.addWidget(self.results)
+        right.addWidget(self.overlay)
+        right.addStretch()
         scroll = QScrollArea()
-        scroll.setWidget(self.results)
+        scroll.setWidget(column_widget)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(320)
         self.workspace = QSplitter()
@@ -326,7 +349,10 @@ class MainWindow(QMainWindow):
     def _show_row(self, row: int) -> None:
         if not 0 <= row < len(self.entries):
             return
-        self.current = entry = self.entries[row]
+        previous, self.current = self.current, self.entries[row]
+        entry = self.current
+        if previous is not None and previous is not entry:
+            _forget_maps(previous)  # memory stays bounded: stage maps of the photo on screen only
         self.photo_view.clear_photo()
         if entry.image is not None:
             self.photo_view.set_photo(qimage_from_pil(entry.image))
@@ -339,6 +365,7 @@ class MainWindow(QMainWindow):
         if entry is self.current:
             self.photo_view.set_photo(image)
             self._restore_region(entry)
+            self.update_overlay()
 
     def _restore_region(self, entry: PhotoEntry) -> None:
         self.photo_view.set_region(QRect(*entry.region) if entry.region else None)
@@ -348,6 +375,8 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         outcome = entry.outcome()
+        if outcome is not None and not outcome.identification.stage_maps and self.overlay.choice().enabled:
+            outcome = None  # its maps were let go while another photo was shown: run it again
         if outcome is not None:
             self._display(outcome)
         elif entry.error and not entry.region:
@@ -360,6 +389,8 @@ class MainWindow(QMainWindow):
         entry.pending = request_id
         self.requests[request_id] = entry
         self.results.show_working(entry.source)
+        if entry is self.current:
+            self.photo_view.set_overlay(None)  # it described the previous answer
         self.engine.identify(
             IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region)
         )
@@ -375,6 +406,9 @@ class MainWindow(QMainWindow):
             request.region is not None,
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
+        if self.loaded_model is not None:
+            self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
+        self.update_overlay()
 
     def _identified(self, outcome: IdentifyOutcome) -> None:
         entry = self.requests.pop(outcome.request.request_id, None)
@@ -433,6 +467,83 @@ class MainWindow(QMainWindow):
             entry.pending = None
         self._show_current_answer()
 
+    # --- what the model sees -----------------------------------------------------------------
+
+    def update_overlay(self) -> None:
+        """Draw the overlay the panel asks for from maps already at hand; only a class-activation
+        map not computed before goes to the engine (a gradient pass, never an identification)."""
+        self.overlay_token += 1
+        choice = self.overlay.choice()
+        self._remember_overlay_choice(choice)
+        entry = self.current
+        outcome = entry.outcome() if entry is not None else None
+        if not choice.enabled or outcome is None or not outcome.identification.stage_maps:
+            self.photo_view.set_overlay(None)
+            self.overlay_values = None
+            return
+        token = self.overlay_token
+        if choice.mode == "cam":
+            key = (entry.region, choice.class_index, choice.stage)
+            if key in entry.cams:
+                self._run(_render_values(entry.cams[key], choice), lambda r: self._show_overlay(token, r))
+            else:
+                self._request_cam(entry, choice)
+            return
+        stage_map = outcome.identification.stage_maps[choice.stage - 1]
+        self._run(_render_stage(stage_map, choice), lambda r: self._show_overlay(token, r))
+
+    def _request_cam(self, entry: PhotoEntry, choice: OverlayChoice) -> None:
+        request_id = next(self.request_ids)
+        self.explains[request_id] = (entry, (entry.region, choice.class_index, choice.stage))
+        self.statusBar().showMessage("Computing the class-activation map…")
+        self.engine.identify(
+            ExplainRequest(request_id, entry.source, entry.path, entry.image, entry.region, choice.class_index, choice.stage)
+        )
+
+    def _explained(self, request_id: int, cam) -> None:
+        entry, key = self.explains.pop(request_id, (None, None))
+        if entry is None:
+            return
+        entry.cams[key] = cam
+        self.statusBar().clearMessage()
+        if entry is self.current:
+            self.update_overlay()
+
+    def _show_overlay(self, token: int, rendered) -> None:
+        if token != self.overlay_token or self.current is None:
+            return  # the choice changed while this was drawn
+        image, values, channel, count = rendered
+        self.overlay_values = values
+        if channel is not None:
+            self.overlay.show_channel(channel, count)
+        region = self.current.region
+        target = QRectF(*region) if region else None
+        self.photo_view.set_overlay(image, target, self.overlay.choice().opacity)
+
+    def _opacity_changed(self, opacity: float) -> None:
+        self.photo_view.set_overlay_opacity(opacity)
+        self.settings.overlay_opacity = opacity
+
+    def _remember_overlay_choice(self, choice: OverlayChoice) -> None:
+        self.settings.overlay_stage = choice.stage
+        self.settings.overlay_mode = choice.mode
+        self.settings.overlay_colormap = choice.colormap
+        self.settings.overlay_opacity = choice.opacity
+
+    def export_overlay(self, blended: bool) -> None:
+        entry, values = self.current, self.overlay_values
+        if entry is None or values is None:
+            self.statusBar().showMessage("Turn on “Show what the model sees” first.", 5000)
+            return
+        stem = Path(entry.source).stem if entry.path else "pasted"
+        suggested = f"{stem}-stage{self.overlay.choice().stage}-{self.overlay.choice().mode}.png"
+        name, _ = QFileDialog.getSaveFileName(self, "Export as PNG", suggested, "PNG image (*.png)")
+        if not name:
+            return
+        size = self.photo_view.photo_size()
+        work = _export(entry, values, self.overlay.choice(), Path(name), blended, (size.width(), size.height()))
+        self._run(work, lambda path: self.statusBar().showMessage(f"Saved {path}", 5000))
+
     # --- background decoding -----------------------------------------------------------------
 
     def _make_thumbnail(self, entry: PhotoEntry, item: QListWidgetItem) -> None:
@@ -489,3 +600,59 @@ def _decode_thumbnail(path: Path):
 
     return work
 
+
+def _forget_maps(entry: PhotoEntry) -> None:
+    for outcome in (entry.whole, entry.region_outcome):
+        if outcome is not None:
+            outcome.identification.stage_maps = ()
+    entry.cams.clear()
+
+
+def _render_stage(stage_map, choice: OverlayChoice):
+    """A job: the chosen view of one stage map, coloured, as (QImage, values, channel, count)."""
+
+    def work(report, should_cancel):
+        from birdid_app.core import explain
+
+        channel = count = None
+        if choice.mode == "channel":
+            ranking = explain.channel_ranking(stage_map)
+            count = len(ranking)
+            channel = int(ranking[min(choice.channel_rank, count - 1)])
+        values = explain.stage_view(stage_map, choice.mode, channel or 0)
+        return qimage_from_rgba(explain.overlay_rgba(values, 1.0, choice.colormap)), values, channel, count
+
+    return work
+
+
+def _render_values(values, choice: OverlayChoice):
+    def work(report, should_cancel):
+        from birdid_app.core import explain
+
+        return qimage_from_rgba(explain.overlay_rgba(values, 1.0, choice.colormap)), values, None, None
+
+    return work
+
+
+def _export(entry: PhotoEntry, values, choice: OverlayChoice, path: Path, blended: bool, photo_size):
+    """A job: the overlay alone (at the size of the photo or region it covers) or over the photo."""
+
+    def work(report, should_cancel):
+        from PIL import Image
+
+        from birdid_app.core import explain
+        from birdid_app.core.photo import decode_photo
+
+        if blended:
+            photo = entry.image if entry.image is not None else decode_photo(entry.path, draft_size=None)
+            picture = explain.blend(photo, explain.overlay_rgba(values, choice.opacity, choice.colormap), entry.region)
+        else:
+            width, height = (entry.region[2], entry.region[3]) if entry.region else photo_size
+            rgba = explain.overlay_rgba(values, 1.0, choice.colormap)
+            picture = Image.fromarray(rgba, "RGBA").resize((width, height), Image.Resampling.NEAREST)
+        partial = path.with_name(f".{path.name}.partial")
+        picture.save(partial, format="PNG")
+        partial.replace(path)  # never a half-written PNG under the name the person chose
+        return path
+
+    return work

@@ -60,6 +60,12 @@ class PhotoView(QGraphicsView):
         self._photo_item = QGraphicsPixmapItem()
         self._photo_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._photo_item)
+        # A map of what the model sees, stretched over the photo rectangle it describes. Cells
+        # stay crisp (no smoothing): each one is a patch of the model's input.
+        self._overlay_item = QGraphicsPixmapItem()
+        self._overlay_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self._overlay_item.setZValue(1)
+        self.scene().addItem(self._overlay_item)
 
         self._fitting = True
         self._region_mode = False
@@ -80,6 +86,7 @@ class PhotoView(QGraphicsView):
 
     def clear_photo(self) -> None:
         """Show the empty-state hint; like set_photo, drops any region without a signal."""
+        self.set_overlay(None)
         self._photo_item.setPixmap(QPixmap())
         self.setSceneRect(QRectF())
         self._region = None
@@ -89,6 +96,29 @@ class PhotoView(QGraphicsView):
     def photo_size(self) -> QSize | None:
         pixmap = self._photo_item.pixmap()
         return None if pixmap.isNull() else pixmap.size()
+
+    def set_overlay(self, image: QImage | None, target: QRectF | None = None, opacity: float = 0.6) -> None:
+        """Show `image` stretched over `target` (image pixels; the whole photo when None), or hide
+        the overlay. The stretch is the inverse of the model's squash, so a cell lands on the
+        photo pixels its input came from, at any zoom."""
+        if image is None or image.isNull():
+            self._overlay_item.setPixmap(QPixmap())
+            self._overlay_item.hide()
+            return
+        target = target or self._photo_item.boundingRect()
+        self._overlay_item.setPixmap(QPixmap.fromImage(image))
+        self._overlay_item.setTransform(
+            QTransform.fromScale(target.width() / image.width(), target.height() / image.height())
+        )
+        self._overlay_item.setPos(target.topLeft())
+        self._overlay_item.setOpacity(opacity)
+        self._overlay_item.show()
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self._overlay_item.setOpacity(opacity)
+
+    def overlay_item(self) -> QGraphicsPixmapItem:
+        return self._overlay_item
 
     # Zoom
 

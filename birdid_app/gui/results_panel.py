@@ -94,7 +94,6 @@ class ResultsPanel(QWidget):
         layout.addSpacing(12)
         layout.addWidget(self.model_view_title)
         layout.addWidget(self.model_view)
-        layout.addStretch()
         self.show_message("No photo yet", "Drop photos on the window, open them with Ctrl+O, or paste one.")
 
     # --- states ------------------------------------------------------------------------------
