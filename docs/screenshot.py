@@ -1,4 +1,5 @@
-"""Regenerate docs/screenshot.png: the real window, with a photo identified.
+"""Regenerate docs/screenshot.png (the real window, with a photo identified) and
+docs/explain.png (what `birdid explain` draws: PCA colours of stage 1 over the same photo).
 
 Run under a display, e.g. a virtual one:
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python docs/screenshot.py
@@ -20,6 +21,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 OUT = Path(__file__).with_name("screenshot.png")
+EXPLAINED = Path(__file__).with_name("explain.png")
 SPECIES = [
     "European Robin", "Common Redstart", "Black Redstart", "Eurasian Bullfinch", "Common Chaffinch",
     "Eurasian Blue Tit", "Great Tit", "Eurasian Wren", "Dunnock", "Common Blackbird",
@@ -103,6 +105,12 @@ def main() -> None:
     QTimer.singleShot(120_000, app.quit)  # never hang a build
     app.exec()
     print(f"wrote {OUT}")
+
+    from birdid_app.cli import main as birdid
+
+    photo, model = scratch / "robin-on-a-branch.jpg", scratch / "birdid-demo-random-weights.pt"
+    birdid(["explain", str(photo), "--model", str(model), "--stage", "1", "--mode", "pca",
+            "--opacity", "0.75", "--max-size", "900", "--out", str(EXPLAINED)])
 
 
 if __name__ == "__main__":
