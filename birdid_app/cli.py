@@ -16,7 +16,7 @@ from birdid_app import __version__
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
-COMMANDS = ("identify", "explain", "model")
+COMMANDS = ("identify", "explain", "index", "similar", "find", "duplicates", "export", "model")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
                          help="longest side of the picture written (default 1600; 0: the photo's own size)")
     explain.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     explain.set_defaults(run=_explain)
+
+    library_options = argparse.ArgumentParser(add_help=False)
+    library_options.add_argument("--library", type=Path, metavar="PATH", help="the library file (default: yours)")
+    library_options.add_argument("--model", type=Path, help="a Birder Hiera .pt file (default: the installed model)")
+    json_option = argparse.ArgumentParser(add_help=False)
+    json_option.add_argument("--json", action="store_true", help="print JSON")
+
+    index = commands.add_parser("index", parents=[library_options], help="add folders to the library and index them")
+    index.add_argument("folders", nargs="*", type=Path, metavar="FOLDER", help="(default: the library's folders)")
+    index.set_defaults(run=_index)
+    similar = commands.add_parser(
+        "similar", parents=[library_options, json_option], help="the library photos most like PHOTO"
+    )
+    similar.add_argument("photo", type=Path, metavar="PHOTO")
+    similar.add_argument("--top-k", type=_positive_int, default=20, metavar="K")
+    similar.set_defaults(run=_similar)
+    find = commands.add_parser("find", parents=[library_options, json_option], help="library photos of SPECIES")
+    find.add_argument("species", metavar="SPECIES")
+    find.add_argument("--in-top", type=int, choices=range(1, 6), default=1, metavar="N",
+                      help="photos where it is among the top N species (default 1: the top one)")
+    find.set_defaults(run=_find)
+    duplicates = commands.add_parser(
+        "duplicates", parents=[library_options, json_option], help="groups of near-identical library photos"
+    )
+    duplicates.add_argument("--threshold", type=_fraction, default=0.95, help="cosine similarity (default 0.95)")
+    duplicates.set_defaults(run=_duplicates)
+    export = commands.add_parser("export", parents=[library_options], help="the library's identifications as CSV")
+    export.add_argument("out", type=Path, metavar="FILE.csv")
+    export.set_defaults(run=_export)
 
     model = commands.add_parser("model", help="download, import, list, verify, choose or remove models")
     actions = model.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
@@ -228,6 +257,118 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_library(args: argparse.Namespace):
+    from birdid_app.core.library import Library
+
+    return Library(args.library)
+
+
+def _load_classifier(model_arg: Path | None):
+    """(classifier, model name) or raises BirdidError."""
+    from birdid_app.core.inference import Classifier
+
+    model_path, info = _model_for_identify(model_arg)
+    return Classifier.from_file(model_path), info["name"]
+
+
+def _index(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.library import IndexJob
+
+    try:
+        classifier, model_name = _load_classifier(args.model)
+    except BirdidError as error:
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    with _open_library(args) as library:
+        for folder in args.folders:
+            if not folder.is_dir():
+                print(f"birdid: {folder}: not a folder.", file=sys.stderr)
+                return EXIT_USAGE
+            library.add_folder(folder)
+        if not library.folders():
+            print("birdid: the library has no folders yet: name one, as in `birdid index ~/Pictures`.", file=sys.stderr)
+            return EXIT_USAGE
+        printer = ProgressPrinter(sys.stderr)
+        job = IndexJob(library, classifier.identify_images, model_name, progress=printer.update_index,
+                       decode_size=classifier.image_size)
+        plan = job.plan()
+        print(f"{plan.scanned} photos found: {plan.unchanged} unchanged, {plan.renamed} moved, "
+              f"{plan.removed} gone, {len(job.pending)} to identify", file=sys.stderr)
+        try:
+            summary = job.run()
+        except KeyboardInterrupt:
+            job.close()
+            printer.finish()
+            print(f"birdid: stopped after {job.done} photos; run it again to carry on.", file=sys.stderr)
+            return 130
+        printer.finish()
+        print(f"indexed {summary.embedded} photos ({summary.failed} could not be read); "
+              f"the library holds {library.count()}")
+    return EXIT_OK
+
+
+def _similar(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+
+    with _open_library(args) as library:
+        known = library.photo_by_path(args.photo)
+        try:
+            if known is not None and known.error is None:
+                hits = library.similar_to_photo(known.id, args.top_k)
+            else:
+                classifier, _ = _load_classifier(args.model)
+                result = classifier.identify_files([args.photo])[0]
+                if isinstance(result, BirdidError):
+                    print(f"birdid: {result}", file=sys.stderr)
+                    return EXIT_SOME_FAILED
+                hits = library.similar(result.embedding, args.top_k)
+        except BirdidError as error:
+            print(f"birdid: {error}", file=sys.stderr)
+            return EXIT_USAGE
+    records = [{"path": str(photo.path), "score": score} for photo, score in hits]
+    _print_records(records, args.json, lambda r: f"{r['score']:.4f}  {r['path']}")
+    return EXIT_OK
+
+
+def _find(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        names = {name.casefold(): name for name, _ in library.species_counts()}
+        species = names.get(args.species.casefold(), args.species)
+        hits = library.find_species(species, in_top=args.in_top)
+    records = [{"path": str(photo.path), "probability": probability} for photo, probability in hits]
+    _print_records(records, args.json, lambda r: f"{r['probability'] * 100:6.2f}%  {r['path']}")
+    return EXIT_OK
+
+
+def _duplicates(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        groups = library.duplicate_groups(args.threshold)
+    if args.json:
+        json.dump([[str(p.path) for p in group] for group in groups], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for number, group in enumerate(groups, start=1):
+            print(f"group {number}: " + "  ".join(str(p.path) for p in group))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        rows = library.export_csv(args.out)
+    print(f"{args.out}: {rows} photos")
+    return EXIT_OK
+
+
+def _print_records(records: list[dict], as_json: bool, line) -> None:
+    if as_json:
+        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for record in records:
+            print(line(record))
+
+
 def _model_download(args: argparse.Namespace) -> int:
     from birdid_app.core.download import DownloadError, download_published_model
     from birdid_app.core.model_store import ModelStore
@@ -348,6 +489,19 @@ class ProgressPrinter:
         elif int(fraction * 10) > self.last_tenth:
             self.last_tenth = int(fraction * 10)
             print(f"downloaded {fraction:.0%}: {text}", file=self.stream)
+
+    def update_index(self, progress) -> None:
+        """Indexing progress: photos done of total, photos per second, time left."""
+        fraction = progress.done / progress.total if progress.total else 1.0
+        left = "" if progress.seconds_left is None else f", {_duration(progress.seconds_left)} left"
+        text = f"{progress.done} of {progress.total} photos, {progress.photos_per_second:.1f}/s{left}"
+        if self.tty:
+            self.stream.write(f"\r{fraction:4.0%}  {text}   ")
+            self.stream.flush()
+            self.drawn = True
+        elif int(fraction * 10) > self.last_tenth:
+            self.last_tenth = int(fraction * 10)
+            print(f"indexed {fraction:.0%}: {text}", file=self.stream)
 
     def finish(self) -> None:
         if self.drawn:

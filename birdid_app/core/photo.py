@@ -140,3 +140,39 @@ def crop_region(image: Image.Image, region: tuple[int, int, int, int]) -> Image.
     if right <= left or bottom <= top:
         raise ValueError(f"region {region} lies outside the {image.width}x{image.height} image")
     return image.crop((left, top, right, bottom))
+
+
+_EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
+_DATE_TIME_ORIGINAL = 0x9003
+_DATE_TIME = 0x0132
+
+
+def photo_metadata(path: str | Path) -> tuple[str | None, float | None, float | None]:
+    """(capture date as ISO 8601, latitude, longitude) from the photo's EXIF, each None when
+    absent or unreadable. Reads the header only, not the pixels."""
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif()
+            taken = exif.get_ifd(_EXIF_IFD).get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
+            gps = exif.get_ifd(_GPS_IFD)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None, None, None
+    return _iso_date(taken), _gps_degrees(gps, 2, 1, "S"), _gps_degrees(gps, 4, 3, "W")
+
+
+def _iso_date(value) -> str | None:
+    # EXIF writes "YYYY:MM:DD HH:MM:SS".
+    if not isinstance(value, str) or len(value) < 19 or value[4] != ":" or value[7] != ":":
+        return None
+    return f"{value[:4]}-{value[5:7]}-{value[8:10]}T{value[11:19]}"
+
+
+def _gps_degrees(gps, value_tag: int, ref_tag: int, negative_ref: str) -> float | None:
+    """GPS degrees, minutes, seconds and the hemisphere letter -> signed decimal degrees."""
+    try:
+        degrees, minutes, seconds = (float(part) for part in gps[value_tag])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = degrees + minutes / 60 + seconds / 3600
+    return -value if str(gps.get(ref_tag, "")).upper().startswith(negative_ref) else value
