@@ -85,6 +85,10 @@ class Engine(QThread):
     cancelled = Signal(int)  # request id: cancelled, or replaced by a newer request while waiting
     working = Signal(int)  # request id now being identified
     explained = Signal(int, object)  # request id, [H_s, W_s] class-activation map in 0..1
+    index_started = Signal(object)  # the IndexSummary of the scan: what is unchanged, moved, gone
+    index_progress = Signal(object)  # IndexProgress
+    index_finished = Signal(object)  # IndexSummary; also after a cancel, with what was done
+    index_failed = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -94,6 +98,13 @@ class Engine(QThread):
         self._cancelled: set[int] = set()
         self._stopping = False
         self.classifier = None  # touched only on the engine thread
+        # Library indexing: asked for from the GUI thread, run here a batch at a time whenever no
+        # interactive request waits, so identifying a photo never queues behind a folder.
+        self._index_asked: tuple[Path, str] | None = None
+        self._index_paused = False
+        self._index_cancel = False
+        self._index_job = None  # the running IndexJob, engine thread only
+        self._library = None
 
     # --- called from the GUI thread ----------------------------------------------------------
 
@@ -117,6 +128,23 @@ class Engine(QThread):
                 self._waiting = None
                 self.cancelled.emit(request_id)
 
+    def start_indexing(self, library_path: Path, model_name: str) -> None:
+        with self._wake:
+            self._index_asked = (Path(library_path), model_name)
+            self._index_paused = self._index_cancel = False
+            self._wake.notify()
+
+    def pause_indexing(self, paused: bool) -> None:
+        with self._wake:
+            self._index_paused = paused
+            self._wake.notify()
+
+    def cancel_indexing(self) -> None:
+        with self._wake:
+            self._index_cancel = True
+            self._index_asked = None
+            self._wake.notify()
+
     def stop(self) -> None:
         """Finish the step under way, drop the rest, and end the thread; blocks until it has."""
         with self._wake:
@@ -129,22 +157,86 @@ class Engine(QThread):
     # --- the engine thread -------------------------------------------------------------------
 
     def run(self) -> None:
-        while True:
-            with self._wake:
-                while not (self._stopping or self._load or self._waiting):
-                    self._wake.wait()
-                if self._stopping:
-                    return
-                load, self._load = self._load, None
-                request = None if load else self._waiting
-                if request is not None:
-                    self._waiting = None
-            if load is not None:
-                self._do_load(*load)
-            elif isinstance(request, ExplainRequest):
-                self._do_explain(request)
-            elif request is not None:
-                self._do_identify(request)
+        try:
+            while True:
+                with self._wake:
+                    while not (self._stopping or self._load or self._waiting or self._indexing_due()):
+                        self._wake.wait()
+                    if self._stopping:
+                        return
+                    load, self._load = self._load, None
+                    request = None if load else self._waiting
+                    if request is not None:
+                        self._waiting = None
+                    index_asked = cancel_index = None
+                    if load is None and request is None:  # indexing only when nothing else waits
+                        index_asked, self._index_asked = self._index_asked, None
+                        cancel_index, self._index_cancel = self._index_cancel, False
+                if load is not None:
+                    self._do_load(*load)
+                elif isinstance(request, ExplainRequest):
+                    self._do_explain(request)
+                elif request is not None:
+                    self._do_identify(request)
+                else:
+                    self._do_index_step(index_asked, cancel_index)
+        finally:
+            self._end_indexing()
+
+    def _indexing_due(self) -> bool:
+        """Called with the lock held: is there indexing to do now?"""
+        if self._index_cancel or self._index_asked is not None:
+            return True
+        return self._index_job is not None and not self._index_paused
+
+    def _do_index_step(self, asked: tuple[Path, str] | None, cancel: bool) -> None:
+        if cancel and self._index_job is not None:
+            summary = self._index_job.summary
+            self._end_indexing()
+            self.index_finished.emit(summary)
+            return
+        try:
+            if asked is not None:
+                self._begin_indexing(*asked)
+            if self._index_job is not None and not self._index_job.step():
+                summary = self._index_job.summary
+                self._end_indexing()
+                self.index_finished.emit(summary)
+        except BirdidError as error:
+            self._end_indexing()
+            self.index_failed.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - a full disk, a locked file: say so, keep running
+            traceback.print_exc()
+            self._end_indexing()
+            self.index_failed.emit(f"Indexing stopped: {type(error).__name__}: {error}")
+
+    def _begin_indexing(self, library_path: Path, model_name: str) -> None:
+        from birdid_app.core.library import IndexJob, Library
+
+        self._end_indexing()
+        if self.classifier is None:
+            raise BirdidError("No model is loaded: install one from the Model menu before indexing.")
+        self._library = Library(library_path)
+        self._index_job = IndexJob(
+            self._library, self.classifier.identify_images, model_name,
+            progress=self.index_progress.emit, decode_size=self.classifier.image_size,
+        )
+        self.index_started.emit(self._index_job.plan())
+        self.index_progress.emit(self._index_job_progress())
+
+    def _index_job_progress(self):
+        from birdid_app.core.library import IndexProgress
+
+        job = self._index_job
+        return IndexProgress(job.done, job.total, 0.0, None, "")
+
+    def _end_indexing(self) -> None:
+        if self._index_job is not None:
+            self._index_job.close()
+            self._index_job = None
+        if self._library is not None:
+            self._library.close()
+            self._library = None
 
     def _do_load(self, model: InstalledModel, settings: EngineSettings) -> None:
         try:

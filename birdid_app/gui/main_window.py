@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +39,7 @@ from birdid_app.gui.engine import (
 )
 from birdid_app.gui.images import pil_from_qimage, qimage_from_pil, qimage_from_rgba
 from birdid_app.gui.jobs import Job
+from birdid_app.gui.library_view import LibraryView
 from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
 from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
@@ -162,6 +164,14 @@ class MainWindow(QMainWindow):
         self.workspace.setStretchFactor(1, 0)
         self.workspace.setSizes([self.width() - 380, 380])
 
+        self.identify_view = self.workspace
+        self.library_view = LibraryView(self.engine)
+        self.library_view.show_photo.connect(self._show_library_photo)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.identify_view, "&Identify")
+        self.tabs.addTab(self.library_view, "&Library")
+        self.workspace = self.tabs  # what the window shows once a model is installed
+
         self.pages = QStackedWidget()
         self.pages.addWidget(self.setup_page)
         self.pages.addWidget(self.workspace)
@@ -244,6 +254,7 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, loaded: LoadedModel) -> None:
         self.loaded_model = loaded
+        self.library_view.set_model(loaded.name, loaded.class_names)
         self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
         if self.current is not None and self.current.outcome() is None and self.current.pending is None:
             self._request(self.current)
@@ -406,6 +417,7 @@ class MainWindow(QMainWindow):
             request.region is not None,
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
+        self.library_view.current_embedding = outcome.identification.embedding
         if self.loaded_model is not None:
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
@@ -562,7 +574,12 @@ class MainWindow(QMainWindow):
 
     # --- closing -----------------------------------------------------------------------------
 
+    def _show_library_photo(self, path: Path) -> None:
+        self.tabs.setCurrentWidget(self.identify_view)
+        self.add_photos([path])
+
     def closeEvent(self, event) -> None:
+        self.library_view.shutdown()
         self.engine.stop()  # ends the step under way, then the thread
         QThreadPool.globalInstance().waitForDone(5000)  # decoders finish before the window goes
         save_settings(self.settings)

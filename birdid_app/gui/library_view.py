@@ -1,0 +1,348 @@
+"""The library in the window: folders, indexing progress, and searches shown as a thumbnail grid.
+
+Indexing runs on the engine thread (the model is there), a batch at a time behind interactive
+identification. Searches read the library on one dedicated reader thread that keeps the
+embedding matrix loaded and reloads it when the indexer has committed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QThreadPool, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QCompleter,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from birdid_app.core.library import IndexProgress, IndexSummary, default_library_path
+from birdid_app.core.paths import data_dir
+from birdid_app.gui.images import qimage_from_pil
+from birdid_app.gui.jobs import Job
+
+THUMBNAIL = 128
+SIMILAR_K = 40
+PHOTO_ROLE = Qt.ItemDataRole.UserRole
+
+
+def thumbnail_cache_path(path: Path) -> Path:
+    """Thumbnails are kept on disk, named by the photo's path, size and mtime (a changed photo
+    gets a new one)."""
+    stat = path.stat()
+    key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    return data_dir() / "thumbnails" / f"{key}.jpg"
+
+
+class _Reader:
+    """The library opened for searching, on the reader thread only."""
+
+    def __init__(self, path: Path) -> None:
+        from birdid_app.core.library import Library
+
+        self.library = Library(path)
+        self.data_version = self._data_version()
+
+    def _data_version(self) -> int:
+        return self.library.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def fresh(self):
+        # data_version changes when another connection (the indexer) commits.
+        version = self._data_version()
+        if version != self.data_version:
+            self.library._vectors = None
+            self.data_version = version
+        return self.library
+
+
+class LibraryView(QWidget):
+    show_photo = Signal(object)  # a Path to show in the identification view
+
+    def __init__(self, engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.library_path = default_library_path()
+        self.model_name: str | None = None
+        self.current_embedding = None  # set by the window: the photo (or region) on screen
+        self.reader_pool = QThreadPool(self)
+        self.reader_pool.setMaxThreadCount(1)
+        self.reader_pool.setExpiryTimeout(-1)  # one thread for the reader's SQLite connection, kept
+        self._reader: _Reader | None = None
+        self.indexing = False
+
+        self.folders = QListWidget()
+        self.folders.setAccessibleName("Library folders")
+        self.add_button = QPushButton("&Add folder…")
+        self.remove_button = QPushButton("&Remove")
+        self.index_button = QPushButton("&Index now")
+        self.pause_button = QPushButton("&Pause")
+        self.pause_button.setCheckable(True)
+        self.cancel_button = QPushButton("Cance&l")
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Indexing progress")
+        self.progress_label = QLabel("")
+        self.progress_label.setWordWrap(True)
+
+        self.species = QLineEdit()
+        self.species.setPlaceholderText("Species, e.g. European Robin")
+        self.species.setAccessibleName("Species to find")
+        self.in_top5 = QCheckBox("in the top &5")
+        self.find_button = QPushButton("&Find")
+        self.similar_button = QPushButton("&Similar to the photo on screen")
+        self.duplicates_button = QPushButton("Near-&duplicates")
+        self.export_button = QPushButton("&Export CSV…")
+        self.results = QListWidget()
+        self.results.setAccessibleName("Library results")
+        self.results.setViewMode(QListWidget.ViewMode.IconMode)
+        self.results.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.results.setMovement(QListWidget.Movement.Static)
+        self.results.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        self.results.setGridSize(QSize(THUMBNAIL + 40, THUMBNAIL + 48))
+        self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.results_label = QLabel("Index a folder, then search it.")
+
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.addWidget(QLabel("<b>Folders</b>"))
+        column.addWidget(self.folders, 1)
+        row = QHBoxLayout()
+        for button in (self.add_button, self.remove_button, self.index_button):
+            row.addWidget(button)
+        column.addLayout(row)
+        column.addWidget(self.progress)
+        column.addWidget(self.progress_label)
+        row = QHBoxLayout()
+        row.addWidget(self.pause_button)
+        row.addWidget(self.cancel_button)
+        column.addLayout(row)
+        column.addWidget(self.export_button)
+
+        right = QWidget()
+        searches = QVBoxLayout(right)
+        row = QHBoxLayout()
+        row.addWidget(self.species, 1)
+        row.addWidget(self.in_top5)
+        row.addWidget(self.find_button)
+        searches.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(self.similar_button)
+        row.addWidget(self.duplicates_button)
+        row.addStretch()
+        searches.addLayout(row)
+        searches.addWidget(self.results_label)
+        searches.addWidget(self.results, 1)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        self.add_button.clicked.connect(self.choose_folder)
+        self.remove_button.clicked.connect(self.remove_folder)
+        self.index_button.clicked.connect(self.start_indexing)
+        self.pause_button.toggled.connect(self._pause_toggled)
+        self.cancel_button.clicked.connect(self.engine.cancel_indexing)
+        self.find_button.clicked.connect(self.find_species)
+        self.species.returnPressed.connect(self.find_species)
+        self.similar_button.clicked.connect(self.find_similar)
+        self.duplicates_button.clicked.connect(self.find_duplicates)
+        self.export_button.clicked.connect(self.export_csv)
+        self.results.itemActivated.connect(lambda item: self.show_photo.emit(item.data(PHOTO_ROLE)))
+        self.results.customContextMenuRequested.connect(self._context_menu)
+        engine.index_started.connect(self._index_started)
+        engine.index_progress.connect(self._index_progress)
+        engine.index_finished.connect(self._index_finished)
+        engine.index_failed.connect(self._index_failed)
+        self._set_indexing(False)
+        self._read(lambda library: library.folders(), self._show_folders)
+
+    # --- the model and its species -----------------------------------------------------------
+
+    def set_model(self, name: str, class_names: list[str]) -> None:
+        self.model_name = name
+        completer = QCompleter(class_names, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.species.setCompleter(completer)
+
+    # --- folders and indexing ----------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
+        if folder:
+            self._read(lambda library: (library.add_folder(Path(folder)), library.folders())[1], self._show_folders)
+
+    def remove_folder(self) -> None:
+        item = self.folders.currentItem()
+        if item is not None:
+            folder = Path(item.text())
+            self._read(lambda library: (library.remove_folder(folder), library.folders())[1], self._show_folders)
+
+    def start_indexing(self) -> None:
+        if self.model_name is None:
+            self.progress_label.setText("The model is still loading; try again in a moment.")
+            return
+        self._set_indexing(True)
+        self.progress_label.setText("Looking for photos…")
+        self.engine.start_indexing(self.library_path, self.model_name)
+
+    def _pause_toggled(self, paused: bool) -> None:
+        self.engine.pause_indexing(paused)
+        self.pause_button.setText("&Resume" if paused else "&Pause")
+        if paused:
+            self.progress_label.setText(self.progress_label.text() + " — paused")
+
+    def _index_started(self, summary: IndexSummary) -> None:
+        self.progress_label.setText(
+            f"{summary.scanned} photos found: {summary.unchanged} already indexed, "
+            f"{summary.renamed} moved, {summary.removed} gone."
+        )
+
+    def _index_progress(self, progress: IndexProgress) -> None:
+        self.progress.setRange(0, max(progress.total, 1))
+        self.progress.setValue(progress.done)
+        left = "" if progress.seconds_left is None else f" · {progress.seconds_left:.0f} s left"
+        self.progress_label.setText(
+            f"{progress.done} of {progress.total} photos · {progress.photos_per_second:.1f} per second{left}"
+        )
+
+    def _index_finished(self, summary: IndexSummary) -> None:
+        self._set_indexing(False)
+        self.progress_label.setText(
+            f"Done: {summary.embedded} photos identified, {summary.failed} could not be read, "
+            f"{summary.unchanged} unchanged."
+        )
+
+    def _index_failed(self, message: str) -> None:
+        self._set_indexing(False)
+        self.progress_label.setText(message)
+
+    def _set_indexing(self, running: bool) -> None:
+        self.indexing = running
+        self.index_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.pause_button.setChecked(False)
+
+    def _show_folders(self, folders: list[Path]) -> None:
+        self.folders.clear()
+        self.folders.addItems([str(f) for f in folders])
+
+    # --- searching ---------------------------------------------------------------------------
+
+    def find_species(self) -> None:
+        text, top = self.species.text().strip(), 5 if self.in_top5.isChecked() else 1
+        if not text:
+            return
+
+        def search(library):
+            names = {name.casefold(): name for name, _ in library.species_counts()}
+            return library.find_species(names.get(text.casefold(), text), in_top=top)
+
+        where = "among the top 5" if top == 5 else "as the top species"
+        self._read(search, lambda hits: self._show_hits(hits, f"{len(hits)} photos with {text} {where}"))
+
+    def find_similar(self) -> None:
+        embedding = self.current_embedding
+        if embedding is None:
+            self.results_label.setText("Identify a photo first: its look is what is searched for.")
+            return
+        self._read(
+            lambda library: library.similar(embedding, SIMILAR_K),
+            lambda hits: self._show_hits(hits, f"The {len(hits)} most similar photos"),
+        )
+
+    def find_duplicates(self) -> None:
+        def search(library):
+            return [(photo, number) for number, group in enumerate(library.duplicate_groups(0.95), 1) for photo in group]
+
+        self._read(search, lambda hits: self._show_hits(hits, "Near-duplicates, group by group", group=True))
+
+    def export_csv(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export the library as CSV", "birdid-library.csv", "CSV (*.csv)")
+        if name:
+            self._read(lambda library: library.export_csv(Path(name)),
+                       lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
+
+    def _show_hits(self, hits, title: str, group: bool = False) -> None:
+        self.results.clear()
+        self.results_label.setText(title)
+        for photo, value in hits:
+            caption = f"{photo.path.name}\n" + (f"group {value}" if group else f"{value:.0%}" if value <= 1 else "")
+            item = QListWidgetItem(caption)
+            item.setData(PHOTO_ROLE, photo.path)
+            item.setToolTip(str(photo.path))
+            self.results.addItem(item)
+            self._thumbnail(item, photo.path)
+
+    def _thumbnail(self, item: QListWidgetItem, path: Path) -> None:
+        def work(report, should_cancel):
+            from PIL import Image
+
+            from birdid_app.core.photo import decode_photo
+
+            cached = thumbnail_cache_path(path)
+            if cached.exists():
+                with Image.open(cached) as image:
+                    return qimage_from_pil(image.convert("RGB"))
+            image = decode_photo(path, draft_size=(THUMBNAIL * 2, THUMBNAIL * 2))
+            image.thumbnail((THUMBNAIL * 2, THUMBNAIL * 2))  # 2x: sharp on high-DPI screens
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            image.save(cached, quality=85)
+            return qimage_from_pil(image)
+
+        job = Job(work)
+        job.succeeded.connect(lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
+        job.start()
+
+    def _context_menu(self, position) -> None:
+        item = self.results.itemAt(position)
+        if item is None:
+            return
+        path: Path = item.data(PHOTO_ROLE)
+        menu = QMenu(self)
+        menu.addAction("Show in the identification view", lambda: self.show_photo.emit(path))
+        menu.addAction("Open its folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))))
+        menu.addAction("Copy its path", lambda: QGuiApplication.clipboard().setText(str(path)))
+        menu.popup(self.results.viewport().mapToGlobal(position))
+
+    # --- the reader thread -------------------------------------------------------------------
+
+    def _read(self, query, on_result) -> None:
+        """Run `query(library)` on the reader thread; `on_result` gets its answer here."""
+
+        def work(report, should_cancel):
+            if self._reader is None:
+                self._reader = _Reader(self.library_path)
+            return query(self._reader.fresh())
+
+        job = Job(work)
+        job.succeeded.connect(on_result)
+        job.failed.connect(self.results_label.setText)
+        job.start(self.reader_pool)
+
+    def shutdown(self) -> None:
+        """Close the reader's connection on its own thread, then let the thread go."""
+
+        def close(report, should_cancel):
+            if self._reader is not None:
+                self._reader.library.close()
+                self._reader = None
+
+        Job(close).start(self.reader_pool)
+        self.reader_pool.waitForDone(5000)

@@ -1,0 +1,106 @@
+"""The library in the window, through qtbot: a folder indexed with progress, a species search,
+a similar-image grid, pause and cancel."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from birdid_app.core import inference
+from birdid_app.core.library import Library, default_library_path
+from birdid_app.core.model_store import ModelStore
+from birdid_app.gui.main_window import MainWindow
+from conftest import make_photo
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for i in range(12):
+        make_photo(tmp_path / "birds" / f"b{i:02d}.jpg", size=(320, 240), seed=i)
+    return tmp_path / "birds"
+
+
+@pytest.fixture
+def window(qtbot, small_model_file, folder, monkeypatch):
+    ModelStore().import_file(small_model_file)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.loaded_model is not None, timeout=WAIT_MS)
+    window.tabs.setCurrentWidget(window.library_view)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    window.library_view.add_button.click()
+    qtbot.waitUntil(lambda: window.library_view.folders.count() == 1, timeout=WAIT_MS)
+    return window
+
+
+def test_index_a_folder_then_search_by_species_and_similarity(window, qtbot, folder):
+    view = window.library_view
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
+        view.index_button.click()
+    assert view.progress.value() == view.progress.maximum() == 12
+    assert "Done: 12 photos identified" in view.progress_label.text()
+
+    with Library(default_library_path()) as library:
+        species, count = library.species_counts()[0]
+        expected = [str(p.path) for p, _ in library.find_species(species)]
+    view.species.setText(species.lower())
+    view.find_button.click()
+    qtbot.waitUntil(lambda: view.results.count() == count and view.results_label.text().startswith(str(count)), timeout=WAIT_MS)
+    assert [str(view.results.item(i).data(0x0100)) for i in range(count)] == expected
+
+    # Similar to the photo on screen: identify one, then search with its embedding.
+    window.tabs.setCurrentWidget(window.identify_view)
+    window.add_photos([folder / "b03.jpg"])
+    qtbot.waitUntil(lambda: window.current.outcome() is not None, timeout=WAIT_MS)
+    with Library(default_library_path()) as library:
+        expected = [str(p.path) for p, _ in library.similar(window.current.whole.identification.embedding, 40)]
+    view.similar_button.click()
+    qtbot.waitUntil(lambda: view.results.count() == 12, timeout=WAIT_MS)
+    shown = [str(view.results.item(i).data(0x0100)) for i in range(12)]
+    assert shown == expected and shown[0] == str(folder / "b03.jpg")
+    qtbot.waitUntil(lambda: not view.results.item(0).icon().isNull(), timeout=WAIT_MS)  # thumbnails arrive
+
+    # Activating a result shows it in the identification view.
+    view.results.itemActivated.emit(view.results.item(2))
+    assert window.tabs.currentWidget() is window.identify_view
+    assert str(window.current.path) == shown[2]
+
+
+def test_pause_and_cancel_indexing_while_identifying_stays_first(window, qtbot, folder, monkeypatch):
+    original = inference.Classifier.identify_images
+
+    def slow(self, images, *args, **kwargs):
+        time.sleep(0.2)
+        return original(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(inference.Classifier, "identify_images", slow)
+    for i in range(12, 48):  # 6 batches of 8: room to pause and cancel part-way
+        make_photo(folder / f"b{i:02d}.jpg", size=(320, 240), seed=i)
+    view = window.library_view
+    view.index_button.click()
+    qtbot.waitUntil(lambda: view.progress.value() >= 1, timeout=WAIT_MS)
+    view.pause_button.click()
+    time.sleep(0.5)
+    qtbot.wait(100)
+    paused_at = view.progress.value()
+    qtbot.wait(600)
+    assert view.progress.value() == paused_at  # nothing moves while paused
+
+    # An interactive identification still goes ahead while indexing is paused.
+    window.tabs.setCurrentWidget(window.identify_view)
+    window.add_photos([folder / "b05.jpg"])
+    qtbot.waitUntil(lambda: window.current.outcome() is not None, timeout=WAIT_MS)
+
+    view.pause_button.click()  # resume
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS) as finished:
+        view.cancel_button.click()
+    assert 0 < finished.args[0].embedded < 48
+    assert view.index_button.isEnabled()
+    with Library(default_library_path()) as library:
+        assert library.integrity_ok() and library.count() == finished.args[0].embedded
