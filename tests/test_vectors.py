@@ -159,6 +159,13 @@ def test_upsert_of_a_held_id_replaces_its_vector():
     assert index.search(np.array([0, 0, 1.0]), 1) == [(7, 1.0)]
     assert index.search(np.array([1.0, 0, 0]), 2)[0][1] == 0.0  # the old vector of 7 is gone
 
+    # A new id between held ones: rows 2, 0, 1 are written out of order.
+    index.upsert([9, 7, 8], np.array([[2, 0, 0], [0, 3, 0], [0, 0, 4]], dtype=np.float32))
+
+    assert index.ids().tolist() == [7, 8, 9]
+    for id, expected in [(7, [0, 1, 0]), (8, [0, 0, 1]), (9, [1, 0, 0])]:
+        np.testing.assert_array_equal(index.vector(id), expected)
+
 
 def test_upsert_with_one_id_twice_keeps_its_last_vector():
     index = VectorIndex(dim=2)
