@@ -312,3 +312,44 @@ def test_module_loads_without_torch():
     code = "import sys, birdid_app.core.vectors; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_two_pass_search_is_exact(monkeypatch):
+    from birdid_app.core import vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "TWO_PASS_MIN_ROWS", 0)  # use it even for a small index
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((4000, 64)).astype(np.float32)
+    base[100:140] = base[7] + 1e-4 * rng.standard_normal((40, 64))  # a crowd of near-ties
+    index = VectorIndex.from_arrays(np.arange(4000) * 3, base)
+    unit = base / np.linalg.norm(base, axis=1, keepdims=True)
+    for query_row in (7, 123, 2500):
+        scores = unit @ unit[query_row]
+        for k in (1, 20, 50):
+            order = np.lexsort((np.arange(4000), -scores))
+            expected = [(int(i) * 3, float(scores[i])) for i in order[:k]]
+            got = index.search(unit[query_row], k)
+            # The same scores, and each returned id truly has its score: exact up to float32
+            # rounding, which may order rows whose scores agree to 1e-7 either way.
+            assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-6)
+            assert all(abs(scores[i // 3] - s) < 1e-6 for i, s in got)
+            assert len({i for i, _ in got}) == k
+    got = index.search(unit[7], 5, exclude=[21])
+    assert 21 not in [i for i, _ in got]
+    index.remove([21 * 0 + 3 * 100])  # a change drops the float16 copy; results stay exact
+    assert 300 not in [i for i, _ in index.search(unit[100], 10)]
+
+
+def test_float16_scores_stay_well_inside_the_bound_the_two_pass_search_relies_on():
+    import torch
+
+    from birdid_app.core.vectors import FLOAT16_SCORE_ERROR
+
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((20000, 768)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix[:10] = matrix[10]  # identical rows: scores near 1, where float16 steps are widest
+    query = matrix[10]
+    exact = matrix @ query
+    approx = torch.mv(torch.from_numpy(matrix).half(), torch.from_numpy(query).half()).float().numpy()
+    assert np.abs(approx - exact).max() < FLOAT16_SCORE_ERROR / 2

@@ -6,7 +6,11 @@ selection (`np.partition`) and a sort of those k only. That product reads the wh
 so its cost is set by memory bandwidth: 1M x 768 float32 is 3 GB, ~0.13 s at ~25 GB/s.
 Rows are addressed by integer ids (the SQLite row ids of the photos).
 
-Only numpy is imported here, not torch, so the window can load this module while it starts.
+Large indexes search in two passes, still exactly: a first pass over a float16 copy (half the
+bytes to read) finds every row that could be in the top k, given a proven bound on the float16
+error, and only those rows are scored again in float32. torch is imported for that first pass
+only when an index is that large (float16 matrix products in numpy are far slower), so the
+window can load this module while it starts.
 The index is not synchronised: a caller that upserts on one thread and searches on another must
 hold a lock around both.
 """
@@ -23,6 +27,13 @@ _MIN_CAPACITY = 1024
 _UPSERT_CHUNK_ROWS = 65_536
 # Scores held at once by search_many: queries x live rows x 4 bytes stays under ~256 MB.
 _SEARCH_MANY_SCORE_BYTES = 256 * 2**20
+# From this many rows, search reads a float16 copy first (below it the float32 product is quick).
+TWO_PASS_MIN_ROWS = 50_000
+# How far a float16 score can be from the float32 one, for unit vectors: rounding the inputs to
+# float16 (relative error 2**-11 each) moves a dot product by at most 2 * 2**-11 * |m||q| ~ 0.001;
+# torch accumulates in float32 (768 terms: ~5e-5) and rounds the result to float16 (~5e-4).
+# Taken with a margin of more than 2; tests/test_vectors.py checks the observed error stays well under.
+FLOAT16_SCORE_ERROR = 0.004
 
 
 class VectorIndex:
@@ -37,6 +48,7 @@ class VectorIndex:
         self._matrix = np.empty((0, self.dim), dtype=np.float32)  # [capacity, dim]
         self._row_ids = np.empty(0, dtype=np.int64)  # [capacity], the id stored in each row
         self._row_of_id: dict[int, int] = {}
+        self._half = None  # torch float16 copy of the live rows for the first pass; None after changes
 
     @classmethod
     def from_arrays(cls, ids: np.ndarray | Sequence[int], vectors: np.ndarray) -> VectorIndex:
@@ -60,11 +72,13 @@ class VectorIndex:
         return np.sort(self._row_ids[: self._count])
 
     def nbytes(self) -> int:
-        """Bytes of the arrays behind the index (matrix and row ids, spare capacity included).
+        """Bytes of the arrays behind the index (matrix and row ids, spare capacity included,
+        and the float16 copy a large index searches first, once made).
 
         The dict from id to row is extra: Python keeps it at roughly 100 bytes per id.
         """
-        return self._matrix.nbytes + self._row_ids.nbytes
+        half = 0 if self._half is None else self._half.numel() * self._half.element_size()
+        return self._matrix.nbytes + self._row_ids.nbytes + half
 
     def vector(self, id: int) -> np.ndarray:
         """The stored, normalised vector [dim] of `id` (a copy); KeyError when `id` is not held."""
@@ -130,6 +144,7 @@ class VectorIndex:
     def remove(self, ids: Iterable[int]) -> None:
         """Drop `ids`, moving the last live row into each freed one; ids not held are skipped,
         since a photo deleted before it was ever embedded has no row to remove."""
+        self._half = None
         for id in _as_id_array(ids).tolist():
             row = self._row_of_id.pop(id, None)
             if row is None:
@@ -143,6 +158,7 @@ class VectorIndex:
             self._count = last
 
     def _reserve(self, rows_needed: int) -> None:
+        self._half = None
         """Grow capacity to at least `rows_needed`, doubling, so n appends copy O(n) rows in all."""
         capacity = self._matrix.shape[0]
         if rows_needed <= capacity:
@@ -170,11 +186,33 @@ class VectorIndex:
         k = _checked_k(k)
         if k == 0 or self._count == 0:
             return []
-        scores = self._matrix[: self._count] @ query  # [N] float32, one BLAS gemv
         excluded_rows = {self._row_of_id.get(id) for id in _as_id_array(exclude).tolist()} - {None}
+        k = min(k, self._count - len(excluded_rows))
+        if self._count >= TWO_PASS_MIN_ROWS and k > 0:
+            return self._two_pass_search(query, k, excluded_rows)
+        scores = self._matrix[: self._count] @ query  # [N] float32, one BLAS gemv
         if excluded_rows:
             scores[list(excluded_rows)] = -np.inf
-        return self._top_k(scores, min(k, self._count - len(excluded_rows)))
+        return self._top_k(scores, k)
+
+    def _two_pass_search(self, query: np.ndarray, k: int, excluded_rows: set[int]) -> list[tuple[int, float]]:
+        """Exact top k, reading float16 first. If t is the true k-th best score and a the k-th
+        best float16 score, then a <= t + e (else k rows would truly beat t), and every true
+        top-k row has a float16 score >= t - e >= a - 2e: so the rows at or above a - 2e hold
+        the whole answer, and scoring just those in float32 gives it exactly."""
+        import torch
+
+        if self._half is None:
+            self._half = torch.from_numpy(self._matrix[: self._count]).to(torch.float16)  # [N, dim]
+        approx = torch.mv(self._half, torch.from_numpy(query).to(torch.float16)).float().numpy()  # [N]
+        if excluded_rows:
+            approx[list(excluded_rows)] = -np.inf
+        kth_approx = np.partition(approx, approx.shape[0] - k)[approx.shape[0] - k]
+        candidate_rows = np.flatnonzero(approx >= kth_approx - 2 * FLOAT16_SCORE_ERROR)
+        exact = self._matrix[candidate_rows] @ query  # [candidates] float32
+        candidate_ids = self._row_ids[candidate_rows]
+        order = np.lexsort((candidate_ids, -exact))[:k]
+        return list(zip(candidate_ids[order].tolist(), exact[order].tolist(), strict=True))
 
     def search_many(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """`search` for each row of `queries` [m, dim], as one matrix product per batch of queries."""
