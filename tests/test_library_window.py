@@ -66,6 +66,16 @@ def test_index_a_folder_then_search_by_species_and_similarity(window, qtbot, fol
     assert shown == expected and shown[0] == str(folder / "b03.jpg")
     qtbot.waitUntil(lambda: not view.results.item(0).icon().isNull(), timeout=WAIT_MS)  # thumbnails arrive
 
+    # Similar to a library photo, from its stored embedding (the photo itself left out).
+    with Library(default_library_path()) as library:
+        b07 = library.photo_by_path(folder / "b07.jpg")
+        expected = [str(p.path) for p, _ in library.similar_to_photo(b07.id, 40)]
+    view.find_similar_to(b07.id, "b07.jpg")
+    qtbot.waitUntil(lambda: view.results_label.text() == "The 11 photos most like b07.jpg", timeout=WAIT_MS)
+    assert [str(view.results.item(i).data(0x0100)) for i in range(11)] == expected
+    view.find_similar()
+    qtbot.waitUntil(lambda: view.results.count() == 12, timeout=WAIT_MS)
+
     # Activating a result shows it in the identification view.
     view.results.itemActivated.emit(view.results.item(2))
     assert window.tabs.currentWidget() is window.identify_view

@@ -37,6 +37,7 @@ from birdid_app.gui.jobs import Job
 THUMBNAIL = 128
 SIMILAR_K = 40
 PHOTO_ROLE = Qt.ItemDataRole.UserRole
+PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def thumbnail_cache_path(path: Path) -> Path:
@@ -267,6 +268,13 @@ class LibraryView(QWidget):
             lambda hits: self._show_hits(hits, f"The {len(hits)} most similar photos"),
         )
 
+    def find_similar_to(self, photo_id: int, name: str) -> None:
+        """The photos most like one already in the library, from its stored embedding."""
+        self._read(
+            lambda library: library.similar_to_photo(photo_id, SIMILAR_K),
+            lambda hits: self._show_hits(hits, f"The {len(hits)} photos most like {name}"),
+        )
+
     def find_duplicates(self) -> None:
         def search(library):
             return [(photo, number) for number, group in enumerate(library.duplicate_groups(0.95), 1) for photo in group]
@@ -286,6 +294,7 @@ class LibraryView(QWidget):
             caption = f"{photo.path.name}\n" + (f"group {value}" if group else f"{value:.0%}" if value <= 1 else "")
             item = QListWidgetItem(caption)
             item.setData(PHOTO_ROLE, photo.path)
+            item.setData(PHOTO_ID_ROLE, photo.id)
             item.setToolTip(str(photo.path))
             self.results.addItem(item)
             self._thumbnail(item, photo.path)
@@ -316,7 +325,9 @@ class LibraryView(QWidget):
             return
         path: Path = item.data(PHOTO_ROLE)
         menu = QMenu(self)
+        photo_id = item.data(PHOTO_ID_ROLE)
         menu.addAction("Show in the identification view", lambda: self.show_photo.emit(path))
+        menu.addAction("Similar photos", lambda: self.find_similar_to(photo_id, path.name))
         menu.addAction("Open its folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))))
         menu.addAction("Copy its path", lambda: QGuiApplication.clipboard().setText(str(path)))
         menu.popup(self.results.viewport().mapToGlobal(position))
