@@ -11,8 +11,6 @@ Run: `.venv/bin/python benchmarks/index_throughput.py [--photos 32] [--size 4000
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.inference import Classifier
@@ -39,14 +38,6 @@ def camera_jpeg(path: Path, size: tuple[int, int], seed: int) -> None:
         x, y = rng.integers(0, width - 400), rng.integers(0, height - 400)
         draw.ellipse([x, y, x + 400, y + 300], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
     image.save(path, quality=90)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -90,7 +81,7 @@ def main() -> None:
         model_after = model_alone()
         model_rate = (model_before + model_after) / 2
 
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"machine: {machine_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"photos: {args.photos} JPEGs of {size[0]}x{size[1]}; model: Hiera base 384, fp32, batch {BATCH_SIZE}")
     print(f"model alone, ready tensors : {model_rate:6.2f} photos/s (before {model_before:.2f}, after {model_after:.2f})")
     print(f"indexing, JPEG to database : {index_rate:6.2f} photos/s")

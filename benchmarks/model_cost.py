@@ -7,14 +7,13 @@ hits both alike. Run: `.venv/bin/python benchmarks/model_cost.py [--repeats N] [
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.hiera import Hiera, HieraConfig
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
@@ -25,17 +24,6 @@ def reference_model() -> torch.nn.Module:
 
     config = {"depths": [2, 3, 16, 3], "embed_dim": 96, "num_heads": 1, "abs_win_pos_embed": True, "drop_path_rate": 0.0}
     return ReferenceHiera(3, 707, config=config, size=(384, 384)).eval()
-
-
-def machine_description() -> str:
-    """CPU model and core count, as Linux names them (platform.processor() is often empty)."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def gflops(model: torch.nn.Module, images: torch.Tensor) -> float:

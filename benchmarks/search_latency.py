@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.vectors import VectorIndex
 
 DIM = 768
@@ -33,17 +34,6 @@ try:
     import faiss
 except ImportError:  # the bench extra is not installed: compare with numpy only
     faiss = None
-
-
-def machine_description() -> str:
-    """CPU model and core count, as Linux names them (platform.processor() is often empty)."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def library_versions() -> str:

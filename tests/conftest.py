@@ -129,3 +129,18 @@ def hub(small_model_file, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield server
     server.stop()
+
+
+WINDOW_WAIT_MS = 30_000
+
+
+def open_ready_window(qtbot):
+    """The real main window, shown, with its model loaded on the engine thread."""
+    from birdid_app.gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.loaded_model is not None, timeout=WINDOW_WAIT_MS)
+    return window

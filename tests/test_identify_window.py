@@ -20,6 +20,7 @@ from birdid_app.core.settings import load_settings
 from birdid_app.gui.images import pil_from_qimage
 from birdid_app.gui.main_window import MainWindow
 from birdid_app.gui.settings_dialog import SettingsDialog
+from conftest import open_ready_window
 
 WAIT_MS = 30_000
 
@@ -36,12 +37,7 @@ def installed(small_model_file):
 
 
 def open_window(qtbot) -> MainWindow:
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: window.loaded_model is not None, timeout=WAIT_MS)
-    return window
+    return open_ready_window(qtbot)
 
 
 @pytest.fixture

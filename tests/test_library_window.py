@@ -11,8 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from birdid_app.core import inference
 from birdid_app.core.library import Library, default_library_path
 from birdid_app.core.model_store import ModelStore
-from birdid_app.gui.main_window import MainWindow
-from conftest import make_photo
+from conftest import make_photo, open_ready_window
 
 WAIT_MS = 60_000
 
@@ -27,11 +26,7 @@ def folder(tmp_path):
 @pytest.fixture
 def window(qtbot, small_model_file, folder, monkeypatch):
     ModelStore().import_file(small_model_file)
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: window.loaded_model is not None, timeout=WAIT_MS)
+    window = open_ready_window(qtbot)
     window.tabs.setCurrentWidget(window.library_view)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
     window.library_view.add_button.click()

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 from birdid_app.core import inference
 from birdid_app.core.model_store import ModelStore
 from birdid_app.core.settings import load_settings
-from birdid_app.gui.main_window import MainWindow
+from conftest import open_ready_window
 
 WAIT_MS = 30_000
 
@@ -34,12 +34,7 @@ def forward_passes(monkeypatch):
 @pytest.fixture
 def window(qtbot, small_model_file):
     ModelStore().import_file(small_model_file)
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: window.loaded_model is not None, timeout=WAIT_MS)
-    return window
+    return open_ready_window(qtbot)
 
 
 def identified(qtbot, window, paths):

@@ -83,6 +83,7 @@ class LibraryView(QWidget):
         self.reader_pool.setExpiryTimeout(-1)  # one thread for the reader's SQLite connection, kept
         self._reader: _Reader | None = None
         self.indexing = False
+        self.results_generation = 0
 
         self.folders = QListWidget()
         self.folders.setAccessibleName("Library folders")
@@ -288,6 +289,7 @@ class LibraryView(QWidget):
                        lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
 
     def _show_hits(self, hits, title: str, group: bool = False) -> None:
+        self.results_generation += 1  # thumbnails still on their way belong to the old items
         self.results.clear()
         self.results_label.setText(title)
         for photo, value in hits:
@@ -315,8 +317,14 @@ class LibraryView(QWidget):
             image.save(cached, quality=85)
             return qimage_from_pil(image)
 
+        generation = self.results_generation
+
+        def show(image) -> None:
+            if generation == self.results_generation:  # else the item was cleared with its grid
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+
         job = Job(work)
-        job.succeeded.connect(lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
+        job.succeeded.connect(show)
         job.start()
 
     def _context_menu(self, position) -> None:
