@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--max-size", type=int, default=1600, metavar="PIXELS",
                          help="longest side of the picture written (default 1600; 0: the photo's own size)")
     explain.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    explain.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     explain.set_defaults(run=_explain)
 
     library_options = argparse.ArgumentParser(add_help=False)
@@ -210,7 +211,7 @@ def _explain(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         model_path, _ = _model_for_identify(args.model)
-        classifier = Classifier.from_file(model_path, device=args.device, precision="fp32")
+        classifier = Classifier.from_file(model_path, device=args.device, precision=args.precision)
     except BirdidError as error:
         print(f"birdid: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,8 +27,9 @@ WAIT_MS = 30_000
 
 @pytest.fixture(scope="module")
 def reference(small_model_file):
-    """The core classifier on the same checkpoint: what the window must show."""
-    return Classifier.from_file(small_model_file, device="cpu", precision="fp32")
+    """The core classifier on the same checkpoint, device and precision as the window's (both
+    "auto": bf16 on a CPU with native bf16, fp32 elsewhere): what the window must show."""
+    return Classifier.from_file(small_model_file, device="auto", precision="auto")
 
 
 @pytest.fixture

@@ -80,8 +80,8 @@ def test_reduced_precision_stays_close_to_fp32(small_model_file, classifier, pho
 
 def test_device_and_precision_choices():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     if not torch.cuda.is_available():
         assert resolve_device("auto") in (torch.device("cpu"), torch.device("mps"))
         with pytest.raises(BirdidError, match="no usable CUDA GPU"):
@@ -112,3 +112,33 @@ def test_cuda_devices_by_number_are_understood():
     if not torch.cuda.is_available():
         with pytest.raises(BirdidError, match="no usable CUDA GPU"):
             resolve_device("cuda:0")
+
+
+ZEN4_FLAGS = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n"
+HASWELL_FLAGS = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma\n"
+
+
+def test_bf16_support_is_read_from_the_cpu_flags():
+    from birdid_app.core.inference import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16(ZEN4_FLAGS)
+    assert cpu_has_native_bf16("flags\t: avx2 amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16(HASWELL_FLAGS)
+    assert not cpu_has_native_bf16("")
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_picks_bf16_on_a_cpu_only_where_it_is_native(monkeypatch, native, expected):
+    from birdid_app.core import inference
+
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+
+
+def test_a_classifier_on_auto_says_which_precision_it_picked(small_model_file, monkeypatch):
+    from birdid_app.core import inference
+
+    for native, expected, dtype in [(True, "bf16", torch.bfloat16), (False, "fp32", torch.float32)]:
+        monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda n=native: n)
+        classifier = Classifier.from_file(small_model_file, device="cpu", precision="auto")
+        assert classifier.precision == expected and classifier.model.classifier.weight.dtype == dtype

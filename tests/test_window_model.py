@@ -15,6 +15,15 @@ from birdid_app.gui.model_about import ModelAboutDialog
 JOB_TIMEOUT_MS = 30_000
 
 
+def auto_precision_on_cpu() -> str:
+    """What "auto" picks on this machine's CPU: the window must say so."""
+    import torch
+
+    from birdid_app.core.inference import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu"))
+
+
 @pytest.fixture
 def window(qtbot):
     window = MainWindow()
@@ -47,7 +56,8 @@ def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):
     assert window.pages.currentWidget() is window.workspace
     # The engine loads it without a restart.
     qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
-    assert window.model_status.text() == "hiera_abswin_base_mim-intermediate-eu-common (verified) · cpu · fp32"
+    expected = f"hiera_abswin_base_mim-intermediate-eu-common (verified) · cpu · {auto_precision_on_cpu()}"
+    assert window.model_status.text() == expected
     assert values and values[-1] == 1000 and len(set(values)) > 3
     assert ModelStore().active().verified
     assert window.about_model_action.isEnabled() and not window.download_action.isEnabled()
@@ -126,5 +136,6 @@ def test_an_imported_fine_tune_is_labelled_unverified(window, qtbot, small_model
     model = ModelStore().import_file(small_model_file)  # not the published hash here
     window.show_model_state()
     qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
-    assert window.model_status.text() == f"small-hiera (unverified, imported from {small_model_file}) · cpu · fp32"
+    expected = f"small-hiera (unverified, imported from {small_model_file}) · cpu · {auto_precision_on_cpu()}"
+    assert window.model_status.text() == expected
     assert ModelAboutDialog(model, window).hash_state.text().endswith(f"unverified, imported from {small_model_file}")
