@@ -142,3 +142,44 @@ def test_a_classifier_on_auto_says_which_precision_it_picked(small_model_file, m
         monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda n=native: n)
         classifier = Classifier.from_file(small_model_file, device="cpu", precision="auto")
         assert classifier.precision == expected and classifier.model.classifier.weight.dtype == dtype
+
+
+def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(small_model_file, photo_dir, monkeypatch):
+    """An injected out-of-memory error on a (pretend) GPU: smaller batches, then the CPU, and the
+    answers are still right."""
+    gpu = Classifier.from_file(small_model_file, device="cpu", precision="fp32")
+    gpu.device = torch.device("cuda", 0)  # it thinks it is on a GPU; the injected forward fails there
+    real_forward = Classifier._forward
+    tried = []
+
+    def forward(self, batch, sources):
+        tried.append((self.device.type, batch.shape[0]))
+        if self.device.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_forward(self, batch, sources)
+
+    monkeypatch.setattr(Classifier, "_forward", forward)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    images = [decode_photo(p) for p in sorted(photo_dir.iterdir())] * 3  # 9 photos
+    results = gpu.identify_images(images)
+    assert tried[:4] == [("cuda", 8), ("cuda", 4), ("cuda", 2), ("cuda", 1)]
+    assert tried[4:] == [("cpu", 8), ("cpu", 1)]
+    assert gpu.device == torch.device("cpu") and "ran out of memory" in gpu.notice
+    # The same answers as a classifier that was on the CPU, in that precision, from the start.
+    on_cpu = Classifier.from_file(small_model_file, device="cpu", precision=gpu.precision)
+    monkeypatch.setattr(Classifier, "_forward", real_forward)
+    expected = on_cpu.identify_images(images)
+    assert [r.ranked(5) for r in results] == [e.ranked(5) for e in expected]
+    assert all(np.array_equal(r.embedding, e.embedding) for r, e in zip(results, expected, strict=True))
+
+
+def test_out_of_memory_on_the_cpu_at_one_photo_is_a_clear_error(small_model_file, photo_dir, monkeypatch):
+    cpu = Classifier.from_file(small_model_file, device="cpu", precision="fp32")
+
+    def forward(self, batch, sources):
+        raise torch.OutOfMemoryError("out of memory (injected)")
+
+    monkeypatch.setattr(Classifier, "_forward", forward)
+    with pytest.raises(BirdidError, match="not enough memory to run the model"):
+        cpu.identify_images([decode_photo(photo_dir / "robin.png")])
+    assert cpu.batch_size == 1

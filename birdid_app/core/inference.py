@@ -138,6 +138,8 @@ class Classifier:
         self.precision = resolve_precision(precision, self.device)
         self.dtype = _DTYPES[self.precision]
         self.model = checkpoint.build_model().to(device=self.device, dtype=self.dtype)
+        self.batch_size = DEFAULT_BATCH_SIZE  # halved when the device runs out of memory
+        self.notice: str | None = None  # set when the classifier had to change course (e.g. to the CPU)
 
     @classmethod
     def from_file(cls, path: str | Path, *, device: str = "auto", precision: str = "auto") -> Classifier:
@@ -159,11 +161,36 @@ class Classifier:
         """Decoded RGB images -> one Identification each, in batches of DEFAULT_BATCH_SIZE."""
         sources = list(sources) if sources is not None else [f"image {i + 1}" for i in range(len(images))]
         results: list[Identification] = []
-        for start in range(0, len(images), DEFAULT_BATCH_SIZE):
-            chunk = images[start : start + DEFAULT_BATCH_SIZE]
+        start = 0
+        while start < len(images):
+            size = self.batch_size
+            chunk = images[start : start + size]
             batch = torch.stack([self.model_input(image) for image in chunk])  # [B, 3, H, W]
-            results += self._forward(batch, sources[start : start + DEFAULT_BATCH_SIZE])
+            try:
+                results += self._forward(batch, sources[start : start + size])
+            except torch.OutOfMemoryError:
+                self._recover_from_out_of_memory()
+                continue  # the same photos again, in smaller batches or on the CPU
+            start += len(chunk)
         return results
+
+    def _recover_from_out_of_memory(self) -> None:
+        """Halve the batch; at one photo a batch, move to the CPU; on the CPU, give up clearly."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.batch_size > 1:
+            self.batch_size //= 2
+            return
+        if self.device.type != "cpu":
+            lost = self.device
+            self.device = torch.device("cpu")
+            self.precision = resolve_precision("auto", self.device)
+            self.dtype = _DTYPES[self.precision]
+            self.model = self.model.to(device=self.device, dtype=self.dtype)
+            self.batch_size = DEFAULT_BATCH_SIZE
+            self.notice = f"The GPU ({lost}) ran out of memory, so birdid carries on on the CPU ({self.precision})."
+            return
+        raise BirdidError("There is not enough memory to run the model, even one photo at a time on the CPU.")
 
     def identify_files(self, paths: Iterable[str | Path]) -> list[Identification | PhotoError]:
         """One entry per path, in order: an Identification, or the PhotoError that stopped that photo.

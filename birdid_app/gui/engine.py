@@ -84,6 +84,7 @@ class Engine(QThread):
     failed = Signal(int, str)  # request id, one sentence
     cancelled = Signal(int)  # request id: cancelled, or replaced by a newer request while waiting
     working = Signal(int)  # request id now being identified
+    notice = Signal(str)  # something the person should know, e.g. the GPU ran out of memory
     explained = Signal(int, object)  # request id, [H_s, W_s] class-activation map in 0..1
     index_started = Signal(object)  # the IndexSummary of the scan: what is unchanged, moved, gone
     index_progress = Signal(object)  # IndexProgress
@@ -296,6 +297,9 @@ class Engine(QThread):
         if self._was_cancelled(request):
             return
         seconds = time.perf_counter() - started
+        if self.classifier.notice:  # e.g. the GPU ran out of memory and the CPU took over
+            self.notice.emit(self.classifier.notice)
+            self.classifier.notice = None
         ranked = identification.ranked()
         self.identified.emit(IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, seconds))
 

@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.engine.failed.connect(self._identify_failed)
         self.engine.cancelled.connect(self._identify_cancelled)
         self.engine.explained.connect(self._explained)
+        self.engine.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.engine.start()
 
         self._build_pages()
