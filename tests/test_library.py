@@ -216,7 +216,7 @@ def test_killed_while_indexing_the_next_run_finishes_consistently(tmp_path, smal
         assert time.monotonic() < deadline
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate()  # reaps it and closes its pipes
     at_kill = indexed_rows(library)
     assert at_kill < 120  # it really was stopped part-way
 

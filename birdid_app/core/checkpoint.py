@@ -43,9 +43,13 @@ class Checkpoint:
         return self.config.image_size
 
     def build_model(self) -> Hiera:
-        """The network with these weights, in eval mode, on the CPU in fp32."""
-        model = Hiera(self.config)
-        model.load_state_dict(self.state, strict=True)
+        """The network with these weights, in eval mode, on the CPU, in the file's dtype.
+
+        Built on the meta device and given the file's tensors (assign=True): no time is spent
+        on a random initialisation the weights would overwrite, nor memory on a second copy."""
+        with torch.device("meta"):
+            model = Hiera(self.config)
+        model.load_state_dict(self.state, strict=True, assign=True)
         return model.eval()
 
 
@@ -115,7 +119,8 @@ def _load_file(path: Path) -> Any:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(path, "is truncated or damaged (the model file is incomplete).")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: tensors are read straight from the file's pages instead of being copied out of it.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             path, "holds Python objects or code beyond plain weights, which birdid refuses to load."

@@ -246,7 +246,10 @@ class Hiera(nn.Module):
         global_ = F.interpolate(self.pos_embed.float(), size=grid, mode="bicubic", antialias=True)
         summed = (window + global_).permute(0, 2, 3, 1)  # [1, H/4, W/4, C]
         tokens = unroll(summed, POOLED_STAGES)
-        self.pos_embed_tokens.copy_(tokens.to(self.pos_embed_tokens.dtype))
+        if self.pos_embed_tokens.is_meta:  # built on the meta device, weights assigned since
+            self.pos_embed_tokens = tokens.to(self.pos_embed.dtype)
+        else:
+            self.pos_embed_tokens.copy_(tokens.to(self.pos_embed_tokens.dtype))
 
     def forward(self, images: torch.Tensor) -> HieraOutput:
         """images: [B, 3, H, W], normalised. Returns logits, embedding and the four stage maps."""
