@@ -162,6 +162,7 @@ def _head(url: str, headers: dict[str, str], timeout: float) -> _RemoteFile:
         with opener.open(request, timeout=timeout) as response:
             status, answer = response.status, response.headers
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the connection; the headers stay readable
         if error.code not in (301, 302, 303, 307, 308):
             raise DownloadError(_http_problem(url, error.code)) from None
         status, answer = error.code, error.headers
@@ -229,6 +230,7 @@ def _fetch(
                     raise DownloadError(_lost_problem(remote.location, EOFError(), partial, remote.size, timeout))
                 attempts_left -= 1
         except urllib.error.HTTPError as error:
+            error.close()
             if error.code == 416:  # our partial file does not fit the server's file
                 partial.unlink(missing_ok=True)
                 continue
