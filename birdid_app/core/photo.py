@@ -176,3 +176,11 @@ def _gps_degrees(gps, value_tag: int, ref_tag: int, negative_ref: str) -> float 
         return None
     value = degrees + minutes / 60 + seconds / 3600
     return -value if str(gps.get(ref_tag, "")).upper().startswith(negative_ref) else value
+
+
+def decode_thumbnail(path: str | Path, side: int) -> Image.Image:
+    """The photo, upright, fitted in a square of `side` pixels, decoded at a reduced scale where
+    the format allows: what thumbnail grids and strips show."""
+    image = decode_photo(path, draft_size=(side, side))
+    image.thumbnail((side, side))
+    return image

@@ -305,14 +305,13 @@ class LibraryView(QWidget):
         def work(report, should_cancel):
             from PIL import Image
 
-            from birdid_app.core.photo import decode_photo
+            from birdid_app.core.photo import decode_thumbnail
 
             cached = thumbnail_cache_path(path)
             if cached.exists():
                 with Image.open(cached) as image:
                     return qimage_from_pil(image.convert("RGB"))
-            image = decode_photo(path, draft_size=(THUMBNAIL * 2, THUMBNAIL * 2))
-            image.thumbnail((THUMBNAIL * 2, THUMBNAIL * 2))  # 2x: sharp on high-DPI screens
+            image = decode_thumbnail(path, THUMBNAIL * 2)  # 2x: sharp on high-DPI screens
             cached.parent.mkdir(parents=True, exist_ok=True)
             image.save(cached, quality=85)
             return qimage_from_pil(image)

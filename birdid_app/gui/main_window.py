@@ -612,9 +612,9 @@ def _decode_for_display(path: Path):
 
 def _decode_thumbnail(path: Path):
     def work(report, should_cancel):
-        from birdid_app.core.photo import decode_photo
+        from birdid_app.core.photo import decode_thumbnail
 
-        return _thumbnail(decode_photo(path, draft_size=(THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2)))
+        return qimage_from_pil(decode_thumbnail(path, THUMBNAIL_SIZE * 2))  # 2x: sharp on high-DPI screens
 
     return work
 
