@@ -40,6 +40,17 @@ def test_matches_the_model_run_by_hand(classifier, photo_dir):
     np.testing.assert_allclose(result.embedding, expected.embedding[0].numpy(), atol=1e-6)
 
 
+def test_a_loaded_model_survives_its_file_being_overwritten_in_place(small_model_file, photo_dir, tmp_path):
+    # A memory-mapped load would die here with SIGBUS: the weights must be the classifier's own.
+    path = tmp_path / "model.pt"
+    path.write_bytes(small_model_file.read_bytes())
+    classifier = Classifier.from_file(path, device="cpu", precision="fp32")
+    (before,) = classifier.identify_files([photo_dir / "robin.png"])
+    path.write_bytes(b"tampered")
+    (after,) = classifier.identify_files([photo_dir / "robin.png"])
+    np.testing.assert_array_equal(before.probabilities, after.probabilities)
+
+
 def test_batching_gives_the_same_answer_as_one_at_a_time(classifier, photo_dir):
     paths = sorted(photo_dir.iterdir()) * 4  # 12 photos: more than one batch of 8
     together = classifier.identify_files(paths)

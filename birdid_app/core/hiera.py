@@ -235,7 +235,10 @@ class Hiera(nn.Module):
         )
         self.classifier = nn.Linear(config.embedding_dim, config.num_classes)
         self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh_position_embedding())
-        self.refresh_position_embedding()
+        # On the meta device there is nothing to compute, and running ops there imports torch's
+        # compiler stack (about 1.3 s): the load hook computes it once real weights arrive.
+        if not self.pos_embed.is_meta:
+            self.refresh_position_embedding()
 
     @torch.no_grad()
     def refresh_position_embedding(self) -> None:
