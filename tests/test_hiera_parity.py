@@ -9,7 +9,7 @@ from birder.conf import settings as birder_settings
 from birder.net.hiera import Hiera as ReferenceHiera
 
 from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
+from birdid_app.core.hiera import Hiera, HieraConfig, attention
 from conftest import RGB_MEAN, RGB_STD, SMALL_CONFIG, SPECIES, randomise
 
 TOLERANCE = 1e-4  # max abs difference, fp32
@@ -112,3 +112,16 @@ def test_birder_loads_a_checkpoint_we_wrote(tmp_path, monkeypatch):
     reference.return_stages = STAGES
     images = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(4))
     assert_same_outputs(ours.eval(), reference, images)
+
+
+@pytest.mark.parametrize("shape", [(2, 144, 64, 64, 32), (1, 4, 576, 2304, 96), (1, 8, 144, 144, 96)])
+def test_bf16_cpu_attention_agrees_with_fp32_fused_attention(shape):
+    # birdid's bf16 CPU path is matmul-softmax-matmul, not SDPA: it must compute the same thing.
+    batch, groups, queries, keys, dim = shape
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(batch, groups, n, dim, generator=generator) for n in (queries, keys, keys))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    got = attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    torch.testing.assert_close(got.float(), expected, atol=0.02, rtol=0.02)
+    torch.testing.assert_close(attention(q, k, v), expected)  # fp32 goes through SDPA itself

@@ -151,6 +151,20 @@ class PatchEmbed(nn.Module):
         return self.proj(images).permute(0, 2, 3, 1)  # [B, H/4, W/4, C]
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Softmax attention, q [B, G, Nq, d], k and v [B, G, Nk, d] -> [B, G, Nq, d].
+
+    Heads and windows come folded into G: with 4-D input the CPU takes SDPA's fused (flash)
+    kernel, with 5-D its slow unfused maths. In bf16 on a CPU two plain batched matmuls around a
+    softmax beat the fused kernel at every Hiera shape (about twice as fast at stage 3's 576
+    tokens, where the matmuls run on the bf16 matrix units); in fp32 the fused kernel wins.
+    benchmarks/attention.py measures both."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, G, Nq, Nk]
+        return scores.softmax(dim=-1) @ v
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class MaskUnitAttention(nn.Module):
     """Self-attention within each mask unit (or over all tokens when num_windows is 1), with
     optional max-pooling of the queries so that the output has a quarter of the tokens."""
@@ -173,7 +187,8 @@ class MaskUnitAttention(nn.Module):
         if self.q_pool:
             # The leading (y1, x1) bits of each window's tokens are the 2x2 neighbourhood.
             q = q.reshape(b, self.heads, self.num_windows, Q_STRIDE**2, -1, self.head_dim).amax(dim=3)
-        out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, windows, tokens_out, d]
+        out = attention(q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2))
+        out = out.unflatten(1, (self.heads, self.num_windows))  # [B, heads, windows, tokens_out, d]
         out = out.permute(0, 3, 2, 1, 4).reshape(b, -1, self.heads * self.head_dim)
         return self.proj(out)
 
