@@ -63,7 +63,10 @@ def base_model_file(folder: Path) -> Path:
     config = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
     torch.manual_seed(0)
     path = folder / "base.pt"
-    write_checkpoint(path, Hiera(config), [f"species {i}" for i in range(707)], (0.5,) * 3, (0.5,) * 3)
+    model = Hiera(config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(400)  # confident, separated logits, as a trained model gives
+    write_checkpoint(path, model, [f"species {i}" for i in range(707)], (0.5,) * 3, (0.5,) * 3)
     return path
 
 
@@ -84,18 +87,25 @@ def main() -> None:
         model = base_model_file(Path(scratch))
         model_megabytes = model.stat().st_size / 1e6
         windows = [run(WINDOW, env=env) for _ in range(args.runs)]
-        models = [run(MODEL, str(model), env=env) for _ in range(args.runs)]
+        first_starts, models = [], []
+        for index in range(args.runs):
+            # A data folder of its own: the first start measures the precision, the next reuses it.
+            fresh = {**env, "BIRDID_DATA_DIR": str(Path(scratch) / f"data-{index}")}
+            first_starts.append(run(MODEL, str(model), env=fresh))
+            models.append(run(MODEL, str(model), env=fresh))
 
     def median(rows, column):
         return statistics.median(float(row[column]) for row in rows)
 
     print(f"machine: {machine_description()}; median of {args.runs} fresh processes each")
-    print(f"launch to shown window (no model installed) : {median(windows, 0):6.3f} s; torch imported by then: "
+    print(f"launch to shown window (no model installed)     : {median(windows, 0):6.3f} s; torch imported by then: "
           f"{windows[0][1]}")
-    print(f"import of the inference code (torch)         : {median(models, 0):6.3f} s (on the engine thread in the app)")
-    print(f"load the {model_megabytes:.0f} MB model file               : {median(models, 1):6.3f} s")
-    print(f"first identification ({models[0][4]})             : {median(models, 2):6.3f} s")
-    print(f"second identification                        : {median(models, 3):6.3f} s")
+    print(f"import of the inference code (torch)             : {median(models, 0):6.3f} s (on the engine thread in the app)")
+    print(f"load the {model_megabytes:.0f} MB model file, very first start     : {median(first_starts, 1):6.3f} s "
+          f"(with the precision trial, which picked {first_starts[0][4]})")
+    print(f"load the {model_megabytes:.0f} MB model file, every later start    : {median(models, 1):6.3f} s")
+    print(f"first identification ({models[0][4]})                     : {median(models, 2):6.3f} s")
+    print(f"second identification                            : {median(models, 3):6.3f} s")
 
 
 if __name__ == "__main__":

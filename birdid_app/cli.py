@@ -172,6 +172,7 @@ def _identify(args: argparse.Namespace) -> int:
     else:
         print(f"model: {model_info['name']} ({model_info['trust']})")
         _print_table(records)
+        print(f"precision: {classifier.precision_reason}", file=sys.stderr)
     for record in records:
         if "error" in record:
             print(f"birdid: {record['error']}", file=sys.stderr)

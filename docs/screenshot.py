@@ -6,22 +6,23 @@ Run under a display, e.g. a virtual one:
 
 The published model cannot be fetched where this runs, so the window uses a small Hiera with
 random weights under real species names, imported as an unverified model (and labelled so in
-the status bar); the photo is a drawing made here. What the screenshot shows is the window.
+the status bar); the photo is the drawing in resources/samples. What the screenshot shows is the window.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
 
 OUT = Path(__file__).with_name("screenshot.png")
 EXPLAINED = Path(__file__).with_name("explain.png")
+# A drawing made by packaging/make_resources.py, also the selftest's sample.
+SAMPLE = Path(__file__).resolve().parent.parent / "resources" / "samples" / "robin.jpg"
 SPECIES = [
     "European Robin", "Common Redstart", "Black Redstart", "Eurasian Bullfinch", "Common Chaffinch",
     "Eurasian Blue Tit", "Great Tit", "Eurasian Wren", "Dunnock", "Common Blackbird",
@@ -46,32 +47,6 @@ def demo_model(path: Path) -> None:
     write_checkpoint(path, model, SPECIES, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
-def drawn_photo(path: Path) -> None:
-    """A robin on a branch against a blurred green background: a drawing, not a photograph."""
-    width, height = 1600, 1067
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    background = np.stack([70 + 40 * np.sin(xx / 310) + 20 * np.cos(yy / 170),
-                           110 + 50 * np.cos(xx / 410 + yy / 520),
-                           60 + 30 * np.sin(yy / 260)], axis=-1)
-    image = Image.fromarray(np.clip(background + rng.normal(0, 4, background.shape), 0, 255).astype(np.uint8))
-    image = image.filter(ImageFilter.GaussianBlur(6))
-    draw = ImageDraw.Draw(image)
-    draw.line([(0, 760), (700, 700), (1600, 790)], fill=(92, 64, 40), width=34)  # the branch
-    cx, cy = 760, 560
-    draw.ellipse([cx - 170, cy - 130, cx + 150, cy + 150], fill=(120, 100, 78))  # body
-    draw.ellipse([cx - 150, cy - 60, cx + 60, cy + 140], fill=(214, 104, 48))  # orange breast
-    draw.ellipse([cx - 20, cy - 250, cx + 170, cy - 60], fill=(120, 100, 78))  # head
-    draw.ellipse([cx - 5, cy - 190, cx + 120, cy - 60], fill=(214, 104, 48))  # orange face
-    draw.ellipse([cx + 90, cy - 190, cx + 118, cy - 162], fill=(20, 16, 12))  # eye
-    draw.polygon([(cx + 165, cy - 150), (cx + 225, cy - 135), (cx + 160, cy - 118)], fill=(40, 32, 24))  # beak
-    draw.polygon([(cx - 160, cy + 20), (cx - 330, cy + 140), (cx - 300, cy + 170), (cx - 140, cy + 90)],
-                 fill=(100, 84, 66))  # tail
-    draw.line([(cx - 10, cy + 140), (cx - 25, cy + 215)], fill=(60, 45, 35), width=8)  # legs
-    draw.line([(cx + 50, cy + 140), (cx + 45, cy + 212)], fill=(60, 45, 35), width=8)
-    image.filter(ImageFilter.GaussianBlur(1.2)).save(path, quality=92)
-
-
 def main() -> None:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         sys.exit("No display: run this under xvfb-run (see the docstring).")
@@ -79,7 +54,7 @@ def main() -> None:
     os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
     os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
     demo_model(scratch / "birdid-demo-random-weights.pt")
-    drawn_photo(scratch / "robin-on-a-branch.jpg")
+    shutil.copy(SAMPLE, scratch / "robin-on-a-branch.jpg")
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from birdid_app.core.errors import BirdidError, PhotoError
-from birdid_app.core.inference import Classifier, resolve_device, resolve_precision
+from birdid_app.core.inference import Classifier, check_precision, resolve_device
 from birdid_app.core.photo import decode_photo
 from conftest import SPECIES
 
@@ -91,8 +91,9 @@ def test_reduced_precision_stays_close_to_fp32(small_model_file, classifier, pho
 
 def test_device_and_precision_choices():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
-    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert check_precision("bf16") == "bf16"
+    with pytest.raises(BirdidError, match="Unknown precision 'int4'"):
+        check_precision("int4")
     if not torch.cuda.is_available():
         assert resolve_device("auto") in (torch.device("cpu"), torch.device("mps"))
         with pytest.raises(BirdidError, match="no usable CUDA GPU"):
@@ -136,23 +137,6 @@ def test_bf16_support_is_read_from_the_cpu_flags():
     assert cpu_has_native_bf16("flags\t: avx2 amx_bf16 amx_tile\n")
     assert not cpu_has_native_bf16(HASWELL_FLAGS)
     assert not cpu_has_native_bf16("")
-
-
-@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_picks_bf16_on_a_cpu_only_where_it_is_native(monkeypatch, native, expected):
-    from birdid_app.core import inference
-
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: native)
-    assert resolve_precision("auto", torch.device("cpu")) == expected
-
-
-def test_a_classifier_on_auto_says_which_precision_it_picked(small_model_file, monkeypatch):
-    from birdid_app.core import inference
-
-    for native, expected, dtype in [(True, "bf16", torch.bfloat16), (False, "fp32", torch.float32)]:
-        monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda n=native: n)
-        classifier = Classifier.from_file(small_model_file, device="cpu", precision="auto")
-        assert classifier.precision == expected and classifier.model.classifier.weight.dtype == dtype
 
 
 def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(small_model_file, photo_dir, monkeypatch):

@@ -15,13 +15,18 @@ from birdid_app.gui.model_about import ModelAboutDialog
 JOB_TIMEOUT_MS = 30_000
 
 
-def auto_precision_on_cpu() -> str:
-    """What "auto" picks on this machine's CPU: the window must say so."""
+def auto_precision_on_cpu(model_path) -> str:
+    """What "auto" picked for this model on this machine's CPU (kept from the engine's trial):
+    the window must say so."""
     import torch
 
-    from birdid_app.core.inference import resolve_precision
+    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.inference import cpu_has_native_bf16
+    from birdid_app.core.precision import choose_precision
 
-    return resolve_precision("auto", torch.device("cpu"))
+    choice = choose_precision(read_checkpoint(model_path), torch.device("cpu"), native_bf16=cpu_has_native_bf16())
+    assert not choice.measured_now  # the engine's trial was kept, and is reused
+    return choice.precision
 
 
 @pytest.fixture
@@ -56,7 +61,8 @@ def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):
     assert window.pages.currentWidget() is window.workspace
     # The engine loads it without a restart.
     qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
-    expected = f"hiera_abswin_base_mim-intermediate-eu-common (verified) · cpu · {auto_precision_on_cpu()}"
+    precision = auto_precision_on_cpu(ModelStore().active().path)
+    expected = f"hiera_abswin_base_mim-intermediate-eu-common (verified) · cpu · {precision}"
     assert window.model_status.text() == expected
     assert values and values[-1] == 1000 and len(set(values)) > 3
     assert ModelStore().active().verified
@@ -136,6 +142,19 @@ def test_an_imported_fine_tune_is_labelled_unverified(window, qtbot, small_model
     model = ModelStore().import_file(small_model_file)  # not the published hash here
     window.show_model_state()
     qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
-    expected = f"small-hiera (unverified, imported from {small_model_file}) · cpu · {auto_precision_on_cpu()}"
+    expected = f"small-hiera (unverified, imported from {small_model_file}) · cpu · {auto_precision_on_cpu(model.path)}"
     assert window.model_status.text() == expected
+    assert window.model_status.toolTip().startswith(f"Precision: {auto_precision_on_cpu(model.path)}, picked automatically")
     assert ModelAboutDialog(model, window).hash_state.text().endswith(f"unverified, imported from {small_model_file}")
+
+
+def test_the_window_says_when_it_measures_the_fastest_precision(window, qtbot, small_model_file, monkeypatch):
+    from birdid_app.core import inference
+
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)  # so there are two modes to compare
+    ModelStore().import_file(small_model_file)
+    with qtbot.waitSignal(window.engine.notice, timeout=JOB_TIMEOUT_MS) as told:
+        window.show_model_state()
+    assert told.args[0].startswith("Finding the fastest precision that gives the same answers on this computer")
+    qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
+    assert "picked automatically" in window.model_status.toolTip()

@@ -4,7 +4,7 @@ photos into ranked species, an embedding and the four stage maps, in one forward
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from PIL import Image
 from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
 from birdid_app.core.errors import BirdidError, PhotoError
 from birdid_app.core.photo import decode_photo
+from birdid_app.core.precision import choose_precision
 from birdid_app.core.preprocess import to_model_input
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -114,36 +115,52 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """The precision "auto" means on `device`: on a CPU, bf16 only where it runs natively
-    (benchmarks/speed.py: 0.54x the fp32 reference's time there, embedding cosine 0.99997 and
-    identical top-5), else fp32; fp16 never on a CPU (it has no fast kernels there: 4x slower)."""
+def check_precision(requested: str) -> str:
     if requested not in PRECISIONS:
         raise BirdidError(f"Unknown precision '{requested}'; choose one of {', '.join(PRECISIONS)}.")
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "mps":
-        return "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return requested
 
 
 class Classifier:
     """The model ready to run. Not thread-safe: keep one per engine thread."""
 
-    def __init__(self, checkpoint: Checkpoint, *, device: str = "auto", precision: str = "auto") -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        on_measuring_precision: Callable[[], None] | None = None,
+    ) -> None:
+        """precision "auto" runs the fastest mode that agrees with fp32 on this computer
+        (core/precision.py): measured once per model and device, a few seconds for the base
+        model, and `on_measuring_precision` is called first so a window can say so."""
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        if check_precision(precision) == "auto":
+            choice = choose_precision(
+                checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring_precision
+            )
+            self.precision, self.precision_reason = choice.precision, choice.describe()
+        else:
+            self.precision, self.precision_reason = precision, f"{precision}, as asked"
         self.dtype = _DTYPES[self.precision]
         self.model = checkpoint.build_model().to(device=self.device, dtype=self.dtype)
         self.batch_size = DEFAULT_BATCH_SIZE  # halved when the device runs out of memory
         self.notice: str | None = None  # set when the classifier had to change course (e.g. to the CPU)
 
     @classmethod
-    def from_file(cls, path: str | Path, *, device: str = "auto", precision: str = "auto") -> Classifier:
-        return cls(read_checkpoint(path), device=device, precision=precision)
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        on_measuring_precision: Callable[[], None] | None = None,
+    ) -> Classifier:
+        return cls(
+            read_checkpoint(path), device=device, precision=precision, on_measuring_precision=on_measuring_precision
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -184,7 +201,8 @@ class Classifier:
         if self.device.type != "cpu":
             lost = self.device
             self.device = torch.device("cpu")
-            self.precision = resolve_precision("auto", self.device)
+            choice = choose_precision(self.checkpoint, self.device, native_bf16=cpu_has_native_bf16())
+            self.precision, self.precision_reason = choice.precision, choice.describe()
             self.dtype = _DTYPES[self.precision]
             self.model = self.model.to(device=self.device, dtype=self.dtype)
             self.batch_size = DEFAULT_BATCH_SIZE

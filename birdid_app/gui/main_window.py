@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
         self.loaded_model = loaded
         self.library_view.set_model(loaded.name, loaded.class_names)
         self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
+        self.model_status.setToolTip(f"Precision: {loaded.precision_reason}")
         if self.current is not None and self.current.outcome() is None and self.current.pending is None:
             self._request(self.current)
 

@@ -31,11 +31,11 @@ from birdid_app.core.settings import (
 # Before the engine has loaded torch nothing more is known to exist.
 DEVICES_BEFORE_ENGINE = [("auto", "Automatic"), ("cpu", "CPU")]
 
-# (value, item text, tooltip). "Automatic" is what inference.resolve_precision picks.
+# (value, item text, tooltip). "Automatic" is what core/precision.py measures as fastest and agreeing.
 PRECISION_CHOICES = [
-    ("auto", "Automatic", "bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU"),
+    ("auto", "Automatic", "The fastest mode that gives fp32's answers on this computer, measured once per model"),
     ("fp32", "fp32 – full precision, slowest", "32-bit floats: the reference results, twice the memory of the others"),
-    ("bf16", "bf16 – half precision, recent GPUs", "16-bit brain floats: fast on GPUs with bf16 support, fp32's range"),
+    ("bf16", "bf16 – half precision, recent GPUs and CPUs", "16-bit brain floats: fast on GPUs and CPUs with native bf16, slow on others"),
     ("fp16", "fp16 – half precision, most GPUs", "16-bit floats: fast on most GPUs, slow on the CPU"),
 ]
 
