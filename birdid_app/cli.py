@@ -16,7 +16,7 @@ from birdid_app import __version__
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
-COMMANDS = ("identify", "explain", "index", "similar", "find", "duplicates", "export", "model")
+COMMANDS = ("identify", "explain", "index", "similar", "find", "duplicates", "export", "model", "selftest")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     remove = actions.add_parser("remove", help="uninstall NAME")
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(run=_model_remove)
+    selftest = commands.add_parser(
+        "selftest", help="check this installation: load a model and identify the bundled sample picture"
+    )
+    selftest.add_argument("--model", type=Path, help="a Birder Hiera .pt file (default: the installed model)")
+    selftest.add_argument("--window", action="store_true",
+                          help="also open the window (offscreen works) and identify the sample in it")
+    selftest.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    selftest.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    selftest.set_defaults(run=_selftest)
     return parser
 
 
@@ -177,6 +186,26 @@ def _identify(args: argparse.Namespace) -> int:
         if "error" in record:
             print(f"birdid: {record['error']}", file=sys.stderr)
     return EXIT_SOME_FAILED if any("error" in r for r in records) else EXIT_OK
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from birdid_app import selftest
+    from birdid_app.core.errors import BirdidError
+
+    for line in selftest.describe_installation():
+        print(line, flush=True)
+    try:
+        model_path, _ = _model_for_identify(args.model)
+        for line in selftest.identify_sample(model_path, args.device, args.precision):
+            print(line, flush=True)
+        if args.window:
+            for line in selftest.identify_sample_in_window(model_path):
+                print(line, flush=True)
+    except (BirdidError, selftest.SelftestFailed) as error:
+        print(f"birdid: selftest failed: {error}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, BirdidError) else EXIT_SOME_FAILED
+    print("selftest passed")
+    return EXIT_OK
 
 
 def _model_for_identify(model_arg: Path | None) -> tuple[Path, dict]:
