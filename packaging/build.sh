@@ -1,0 +1,51 @@
+#!/bin/sh
+# Build birdid's desktop bundle in one command: packaging/build.sh [cpu|cuda]
+#
+# Makes (or reuses) a build environment in build/venv-VARIANT with only what the app needs, then
+# runs PyInstaller on packaging/birdid.spec. The bundle lands in dist/birdid/.
+#
+#   cpu  (default) torch's CPU build: a smaller bundle, runs on any x86-64 or arm64 machine.
+#   cuda           torch's CUDA build from PyPI (Linux, Windows): uses an NVIDIA GPU when there
+#                  is one, several GB larger.
+#
+# Environment: PYTHON (default python3), TORCH_VERSION (default 2.13.0), TORCH_CPU_INDEX (where the
+# CPU build is published; default PyTorch's own index; "none" when a local wheel or find-links
+# provides torch==TORCH_VERSION+cpu, as on birdid's CI machine).
+set -eu
+
+variant=${1:-cpu}
+root=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+torch_version=${TORCH_VERSION:-2.13.0}
+torch_cpu_index=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
+venv="$root/build/venv-$variant"
+
+case "$variant" in
+    cpu)
+        torch_requirement="torch==$torch_version+cpu"
+        if [ "$torch_cpu_index" = none ]; then index_args=""; else index_args="--extra-index-url $torch_cpu_index"; fi
+        ;;
+    cuda)
+        torch_requirement="torch==$torch_version"
+        index_args=""
+        ;;
+    *)
+        echo "packaging/build.sh: unknown variant '$variant'; use cpu or cuda" >&2
+        exit 2
+        ;;
+esac
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+# The app's runtime dependencies without torchvision (birdid does its own preprocessing), then
+# birdid itself without its dependencies, so pip cannot swap the chosen torch build for another.
+# shellcheck disable=SC2086 # index_args is empty or two words
+"$venv/bin/pip" install --quiet $index_args "$torch_requirement" "PySide6-Essentials>=6.7" "pillow>=10.3" \
+    "pillow-heif>=0.16" "numpy>=1.26" "platformdirs>=4" "huggingface_hub>=0.30" "pyinstaller>=6.10"
+"$venv/bin/pip" install --quiet --no-deps "$root"
+
+cd "$root"
+"$venv/bin/pyinstaller" --noconfirm --log-level WARN --distpath "$root/dist" \
+    --workpath "$root/build/pyinstaller-$variant" packaging/birdid.spec
+echo "built $root/dist/birdid ($(du -sh "$root/dist/birdid" | cut -f1), torch $torch_requirement)"
