@@ -40,7 +40,7 @@ def describe_installation() -> list[str]:
     where = f"frozen bundle in {Path(sys.executable).parent}" if frozen else f"Python package in {Path(__file__).parent}"
     return [
         f"birdid {__version__}, {where}",
-        f"resources: {resources.files('birdid_app.resources')}",
+        f"resources: {sample_path().parent.parent}",  # files() is a MultiplexedPath when frozen
         f"models and library: {paths.data_dir()}",
         f"settings: {paths.config_dir()}",
     ]

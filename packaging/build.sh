@@ -2,7 +2,8 @@
 # Build birdid's desktop bundle in one command: packaging/build.sh [cpu|cuda]
 #
 # Makes (or reuses) a build environment in build/venv-VARIANT with only what the app needs, then
-# runs PyInstaller on packaging/birdid.spec. The bundle lands in dist/birdid/.
+# runs PyInstaller on packaging/birdid.spec. The bundle lands in dist/birdid/ (cpu) or
+# dist/cuda/birdid/ (cuda).
 #
 #   cpu  (default) torch's CPU build: a smaller bundle, runs on any x86-64 or arm64 machine.
 #   cuda           torch's CUDA build from PyPI (Linux, Windows): uses an NVIDIA GPU when there
@@ -19,6 +20,7 @@ python=${PYTHON:-python3}
 torch_version=${TORCH_VERSION:-2.13.0}
 torch_cpu_index=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 venv="$root/build/venv-$variant"
+dist="$root/dist"
 
 case "$variant" in
     cpu)
@@ -28,6 +30,7 @@ case "$variant" in
     cuda)
         torch_requirement="torch==$torch_version"
         index_args=""
+        dist="$root/dist/cuda"
         ;;
     *)
         echo "packaging/build.sh: unknown variant '$variant'; use cpu or cuda" >&2
@@ -44,8 +47,13 @@ fi
 "$venv/bin/pip" install --quiet $index_args "$torch_requirement" "PySide6-Essentials>=6.7" "pillow>=10.3" \
     "pillow-heif>=0.16" "numpy>=1.26" "platformdirs>=4" "huggingface_hub>=0.30" "pyinstaller>=6.10"
 "$venv/bin/pip" install --quiet --no-deps "$root"
+if [ "$variant" = cuda ] && ! "$venv/bin/python" -c "import sys, torch; sys.exit(torch.version.cuda is None)"; then
+    # pip prefers a local 2.13.0+cpu wheel (from find-links) to PyPI's 2.13.0: say so, never ship it as CUDA.
+    echo "packaging/build.sh: $venv has a CPU-only torch; remove that venv and make pip see PyPI's CUDA build" >&2
+    exit 1
+fi
 
 cd "$root"
-"$venv/bin/pyinstaller" --noconfirm --log-level WARN --distpath "$root/dist" \
+"$venv/bin/pyinstaller" --noconfirm --log-level WARN --distpath "$dist" \
     --workpath "$root/build/pyinstaller-$variant" packaging/birdid.spec
-echo "built $root/dist/birdid ($(du -sh "$root/dist/birdid" | cut -f1), torch $torch_requirement)"
+echo "built $dist/birdid ($(du -sh "$dist/birdid" | cut -f1), torch $torch_requirement)"
