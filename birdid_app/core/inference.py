@@ -204,7 +204,8 @@ class Classifier:
             choice = choose_precision(self.checkpoint, self.device, native_bf16=cpu_has_native_bf16())
             self.precision, self.precision_reason = choice.precision, choice.describe()
             self.dtype = _DTYPES[self.precision]
-            self.model = self.model.to(device=self.device, dtype=self.dtype)
+            # From the file's fp32 weights, not from the GPU copy (fp16 -> bf16 would round twice).
+            self.model = self.checkpoint.build_model().to(dtype=self.dtype)
             self.batch_size = DEFAULT_BATCH_SIZE
             self.notice = f"The GPU ({lost}) ran out of memory, so birdid carries on on the CPU ({self.precision})."
             return
