@@ -108,7 +108,8 @@ def measure_precisions(checkpoint: Checkpoint, device: torch.device, precisions:
             output = model(batch.to(dtype))
             embeddings = output.embedding.float().cpu()
             best = output.logits.float().argmax(dim=-1).cpu()  # [pictures]
-            top5 = output.logits.float().topk(min(5, output.logits.shape[-1]), dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5] as sets
+            five = min(5, output.logits.shape[-1])
+            top5 = output.logits.float().topk(five, dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5], as sets
             times = []
             for _ in range(TIMED_RUNS):
                 _synchronise(device)
