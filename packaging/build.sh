@@ -41,10 +41,14 @@ esac
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-# The app's runtime dependencies without torchvision (birdid does its own preprocessing), then
-# birdid itself without its dependencies, so pip cannot swap the chosen torch build for another.
+# torch alone, without its dependencies, from its index: nothing else should come from there,
+# and an index that cannot be reached costs seconds on every package pip asks it about. Then
+# torch's dependencies and the app's others from the usual index, without torchvision (birdid
+# does its own preprocessing). Then birdid itself without its dependencies, so pip cannot swap
+# the chosen torch build for another.
 # shellcheck disable=SC2086 # index_args is empty or two words
-"$venv/bin/pip" install --quiet $index_args "$torch_requirement" "PySide6-Essentials>=6.7" "pillow>=10.3" \
+"$venv/bin/pip" install --quiet --no-deps $index_args "$torch_requirement"
+"$venv/bin/pip" install --quiet "$torch_requirement" "PySide6-Essentials>=6.7" "pillow>=10.3" \
     "pillow-heif>=0.16" "numpy>=1.26" "platformdirs>=4" "huggingface_hub>=0.30" "pyinstaller>=6.10"
 "$venv/bin/pip" install --quiet --no-deps "$root"
 if [ "$variant" = cuda ] && ! "$venv/bin/python" -c "import sys, torch; sys.exit(torch.version.cuda is None)"; then
