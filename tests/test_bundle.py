@@ -1,7 +1,7 @@
 """The frozen desktop app: built with packaging/build.sh (PyInstaller, CPU torch), then run as a
 person runs it, from its own folder, on a real checkpoint file and with a real (offscreen) window.
 
-About three minutes on the CI machine (two cores), most of it the build; CI runs it. Deselect it
+About two minutes on the CI machine (two cores), most of it the build; CI runs it. Deselect it
 for a quick run with `-m "not bundle"`.
 """
 
