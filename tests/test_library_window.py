@@ -4,6 +4,7 @@ a similar-image grid, pause and cancel."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QFileDialog
@@ -109,3 +110,37 @@ def test_pause_and_cancel_indexing_while_identifying_stays_first(window, qtbot, 
     assert view.index_button.isEnabled()
     with Library(default_library_path()) as library:
         assert library.integrity_ok() and library.count() == finished.args[0].embedded
+
+
+def test_removing_a_folder_while_indexing_plans_again_without_it(window, qtbot, folder, tmp_path, monkeypatch):
+    """Folder changes go through the engine thread, the library's one writer: a folder removed
+    mid-index leaves the library, and the running index is planned again without its photos."""
+    other = tmp_path / "garden"
+    for i in range(3):
+        make_photo(other / f"g{i}.jpg", size=(320, 240), seed=50 + i)
+    view = window.library_view
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(other))
+    with qtbot.waitSignal(window.engine.folders_changed, timeout=WAIT_MS):
+        view.add_button.click()
+    assert sorted(view.folders.item(i).text() for i in range(view.folders.count())) == [str(folder), str(other)]
+
+    original = inference.Classifier.identify_images
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.3)  # the engine is slow, so the removal lands mid-index
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(inference.Classifier, "identify_images", slow)
+    plans = []
+    window.engine.index_started.connect(plans.append)
+    view.index_button.click()
+    qtbot.waitUntil(lambda: view.progress.maximum() == 15, timeout=WAIT_MS)
+    view.folders.setCurrentRow([view.folders.item(i).text() for i in range(view.folders.count())].index(str(folder)))
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
+        view.remove_button.click()
+    assert [view.folders.item(i).text() for i in range(view.folders.count())] == [str(other)]
+    assert len(plans) == 2  # planned again after the removal
+    with Library(default_library_path()) as library:
+        assert library.folders() == [other]
+        indexed = sorted(Path(path).name for (path,) in library.db.execute("SELECT path FROM photos"))
+    assert indexed == ["g0.jpg", "g1.jpg", "g2.jpg"]

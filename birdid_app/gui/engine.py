@@ -11,6 +11,7 @@ are looking at now, not a queue of old ones.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import traceback
@@ -91,6 +92,7 @@ class Engine(QThread):
     index_progress = Signal(object)  # IndexProgress
     index_finished = Signal(object)  # IndexSummary; also after a cancel, with what was done
     index_failed = Signal(str)
+    folders_changed = Signal(object)  # the library's folders (list[Path]) after a change asked for
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -106,7 +108,10 @@ class Engine(QThread):
         self._index_paused = False
         self._index_cancel = False
         self._index_job = None  # the running IndexJob, engine thread only
+        self._index_target: tuple[Path, str] | None = None  # what the running job indexes
         self._library = None
+        # Folder additions and removals: the engine thread is the library's only writer.
+        self._folder_changes: list[tuple[Path, list[Path], list[Path]]] = []
 
     # --- called from the GUI thread ----------------------------------------------------------
 
@@ -136,6 +141,13 @@ class Engine(QThread):
             self._index_paused = self._index_cancel = False
             self._wake.notify()
 
+    def change_folders(self, library_path: Path, *, add: list[Path] = (), remove: list[Path] = ()) -> None:
+        """Add or remove library folders on the engine thread (the library's single writer);
+        folders_changed reports the folders after it. A running index is planned again."""
+        with self._wake:
+            self._folder_changes.append((Path(library_path), list(add), list(remove)))
+            self._wake.notify()
+
     def pause_indexing(self, paused: bool) -> None:
         with self._wake:
             self._index_paused = paused
@@ -162,7 +174,9 @@ class Engine(QThread):
         try:
             while True:
                 with self._wake:
-                    while not (self._stopping or self._load or self._waiting or self._indexing_due()):
+                    while not (
+                        self._stopping or self._load or self._waiting or self._folder_changes or self._indexing_due()
+                    ):
                         self._wake.wait()
                     if self._stopping:
                         return
@@ -170,8 +184,11 @@ class Engine(QThread):
                     request = None if load else self._waiting
                     if request is not None:
                         self._waiting = None
+                    folder_changes = []
+                    if load is None and request is None:
+                        folder_changes, self._folder_changes = self._folder_changes, []
                     index_asked = cancel_index = None
-                    if load is None and request is None:  # indexing only when nothing else waits
+                    if load is None and request is None and not folder_changes:  # indexing only when nothing else waits
                         index_asked, self._index_asked = self._index_asked, None
                         cancel_index, self._index_cancel = self._index_cancel, False
                 if load is not None:
@@ -180,6 +197,8 @@ class Engine(QThread):
                     self._do_explain(request)
                 elif request is not None:
                     self._do_identify(request)
+                elif folder_changes:
+                    self._do_folder_changes(folder_changes)
                 else:
                     self._do_index_step(index_asked, cancel_index)
         finally:
@@ -212,6 +231,31 @@ class Engine(QThread):
             self._end_indexing()
             self.index_failed.emit(f"Indexing stopped: {type(error).__name__}: {error}")
 
+    def _do_folder_changes(self, changes: list[tuple[Path, list[Path], list[Path]]]) -> None:
+        from birdid_app.core.library import Library
+
+        for library_path, add, remove in changes:
+            indexing = self._index_job is not None and self._index_target[0] == library_path
+            library = self._library if indexing else None
+            try:
+                if library is None:
+                    library = Library(library_path)
+                for folder in add:
+                    library.add_folder(folder)
+                for folder in remove:
+                    library.remove_folder(folder)
+                folders = library.folders()
+            except (BirdidError, OSError, sqlite3.Error) as error:
+                self.index_failed.emit(f"The library's folders could not be changed: {error}")
+                continue
+            finally:
+                if library is not None and library is not self._library:
+                    library.close()
+            self.folders_changed.emit(folders)
+            if indexing and remove:
+                # The running plan still holds photos from a folder that is gone: plan again.
+                self._do_index_step(self._index_target, cancel=False)
+
     def _begin_indexing(self, library_path: Path, model_name: str) -> None:
         from birdid_app.core.library import IndexJob, Library
 
@@ -219,6 +263,7 @@ class Engine(QThread):
         if self.classifier is None:
             raise BirdidError("No model is loaded: install one from the Model menu before indexing.")
         self._library = Library(library_path)
+        self._index_target = (library_path, model_name)
         self._index_job = IndexJob(
             self._library, self.classifier.identify_images, model_name,
             progress=self.index_progress.emit, decode_size=self.classifier.image_size,

@@ -169,6 +169,7 @@ class LibraryView(QWidget):
         engine.index_progress.connect(self._index_progress)
         engine.index_finished.connect(self._index_finished)
         engine.index_failed.connect(self._index_failed)
+        engine.folders_changed.connect(self._show_folders)
         self._set_indexing(False)
         self._read(lambda library: library.folders(), self._show_folders)
 
@@ -186,13 +187,12 @@ class LibraryView(QWidget):
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
         if folder:
-            self._read(lambda library: (library.add_folder(Path(folder)), library.folders())[1], self._show_folders)
+            self.engine.change_folders(self.library_path, add=[Path(folder)])
 
     def remove_folder(self) -> None:
         item = self.folders.currentItem()
         if item is not None:
-            folder = Path(item.text())
-            self._read(lambda library: (library.remove_folder(folder), library.folders())[1], self._show_folders)
+            self.engine.change_folders(self.library_path, remove=[Path(item.text())])
 
     def start_indexing(self) -> None:
         if self.model_name is None:
