@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -144,6 +145,40 @@ def test_re_indexing_does_the_least_work(tmp_path, folder, classifier):
         assert counter.photos == 0 and job.summary.removed == 1
         assert library.photo_by_path(folder / "walk-05.jpg") is None
         assert library.count() == 13
+
+
+def test_a_first_index_reads_fingerprints_on_the_decoder_threads_not_while_planning(tmp_path, folder, classifier,
+                                                                                     monkeypatch):
+    from birdid_app.core import library as library_module
+
+    readers = []
+    real_fingerprint = library_module.fingerprint
+
+    def recording(path, size):
+        readers.append(threading.current_thread() is threading.main_thread())
+        return real_fingerprint(path, size)
+
+    monkeypatch.setattr(library_module, "fingerprint", recording)
+    with Library(tmp_path / "library.sqlite3") as library:
+        library.add_folder(folder)
+        job = IndexJob(library, classifier.identify_images, "small-hiera", decode_size=classifier.image_size)
+        job.plan()
+        assert readers == []  # planning a first index reads no file contents
+        job.run()
+        assert len(readers) == library.count() and not any(readers)  # each read once, off this thread
+        stored = dict(library.db.execute("SELECT path, fingerprint FROM photos"))
+    assert stored == {path: real_fingerprint(Path(path), Path(path).stat().st_size) for path in stored}
+
+
+def test_a_photo_deleted_between_planning_and_indexing_is_passed_over(tmp_path, folder, classifier):
+    with Library(tmp_path / "library.sqlite3") as library:
+        library.add_folder(folder)
+        job = IndexJob(library, classifier.identify_images, "small-hiera", decode_size=classifier.image_size)
+        planned = job.plan().scanned
+        (folder / "walk-02.jpg").unlink()
+        summary = job.run()
+        assert library.count() == planned - 1 and library.photo_by_path(folder / "walk-02.jpg") is None
+        assert summary.failed == 1  # broken.jpg, recorded with its error; the vanished photo is not an error
 
 
 def test_duplicates_and_csv_export(tmp_path, folder, classifier):

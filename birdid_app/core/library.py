@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -289,7 +289,7 @@ class _Work:
     path: Path
     size: int
     mtime_ns: int
-    fingerprint: str
+    fingerprint: str | None  # None until the decoder threads compute it (see plan)
 
 
 class IndexJob:
@@ -335,21 +335,27 @@ class IndexJob:
         self.summary.scanned = len(found)
         missing = {path: row for path, row in known.items() if path not in found and _inside_any(Path(path), folders)}
         by_fingerprint = {row[3]: (path, row) for path, row in missing.items()}
+        missing_sizes = {row[1] for row in missing.values()}
         renames: list[tuple[str, int, int, int]] = []
         for path, (size, mtime) in sorted(found.items()):
             row = known.get(path)
             if row is not None and row[1] == size and row[2] == mtime:
                 self.summary.unchanged += 1
                 continue
-            try:
-                fp = fingerprint(Path(path), size)
-            except OSError:
-                continue  # vanished or unreadable since the scan: the next run sees it again
-            if row is None and fp in by_fingerprint:
-                old_path, old_row = by_fingerprint.pop(fp)
-                del missing[old_path]
-                renames.append((path, size, mtime, old_row[0]))
-                continue
+            fp = None
+            # Only a new path the size of a photo that went missing can be that photo moved: read
+            # its fingerprint now. Every other file's is read later by the decoder threads, so a
+            # first index of a big folder does not read half a megabyte per photo on this thread.
+            if row is None and size in missing_sizes:
+                try:
+                    fp = fingerprint(Path(path), size)
+                except OSError:
+                    continue  # vanished or unreadable since the scan: the next run sees it again
+                if fp in by_fingerprint:
+                    old_path, old_row = by_fingerprint.pop(fp)
+                    del missing[old_path]
+                    renames.append((path, size, mtime, old_row[0]))
+                    continue
             self.pending.append(_Work(Path(path), size, mtime, fp))  # new, or changed at its path
         with self.library.db:
             self.library.db.executemany(
@@ -381,12 +387,14 @@ class IndexJob:
         decoded = self._next if self._next is not None else self._decode(batch)
         self._next = self._decode(self.pending[: self.batch_size]) if self.pending else None
         results = [future.result() for future in decoded]
-        images = [image for image, _, _ in results if image is not None]
+        images = [image for image, _, _, _ in results if image is not None]
         identifications = iter(self.classify(images) if images else [])
         rows = []
-        for work, (image, metadata, error) in zip(batch, results, strict=True):
+        for work, (image, metadata, error, fp) in zip(batch, results, strict=True):
             identification = next(identifications) if image is not None else None
-            rows.append((work, metadata, error, identification))
+            if fp is None:
+                continue  # vanished or unreadable since the scan: the next run sees it again
+            rows.append((replace(work, fingerprint=fp), metadata, error, identification))
         self._commit(rows)
         self.done += len(batch)
         self._report(str(batch[-1].path))
@@ -408,7 +416,7 @@ class IndexJob:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _decode(self, batch: list[_Work]) -> list[Future]:
-        return [self._pool.submit(_decode_for_index, work.path, self.decode_size) for work in batch]
+        return [self._pool.submit(_decode_for_index, work, self.decode_size) for work in batch]
 
     def _commit(self, rows) -> None:
         vectors_ids, vectors = [], []
@@ -453,13 +461,18 @@ class IndexJob:
         self.progress(IndexProgress(self.done, self.total, rate, left, current))
 
 
-def _decode_for_index(path: Path, size: tuple[int, int]):
-    """(image or None, (taken_at, latitude, longitude), error or None), on a decoder thread."""
+def _decode_for_index(work: _Work, size: tuple[int, int]):
+    """(image or None, (taken_at, latitude, longitude), error or None, fingerprint or None when
+    the file cannot be read at all), on a decoder thread."""
     try:
-        metadata = photo_metadata(path)
-        return decode_photo(path, draft_size=size), metadata, None
+        fp = work.fingerprint or fingerprint(work.path, work.size)
+    except OSError:
+        return None, (None, None, None), None, None
+    try:
+        metadata = photo_metadata(work.path)
+        return decode_photo(work.path, draft_size=size), metadata, None, fp
     except PhotoError as error:
-        return None, (None, None, None), str(error)
+        return None, (None, None, None), str(error), fp
 
 
 def _scan(folders: list[Path]) -> Iterator[tuple[str, tuple[int, int]]]:
