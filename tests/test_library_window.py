@@ -144,3 +144,30 @@ def test_removing_a_folder_while_indexing_plans_again_without_it(window, qtbot, 
         assert library.folders() == [other]
         indexed = sorted(Path(path).name for (path,) in library.db.execute("SELECT path FROM photos"))
     assert indexed == ["g0.jpg", "g1.jpg", "g2.jpg"]
+
+
+def test_a_slow_folder_scan_does_not_hold_up_identifying_a_photo(window, qtbot, folder, monkeypatch):
+    """The scan walks the folders off the engine thread: a photo dropped meanwhile is answered
+    before the index is even planned."""
+    from birdid_app.core import library as library_module
+
+    real_scan = library_module._scan
+
+    def slow_scan(folders, should_stop=lambda: False):
+        for _ in range(30):  # a slow disk: three seconds before the first folder is walked
+            if should_stop():
+                return
+            time.sleep(0.1)
+        yield from real_scan(folders, should_stop)
+
+    monkeypatch.setattr(library_module, "_scan", slow_scan)
+    events = []
+    window.engine.identified.connect(lambda outcome: events.append("identified"))
+    window.engine.index_started.connect(lambda summary: events.append("planned"))
+    window.library_view.index_button.click()
+    window.tabs.setCurrentWidget(window.identify_view)
+    window.add_photos([folder / "b01.jpg"])
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
+        pass
+    assert events == ["identified", "planned"]
+    assert window.library_view.progress.value() == 12

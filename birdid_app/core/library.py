@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -321,16 +322,36 @@ class IndexJob:
         self.done = 0
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="birdid-decode")
         self._next: list[Future] | None = None
+        self._scanning: Future | None = None
         self._started = time.monotonic()
         self.cancelled = threading.Event()
 
     # --- planning ----------------------------------------------------------------------------
 
-    def plan(self) -> IndexSummary:
-        """Scan the folders and work out the least to do: unchanged files are skipped, moved or
-        renamed ones re-pointed, deleted ones dropped, new or changed ones queued."""
+    def start_scan(self) -> None:
+        """Walk the folders on a pool thread; `plan_when_scanned` then plans from what it found.
+        A big tree on a slow disk takes a while to walk, and the thread that runs this job must
+        stay free for interactive requests meanwhile."""
         folders = self.library.folders()
-        found = dict(_scan(folders))
+        self._scanning = self._pool.submit(lambda: (folders, dict(_scan(folders, self.cancelled.is_set))))
+
+    def plan_when_scanned(self, timeout: float) -> IndexSummary | None:
+        """The plan, once the scan started by `start_scan` has finished; None if it is still
+        walking after `timeout` seconds."""
+        try:
+            folders, found = self._scanning.result(timeout=timeout)
+        except FutureTimeout:
+            return None
+        return self.plan(found=(folders, found))
+
+    def plan(self, found: tuple[list[Path], dict] | None = None) -> IndexSummary:
+        """Scan the folders (unless `found` holds a scan already made) and work out the least to
+        do: unchanged files are skipped, moved or renamed ones re-pointed, deleted ones dropped,
+        new or changed ones queued."""
+        if found is None:
+            folders = self.library.folders()
+            found = (folders, dict(_scan(folders)))
+        folders, found = found
         known = self.library._known()
         self.summary.scanned = len(found)
         missing = {path: row for path, row in known.items() if path not in found and _inside_any(Path(path), folders)}
@@ -413,6 +434,7 @@ class IndexJob:
         return self.summary
 
     def close(self) -> None:
+        self.cancelled.set()  # a scan still walking stops at its next folder
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _decode(self, batch: list[_Work]) -> list[Future]:
@@ -475,13 +497,15 @@ def _decode_for_index(work: _Work, size: tuple[int, int]):
         return None, (None, None, None), str(error), fp
 
 
-def _scan(folders: list[Path]) -> Iterator[tuple[str, tuple[int, int]]]:
+def _scan(folders: list[Path], should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, tuple[int, int]]]:
     """(resolved path, (size, mtime_ns)) of every photo under the folders. Follows symbolic links
     but visits each real folder once (no loops); unreadable folders and files that vanish while
-    scanning are passed over."""
+    scanning are passed over. Stops at the next folder once `should_stop()` says so."""
     seen: set[tuple[int, int]] = set()
     for folder in folders:
         for root, dirs, files in os.walk(folder, followlinks=True, onerror=lambda _: None):
+            if should_stop():
+                return
             try:
                 stat = os.stat(root)
             except OSError:

@@ -79,6 +79,11 @@ class IdentifyOutcome:
     seconds: float  # decoding and inference
 
 
+# While a library scan walks the folders on a pool thread, the engine looks back at its queue
+# this often: an interactive request waits at most this long behind a scan.
+SCAN_POLL_SECONDS = 0.05
+
+
 class Engine(QThread):
     model_loaded = Signal(object)  # LoadedModel
     model_failed = Signal(str)
@@ -109,6 +114,7 @@ class Engine(QThread):
         self._index_cancel = False
         self._index_job = None  # the running IndexJob, engine thread only
         self._index_target: tuple[Path, str] | None = None  # what the running job indexes
+        self._index_planned = False  # the running job's folder scan has finished and been planned
         self._library = None
         # Folder additions and removals: the engine thread is the library's only writer.
         self._folder_changes: list[tuple[Path, list[Path], list[Path]]] = []
@@ -219,6 +225,15 @@ class Engine(QThread):
         try:
             if asked is not None:
                 self._begin_indexing(*asked)
+            if self._index_job is not None and not self._index_planned:
+                # Wait a little for the scan, then go round the loop again: an interactive
+                # request that arrives meanwhile is served first.
+                summary = self._index_job.plan_when_scanned(timeout=SCAN_POLL_SECONDS)
+                if summary is not None:
+                    self._index_planned = True
+                    self.index_started.emit(summary)
+                    self.index_progress.emit(self._index_job_progress())
+                return
             if self._index_job is not None and not self._index_job.step():
                 summary = self._index_job.summary
                 self._end_indexing()
@@ -268,8 +283,8 @@ class Engine(QThread):
             self._library, self.classifier.identify_images, model_name,
             progress=self.index_progress.emit, decode_size=self.classifier.image_size,
         )
-        self.index_started.emit(self._index_job.plan())
-        self.index_progress.emit(self._index_job_progress())
+        self._index_planned = False
+        self._index_job.start_scan()
 
     def _index_job_progress(self):
         from birdid_app.core.library import IndexProgress
