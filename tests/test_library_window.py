@@ -171,3 +171,25 @@ def test_a_slow_folder_scan_does_not_hold_up_identifying_a_photo(window, qtbot, 
         pass
     assert events == ["identified", "planned"]
     assert window.library_view.progress.value() == 12
+
+
+def test_near_duplicates_at_the_similarity_the_person_sets(window, qtbot, folder):
+    (folder / "b00-copy.jpg").write_bytes((folder / "b00.jpg").read_bytes() + b"\0")  # the same picture, other bytes
+    view = window.library_view
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
+        view.index_button.click()
+    shown_at = {}
+    for threshold in (0.99, 0.80):
+        with Library(default_library_path()) as library:
+            groups = library.duplicate_groups(threshold)
+        expected = [(str(photo.path), number) for number, group in enumerate(groups, 1) for photo in group]
+        view.duplicate_threshold.setValue(threshold)
+        view.duplicates_button.click()
+        title = f"Near-duplicates (alike ≥ {threshold:.2f}), group by group"
+        qtbot.waitUntil(lambda t=title: view.results_label.text() == t, timeout=WAIT_MS)
+        shown = [(str(view.results.item(i).data(0x0100)), int(view.results.item(i).text().split("group ")[1]))
+                 for i in range(view.results.count())]
+        assert shown == expected
+        shown_at[threshold] = shown
+    assert sorted(Path(path).name for path, _ in shown_at[0.99]) == ["b00-copy.jpg", "b00.jpg"]
+    assert len(shown_at[0.80]) >= len(shown_at[0.99])

@@ -15,6 +15,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QCompleter,
+    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -35,6 +36,7 @@ from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.jobs import Job
 
 THUMBNAIL = 128
+DEFAULT_DUPLICATE_THRESHOLD = 0.95  # as `birdid duplicates --threshold`
 SIMILAR_K = 40
 PHOTO_ROLE = Qt.ItemDataRole.UserRole
 PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -105,6 +107,19 @@ class LibraryView(QWidget):
         self.find_button = QPushButton("&Find")
         self.similar_button = QPushButton("&Similar to the photo on screen")
         self.duplicates_button = QPushButton("Near-&duplicates")
+        # How alike two photos must be (cosine similarity of their embeddings) to count as
+        # near-duplicates: 0.95 groups bursts and re-saved copies; lower finds similar scenes.
+        self.duplicate_threshold = QDoubleSpinBox()
+        self.duplicate_threshold.setRange(0.80, 1.00)
+        self.duplicate_threshold.setSingleStep(0.01)
+        self.duplicate_threshold.setDecimals(2)
+        self.duplicate_threshold.setValue(DEFAULT_DUPLICATE_THRESHOLD)
+        self.duplicate_threshold.setPrefix("alike ≥ ")
+        self.duplicate_threshold.setAccessibleName("Near-duplicate similarity")
+        self.duplicate_threshold.setToolTip(
+            "How alike two photos must be to count as near-duplicates: 1.00 only copies, "
+            "0.95 bursts and re-saved copies, lower ones similar scenes"
+        )
         self.export_button = QPushButton("&Export CSV…")
         self.results = QListWidget()
         self.results.setAccessibleName("Library results")
@@ -142,6 +157,7 @@ class LibraryView(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.similar_button)
         row.addWidget(self.duplicates_button)
+        row.addWidget(self.duplicate_threshold)
         row.addStretch()
         searches.addLayout(row)
         searches.addWidget(self.results_label)
@@ -277,10 +293,16 @@ class LibraryView(QWidget):
         )
 
     def find_duplicates(self) -> None:
-        def search(library):
-            return [(photo, number) for number, group in enumerate(library.duplicate_groups(0.95), 1) for photo in group]
+        threshold = round(self.duplicate_threshold.value(), 2)
 
-        self._read(search, lambda hits: self._show_hits(hits, "Near-duplicates, group by group", group=True))
+        def search(library):
+            groups = library.duplicate_groups(threshold)
+            return [(photo, number) for number, group in enumerate(groups, 1) for photo in group]
+
+        self._read(
+            search,
+            lambda hits: self._show_hits(hits, f"Near-duplicates (alike ≥ {threshold:.2f}), group by group", group=True),
+        )
 
     def export_csv(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export the library as CSV", "birdid-library.csv", "CSV (*.csv)")
