@@ -46,6 +46,11 @@ def test_without_a_model_the_window_says_so_and_offers_both_ways(window):
     assert installer.import_button.text() == "Import model file…" and installer.import_button.isEnabled()
     assert not installer.progress_bar.isVisible() and not installer.cancel_button.isVisible()
     assert not window.about_model_action.isEnabled()
+    # Nothing is cut off: the wrapped explanation gets the height its width needs, buttons theirs.
+    explanation = window.setup_page.explanation
+    assert explanation.height() >= explanation.heightForWidth(explanation.width())
+    for button in (installer.download_button, installer.import_button):
+        assert button.height() >= button.sizeHint().height()
 
 
 def test_download_shows_progress_and_the_app_becomes_ready(window, qtbot, hub):

@@ -167,7 +167,7 @@ class ModelSetupPage(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.6)
         font.setBold(True)
         title.setFont(font)
-        explanation = QLabel(
+        self.explanation = explanation = QLabel(
             "birdid identifies birds with Birder's eu-common model (707 European species). "
             f"Download it once ({PUBLISHED_MODEL.approx_size_mb} MB) and birdid works offline from then on, "
             "or import the model file from a USB stick or a shared folder."
@@ -184,9 +184,15 @@ class ModelSetupPage(QWidget):
         box = QWidget()
         box.setLayout(column)
         box.setFixedWidth(560)  # a fixed width lets the wrapped text report its true height
+        # Centred by stretches, not by an alignment flag: an aligned widget gets its size hint,
+        # which for wrapped text is too short, and the explanation was cut off.
+        centred = QHBoxLayout()
+        centred.addStretch(1)
+        centred.addWidget(box)
+        centred.addStretch(1)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addLayout(centred)
         outer.addStretch(2)
 
     def set_title(self, text: str) -> None:
