@@ -163,3 +163,5 @@ def test_the_window_says_when_it_measures_the_fastest_precision(window, qtbot, s
     assert told.args[0].startswith("Finding the fastest precision that gives the same answers on this computer")
     qtbot.waitUntil(lambda: "· cpu ·" in window.model_status.text(), timeout=JOB_TIMEOUT_MS)
     assert "picked automatically" in window.model_status.toolTip()
+    # Once loaded, the notice gives way to what was found.
+    assert window.statusBar().currentMessage() == window.model_status.toolTip()

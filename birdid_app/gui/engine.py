@@ -79,6 +79,11 @@ class IdentifyOutcome:
     seconds: float  # decoding and inference
 
 
+# Shown while "auto" precision is measured, and replaced by the outcome once the model is loaded.
+MEASURING_PRECISION = (
+    "Finding the fastest precision that gives the same answers on this computer (once for this model; a few seconds)…"
+)
+
 # While a library scan walks the folders on a pool thread, the engine looks back at its queue
 # this often: an interactive request waits at most this long behind a scan.
 SCAN_POLL_SECONDS = 0.05
@@ -313,10 +318,7 @@ class Engine(QThread):
                 path,
                 device=settings.device,
                 precision=settings.precision,
-                on_measuring_precision=lambda: self.notice.emit(
-                    "Finding the fastest precision that gives the same answers on this computer "
-                    "(once for this model; a few seconds)…"
-                ),
+                on_measuring_precision=lambda: self.notice.emit(MEASURING_PRECISION),
             )
         except BirdidError as error:
             self.classifier = None

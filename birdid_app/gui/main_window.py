@@ -30,6 +30,7 @@ from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelSt
 from birdid_app.core.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import add_recent_file, load_settings, save_settings
 from birdid_app.gui.engine import (
+    MEASURING_PRECISION,
     Engine,
     EngineSettings,
     ExplainRequest,
@@ -258,6 +259,8 @@ class MainWindow(QMainWindow):
         self.library_view.set_model(loaded.name, loaded.class_names)
         self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
         self.model_status.setToolTip(f"Precision: {loaded.precision_reason}")
+        if self.statusBar().currentMessage() == MEASURING_PRECISION:
+            self.statusBar().showMessage(f"Precision: {loaded.precision_reason}", 10000)
         if self.current is not None and self.current.outcome() is None and self.current.pending is None:
             self._request(self.current)
 
