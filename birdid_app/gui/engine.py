@@ -154,7 +154,7 @@ class Engine(QThread):
 
     def change_folders(self, library_path: Path, *, add: list[Path] = (), remove: list[Path] = ()) -> None:
         """Add or remove library folders on the engine thread (the library's single writer);
-        folders_changed reports the folders after it. A running index is planned again."""
+        folders_changed reports the folders after it. A running index is planned again with them."""
         with self._wake:
             self._folder_changes.append((Path(library_path), list(add), list(remove)))
             self._wake.notify()
@@ -272,8 +272,9 @@ class Engine(QThread):
                 if library is not None and library is not self._library:
                     library.close()
             self.folders_changed.emit(folders)
-            if indexing and remove:
-                # The running plan still holds photos from a folder that is gone: plan again.
+            if indexing:
+                # The running plan was made for the old folders: plan again, so a folder that is
+                # gone is not indexed and one just added is.
                 self._do_index_step(self._index_target, cancel=False)
 
     def _begin_indexing(self, library_path: Path, model_name: str) -> None:
