@@ -58,12 +58,12 @@ def base_model_file(folder: Path) -> Path:
     import torch
 
     from birdid_app.core.checkpoint import write_checkpoint
-    from birdid_app.core.hiera import Hiera, HieraConfig
+    from birdid_app.core.hiera import Hiera
+    from speed import BASE  # benchmarks/speed.py: the base model's configuration
 
-    config = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
     torch.manual_seed(0)
     path = folder / "base.pt"
-    model = Hiera(config)
+    model = Hiera(BASE)
     with torch.no_grad():
         model.classifier.weight.mul_(400)  # confident, separated logits, as a trained model gives
     write_checkpoint(path, model, [f"species {i}" for i in range(707)], (0.5,) * 3, (0.5,) * 3)

@@ -16,10 +16,10 @@ import os
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 from birdid_app import __version__
+from birdid_app.core import paths
 
 WINDOW_TIMEOUT_S = 120
 
@@ -28,19 +28,12 @@ class SelftestFailed(Exception):
     """One sentence on what did not work."""
 
 
-def sample_path() -> Path:
-    """The bundled sample picture, as a real file (the package is always unpacked on disk)."""
-    return Path(str(resources.files("birdid_app.resources") / "samples" / "robin.jpg"))
-
-
 def describe_installation() -> list[str]:
-    from birdid_app.core import paths
-
     frozen = getattr(sys, "frozen", False)
     where = f"frozen bundle in {Path(sys.executable).parent}" if frozen else f"Python package in {Path(__file__).parent}"
     return [
         f"birdid {__version__}, {where}",
-        f"resources: {sample_path().parent.parent}",  # files() is a MultiplexedPath when frozen
+        f"resources: {paths.sample_picture().parent.parent}",  # files() is a MultiplexedPath when frozen
         f"models and library: {paths.data_dir()}",
         f"settings: {paths.config_dir()}",
     ]
@@ -52,14 +45,14 @@ def identify_sample(model_path: Path, device: str, precision: str, top_k: int = 
     started = time.perf_counter()
     classifier = Classifier.from_file(model_path, device=device, precision=precision)
     loaded = time.perf_counter()
-    (result,) = classifier.identify_files([sample_path()])
+    (result,) = classifier.identify_files([paths.sample_picture()])
     if isinstance(result, Exception):
         raise SelftestFailed(str(result))
     ranked = "; ".join(f"{s.name} {s.probability:.1%}" for s in result.ranked(top_k))
     return [
         f"model: {model_path} ({len(classifier.class_names)} species), loaded in {loaded - started:.2f} s",
         f"device: {classifier.device}; precision: {classifier.precision_reason}",
-        f"sample {sample_path().name}: {ranked} ({result.forward_seconds:.2f} s)",
+        f"sample {paths.sample_picture().name}: {ranked} ({result.forward_seconds:.2f} s)",
     ]
 
 
@@ -92,7 +85,7 @@ def _run_window(model_path: Path) -> list[str]:
     started = time.perf_counter()
     window = MainWindow()
     window.show()
-    window.add_photos([sample_path()])
+    window.add_photos([paths.sample_picture()])
     problems: list[str] = []
     window.engine.model_failed.connect(problems.append)
     window.engine.failed.connect(lambda _request, message: problems.append(message))

@@ -15,12 +15,11 @@ from PIL import Image
 from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
 from birdid_app.core.errors import BirdidError, PhotoError
 from birdid_app.core.photo import decode_photo
-from birdid_app.core.precision import choose_precision
+from birdid_app.core.precision import DTYPES, choose_precision
 from birdid_app.core.preprocess import to_model_input
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Photos per forward pass: bounds memory (stage-1 maps are 3.5 MB a photo at 384x384) while
 # still amortising per-call overhead.
 DEFAULT_BATCH_SIZE = 8
@@ -138,16 +137,20 @@ class Classifier:
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         if check_precision(precision) == "auto":
-            choice = choose_precision(
-                checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring_precision
-            )
-            self.precision, self.precision_reason = choice.precision, choice.describe()
+            self._choose_precision(on_measuring_precision)
         else:
             self.precision, self.precision_reason = precision, f"{precision}, as asked"
-        self.dtype = _DTYPES[self.precision]
+        self.dtype = DTYPES[self.precision]
         self.model = checkpoint.build_model().to(device=self.device, dtype=self.dtype)
         self.batch_size = DEFAULT_BATCH_SIZE  # halved when the device runs out of memory
         self.notice: str | None = None  # set when the classifier had to change course (e.g. to the CPU)
+
+    def _choose_precision(self, on_measuring: Callable[[], None] | None = None) -> None:
+        """"auto" on this device: the fastest mode that agrees with fp32 (core/precision.py)."""
+        choice = choose_precision(
+            self.checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring
+        )
+        self.precision, self.precision_reason = choice.precision, choice.describe()
 
     @classmethod
     def from_file(
@@ -201,9 +204,8 @@ class Classifier:
         if self.device.type != "cpu":
             lost = self.device
             self.device = torch.device("cpu")
-            choice = choose_precision(self.checkpoint, self.device, native_bf16=cpu_has_native_bf16())
-            self.precision, self.precision_reason = choice.precision, choice.describe()
-            self.dtype = _DTYPES[self.precision]
+            self._choose_precision()
+            self.dtype = DTYPES[self.precision]
             # From the file's fp32 weights, not from the GPU copy (fp16 -> bf16 would round twice).
             self.model = self.checkpoint.build_model().to(dtype=self.dtype)
             self.batch_size = DEFAULT_BATCH_SIZE

@@ -4,6 +4,7 @@ environment variable, so tests and portable installs never touch the user's real
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import platformdirs
@@ -29,3 +30,9 @@ def models_dir() -> Path:
     """Imported models and the index of installed ones (downloads go to the hub cache)."""
     return data_dir() / "models"
 
+
+def sample_picture() -> Path:
+    """The bundled sample picture (resources/samples/robin.jpg, a drawing of a robin) that the
+    precision trial and `birdid selftest` identify. The package is always unpacked on disk, as a
+    wheel or in the frozen bundle, so this is a real file."""
+    return Path(str(resources.files("birdid_app.resources") / "samples" / "robin.jpg"))

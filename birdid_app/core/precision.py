@@ -18,7 +18,6 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -34,7 +33,7 @@ MIN_COSINE = 0.999
 # Timed single-picture runs per mode, after the three-picture agreement run has allocated and
 # picked kernels; the fastest counts (noise on a busy laptop only ever adds time).
 TIMED_RUNS = 2
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,8 @@ def candidate_precisions(device: torch.device, *, native_bf16: bool) -> list[str
 
 def sample_pictures() -> list[Image.Image]:
     """The bundled sample, mirrored, and a close crop of it: three different inputs."""
-    with resources.as_file(resources.files("birdid_app.resources") / "samples" / "robin.jpg") as path:
-        with Image.open(path) as opened:
-            picture = opened.convert("RGB")
+    with Image.open(paths.sample_picture()) as opened:
+        picture = opened.convert("RGB")
     width, height = picture.size
     crop = picture.crop((width // 4, height // 6, width * 3 // 4, height * 5 // 6))
     return [picture, ImageOps.mirror(picture), crop]
@@ -101,7 +99,7 @@ def measure_precisions(checkpoint: Checkpoint, device: torch.device, precisions:
     trials = []
     exact_embeddings = exact_best = exact_top5 = None
     for precision in precisions:
-        dtype = _DTYPES[precision]
+        dtype = DTYPES[precision]
         model = checkpoint.build_model().to(device=device, dtype=dtype)
         one = batch[:1].to(dtype)
         with torch.inference_mode():
