@@ -194,7 +194,7 @@ def test_a_bad_file_shows_its_error_and_the_next_photo_works(window, qtbot, refe
     bad.write_text("not a photo")
     drop(window, [bad, photo_dir / "robin.png"])
     qtbot.waitUntil(lambda: window.results.headline.text() == "Could not identify this photo", timeout=WAIT_MS)
-    assert "broken.jpg: this is not an image birdid can read." in window.results.detail.text()
+    assert "broken.jpg: This is not an image birdid can read." in window.results.detail.text()
     window.strip.setCurrentRow(1)
     wait_for_answer(qtbot, window)
     assert shown_species(window) == expected_species(reference, decode_photo(photo_dir / "robin.png"))

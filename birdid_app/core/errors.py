@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def sentence(text: str) -> str:
+    """`text` with a capital first letter: every message birdid shows starts like a sentence,
+    whether it follows "birdid: " on a terminal or "PATH: " or stands alone in the window."""
+    return text[:1].upper() + text[1:]
+
+
 class BirdidError(Exception):
     """Base of every error birdid reports to the user rather than as a traceback."""
 
@@ -14,8 +20,8 @@ class FileProblem(BirdidError):
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.problem = sentence(problem)
+        super().__init__(f"{self.path}: {self.problem}")
 
 
 class PhotoError(FileProblem):

@@ -3,12 +3,20 @@
 `decode_photo` turns any photo birdid accepts into an upright 8-bit RGB `PIL.Image`, or raises
 `PhotoError` with a sentence a person can act on. No torch here: the window decodes photos for
 display before (and without) loading the model.
+
+Whatever a file holds is that file's problem, never the batch's: any exception a decoder raises
+on it becomes its PhotoError, and the warnings decoding it raises become one log line naming it
+(see `_WarningsLogged`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +24,13 @@ import pillow_heif
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from birdid_app.core.errors import PhotoError
+from birdid_app.core.files import open_regular_file, problem_from_os_error
 
 # Lets Image.open read HEIC/HEIF. Libheif applies the file's rotation and mirroring itself and
 # resets the EXIF orientation to 1, so the exif_transpose below does nothing more for HEIF.
 pillow_heif.register_heif_opener()
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".hif"}
@@ -35,6 +46,9 @@ _PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
 DEFAULT_DRAFT_SIZE = (384, 384)
 
 _MAX_16_BIT = 65535
+_GREY_16_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# 16-bit grey is scaled to 8 bits this many pixels at a time: 4 MiB of uint32 whatever the size.
+_BAND_PIXELS = 1 << 20
 _WHITE = (255, 255, 255)
 
 
@@ -46,43 +60,63 @@ def decode_photo(
     Transparent parts are shown over white; the first frame of an animation or the first page
     of a multi-page TIFF is used.
 
-    `draft_size` (width, height, upright) lets a JPEG decode at 1/2, 1/4 or 1/8 scale, the
-    smallest scale that keeps both sides at least that large, which is several times faster
-    for camera-sized photos. Nothing is lost when the whole photo is then squashed to the
-    model's input size; pass None for full resolution (to crop a small region, say).
-    Other formats always decode at full resolution.
+    `draft_size` (width, height, upright): the image is made smaller, but never smaller than
+    that on either side, because nothing is lost when the whole photo is then squashed to the
+    model's input size. A JPEG decodes at 1/2, 1/4 or 1/8 scale, several times faster for
+    camera-sized photos; every format is then shrunk by the largest whole factor that keeps
+    both sides at least `draft_size` (Image.reduce: the mean of each factor x factor box), so
+    a batch of large photos holds only small images. Pass None for full resolution (to crop
+    a small region, say).
 
-    Raises PhotoError for a missing, unreadable, empty, truncated or corrupt file, a file that
-    is not an image birdid reads, or one larger than Pillow's decompression-bomb limit.
+    Raises PhotoError for anything that is not a readable regular file (a missing file, a
+    folder, a named pipe, a symbolic-link loop, ...), an empty, truncated or corrupt file, a
+    file that is not an image birdid reads, one larger than Pillow's decompression-bomb limit,
+    and any other exception the decoder raises on the file (MemoryError included).
     """
     path = Path(path)
-    try:
-        with path.open("rb") as file:
-            if os.fstat(file.fileno()).st_size == 0:
-                raise PhotoError(path, "the file is empty.")
-            with Image.open(file, formats=_PILLOW_FORMATS) as source:
-                if draft_size is not None and isinstance(source, JpegImagePlugin.JpegImageFile):
-                    source.draft("RGB", _stored_orientation_size(source, draft_size))
-                source.load()  # decode everything now, so a truncated file fails here
-                ImageOps.exif_transpose(source, in_place=True)
-                # A new image: `source` is unusable once the `with` closes it.
-                return _to_rgb8(source)
-    except FileNotFoundError:
-        raise PhotoError(path, "no such file.") from None
-    except IsADirectoryError:
-        raise PhotoError(path, "this is a folder, not a photo.") from None
-    except PermissionError:
-        # Windows says PermissionError when asked to open a folder as a file.
-        problem = "this is a folder, not a photo." if path.is_dir() else "birdid is not allowed to read this file."
-        raise PhotoError(path, problem) from None
-    except UnidentifiedImageError:
-        raise PhotoError(path, "this is not an image birdid can read.") from None
-    except Image.DecompressionBombError as error:
-        raise PhotoError(path, _too_large_problem(error)) from None
-    except (OSError, EOFError, SyntaxError, ValueError) as error:
+    with _WarningsLogged(path, logging.WARNING), open_regular_file(path) as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            raise PhotoError(path, "the file is empty.")
+        try:
+            return _decode(file, draft_size)
+        except Exception as error:  # whatever a decoder raises on a file is that file's problem
+            problem = _decoder_problem(error)
+    # Raised outside the except clause: as its __context__ the decoder's exception would keep
+    # the decoder's frames, and the images in them, alive as long as the PhotoError is kept.
+    raise PhotoError(path, problem)
+
+
+def _decode(file, draft_size: tuple[int, int] | None) -> Image.Image:
+    with Image.open(file, formats=_PILLOW_FORMATS) as source:
+        if draft_size is not None and isinstance(source, JpegImagePlugin.JpegImageFile):
+            source.draft("RGB", _stored_orientation_size(source, draft_size))
+        source.load()  # decode everything now, so a truncated file fails here
+        ImageOps.exif_transpose(source, in_place=True)
+        # A new image: `source` is unusable once the `with` closes it.
+        image = _to_rgb8(source)
+    if draft_size is None:
+        return image
+    factor = min(image.width // max(1, draft_size[0]), image.height // max(1, draft_size[1]))
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def _decoder_problem(error: Exception) -> str:
+    if isinstance(error, UnidentifiedImageError):
+        return "this is not an image birdid can read."
+    if isinstance(error, Image.DecompressionBombError):
+        return _too_large_problem(error)
+    if isinstance(error, MemoryError):
+        return "there is not enough memory to decode this image."
+    if isinstance(error, OSError) and error.errno is not None:
+        return problem_from_os_error(error)  # from the file system (EIO, say), not from Pillow
+    if isinstance(error, (OSError, EOFError, SyntaxError, ValueError)):
         # What Pillow's readers raise for damaged data: OSError "image file is truncated",
         # EOFError or SyntaxError from a half-read header, ValueError from a bad field.
-        raise PhotoError(path, _damaged_problem(error)) from None
+        return _damaged_problem(error)
+    # Anything else is a decoder failing on data it did not expect (Pillow raises TypeError
+    # for a TIFF tag of the wrong type): named, so a report of it can be traced.
+    detail = " ".join(str(error).split())[:200].rstrip(".")
+    return f"the image could not be read ({type(error).__name__}{': ' + detail if detail else ''})."
 
 
 def _stored_orientation_size(image: Image.Image, upright_size: tuple[int, int]) -> tuple[int, int]:
@@ -95,12 +129,10 @@ def _stored_orientation_size(image: Image.Image, upright_size: tuple[int, int]) 
 
 def _to_rgb8(image: Image.Image) -> Image.Image:
     """A new 8-bit RGB image of a loaded `image` of any Pillow mode; transparency over white."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+    if image.mode in _GREY_16_MODES:
         # Pillow's own conversion to "L" clips at 255 instead of scaling 16-bit values.
         # Mode "I" is how Pillow may hold 16-bit grey data too, so it is read as 0..65535.
-        grey16 = np.asarray(image, dtype=np.int64).clip(0, _MAX_16_BIT)  # [H, W]
-        grey8 = ((grey16 + 128) // 257).astype(np.uint8)  # round(value / 257); no ties exist
-        return Image.fromarray(grey8).convert("RGB")  # fromarray of a 2-D uint8 array: "L"
+        return _grey16_to_grey8(image).convert("RGB")
     if image.has_transparency_data:
         rgba = image.convert("RGBA")  # also applies a palette's or grey PNG's transparency
         on_white = Image.new("RGB", rgba.size, _WHITE)
@@ -111,6 +143,24 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
     # "L", "1", "P" without transparency, "CMYK" (Pillow's plain formula, no ICC profile),
     # "YCbCr", "LAB", "HSV", and "F" (clipped to 0..255).
     return image.convert("RGB")
+
+
+def _grey16_to_grey8(image: Image.Image) -> Image.Image:
+    """An "L" image of round(value / 257) of a 16-bit grey image, values clipped to 0..65535.
+    A band of rows at a time, so memory beyond the result stays at a few MiB."""
+    width, height = image.size
+    grey8 = np.empty((height, width), np.uint8)
+    rows = max(1, _BAND_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        band = np.asarray(image.crop((0, top, width, bottom)))  # [rows, W]: uint16, or int32 for "I"
+        if band.dtype.kind == "i":
+            band = band.clip(0, _MAX_16_BIT)
+        band = band.astype(np.uint32)  # room for + 128
+        band += 128
+        band //= 257  # round(value / 257): no ties exist
+        grey8[top:bottom] = band
+    return Image.fromarray(grey8)  # fromarray of a 2-D uint8 array: "L"
 
 
 def _too_large_problem(error: Image.DecompressionBombError) -> str:
@@ -132,6 +182,96 @@ def _damaged_problem(error: Exception) -> str:
     return "the image data is damaged."
 
 
+# --- Warnings while decoding -------------------------------------------------------------------
+#
+# Pillow warns through the warnings module ("Corrupt EXIF data", DecompressionBombWarning for
+# 90 to 179 megapixels, "Metadata Warning, ..."), which writes to stderr with no file name, and
+# only the first time for each message. Decoding runs on several threads, and
+# warnings.catch_warnings is process-wide, so it cannot say which file a warning was about.
+# Instead, a showwarning hook sends a warning to the list of the thread's decode in progress,
+# if any, and the decode logs that list as one line naming its file. An "always" filter for the
+# decoders' modules lets a warning through for every file, not just the first. Outside a
+# decode, the hook passes a warning on as before, once per message and place like Python's
+# "default" action.
+#
+# Pillow's libtiff decoder silences libtiff's warnings itself (TIFFSetWarningHandler(NULL)),
+# but libtiff's error messages ("ZIPDecode: ZLib error") still go to the C stderr; the file
+# fails with a PhotoError all the same. Routing those would take a libtiff error handler set
+# through ctypes, or redirecting file descriptor 2, which other threads write to: neither done.
+
+_DECODER_MODULES = r"(PIL|pillow_heif)(\.|$)"
+_DECODER_NAMES = {"PIL": "Pillow", "pillow_heif": "pillow-heif"}
+_decoding = threading.local()  # .warnings: the list of the thread's decode in progress, or None
+_hook_lock = threading.Lock()
+_passed_on = None  # the showwarning the hook replaced
+_shown_outside: set[tuple] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    collected = getattr(_decoding, "warnings", None)
+    if collected is not None:
+        collected.append((_warned_by(filename, category), str(message)))
+        return
+    if _warned_by(filename, None) is not None:
+        key = (str(message), category, filename, lineno)
+        if key in _shown_outside:
+            return
+        _shown_outside.add(key)
+    _passed_on(message, category, filename, lineno, file, line)
+
+
+def _warned_by(filename: str, category) -> str | None:
+    """"Pillow" for a warning raised in Pillow's code, and so on; else the category's name."""
+    for part in Path(filename).parts:
+        if part in _DECODER_NAMES:
+            return _DECODER_NAMES[part]
+    return None if category is None else category.__name__
+
+
+def _route_decoder_warnings() -> None:
+    """Put the hook and the filter in place, again if someone (pytest, each test) replaced them."""
+    global _passed_on
+    if warnings.showwarning is _show_warning and _has_decoder_filter():
+        return
+    with _hook_lock:
+        if warnings.showwarning is not _show_warning:
+            _passed_on = warnings.showwarning
+            warnings.showwarning = _show_warning
+        if not _has_decoder_filter():
+            warnings.filterwarnings("always", module=_DECODER_MODULES)
+
+
+def _has_decoder_filter() -> bool:
+    return any(
+        action == "always" and module is not None and module.pattern == _DECODER_MODULES
+        for action, _message, _category, module, _lineno in warnings.filters
+    )
+
+
+class _WarningsLogged:
+    """Around the decode of one file: its warnings become one log line naming it, at `level`.
+    "PATH: Pillow warned: Corrupt EXIF data. Expecting to read 12 bytes but only got 6." """
+
+    def __init__(self, path: Path, level: int) -> None:
+        self.path = path
+        self.level = level
+
+    def __enter__(self) -> None:
+        _route_decoder_warnings()
+        self.outer = getattr(_decoding, "warnings", None)
+        self.collected = _decoding.warnings = []
+
+    def __exit__(self, *exc) -> None:
+        _decoding.warnings = self.outer
+        parts = []
+        for source, text in self.collected:
+            part = f"{source} warned: {' '.join(text.split())[:300].rstrip('. ')}"
+            if part not in parts:
+                parts.append(part)
+        if parts:
+            log.log(self.level, "%s: %s.", self.path, "; ".join(parts))
+
+
 def crop_region(image: Image.Image, region: tuple[int, int, int, int]) -> Image.Image:
     """The part of an upright image inside region = (x, y, width, height), clipped to the image."""
     x, y, width, height = region
@@ -150,15 +290,22 @@ _DATE_TIME = 0x0132
 
 def photo_metadata(path: str | Path) -> tuple[str | None, float | None, float | None]:
     """(capture date as ISO 8601, latitude, longitude) from the photo's EXIF, each None when
-    absent or unreadable. Reads the header only, not the pixels."""
+    absent or unreadable. Reads the header only, not the pixels (but see PNG below). Never
+    raises: a file whose metadata cannot be read gives (None, None, None), and decode_photo
+    says what is wrong with it."""
+    path = Path(path)
     try:
-        with Image.open(path) as image:
-            exif = image.getexif()
-            taken = exif.get_ifd(_EXIF_IFD).get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
-            gps = exif.get_ifd(_GPS_IFD)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        # DEBUG: decode_photo reads the same EXIF and logs the same warnings for the file.
+        with _WarningsLogged(path, logging.DEBUG), open_regular_file(path) as file:
+            # For a PNG without an eXIf chunk before its pixels, getexif decodes all of them
+            # to look for one after.
+            with Image.open(file, formats=_PILLOW_FORMATS) as image:
+                exif = image.getexif()
+                taken = exif.get_ifd(_EXIF_IFD).get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
+                gps = exif.get_ifd(_GPS_IFD)
+                return _iso_date(taken), _gps_degrees(gps, 2, 1, "S"), _gps_degrees(gps, 4, 3, "W")
+    except Exception:  # PhotoError, and whatever a reader raises on a damaged header
         return None, None, None
-    return _iso_date(taken), _gps_degrees(gps, 2, 1, "S"), _gps_degrees(gps, 4, 3, "W")
 
 
 def _iso_date(value) -> str | None:
@@ -175,6 +322,8 @@ def _gps_degrees(gps, value_tag: int, ref_tag: int, negative_ref: str) -> float 
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
     value = degrees + minutes / 60 + seconds / 3600
+    if not math.isfinite(value):  # a zero denominator in the file
+        return None
     return -value if str(gps.get(ref_tag, "")).upper().startswith(negative_ref) else value
 
 
