@@ -39,11 +39,14 @@ def describe_installation() -> list[str]:
     ]
 
 
-def identify_sample(model_path: Path, device: str, precision: str, top_k: int = 5) -> list[str]:
+def identify_sample(
+    model_path: Path, device: str, precision: str, top_k: int = 5, *, check_crc: bool = True
+) -> list[str]:
+    """`check_crc=False` for an installed model's path, which the model store has checked."""
     from birdid_app.core.inference import Classifier
 
     started = time.perf_counter()
-    classifier = Classifier.from_file(model_path, device=device, precision=precision)
+    classifier = Classifier.from_file(model_path, device=device, precision=precision, check_crc=check_crc)
     loaded = time.perf_counter()
     (result,) = classifier.identify_files([paths.sample_picture()])
     if isinstance(result, Exception):

@@ -63,17 +63,17 @@ def test_position_embedding_is_computed_once_at_load(small_model_file):
 @pytest.mark.parametrize(
     "change, phrase",
     [
-        (lambda d: d.pop("signature"), "is not a Birder model file"),
-        (lambda d: d.update(task="object_detection"), "is a model for object detection"),
-        (lambda d: d["state"].pop("pos_embed_win"), "is not a Hiera AbsWin network"),
-        (lambda d: d["state"].pop("body.stage3.1.mlp.3.bias"), "lacks 1 tensors the network needs, the first being body.stage3.1.mlp.3.bias"),
-        (lambda d: d["state"].update({"body.stage2.0.attn.proj.weight": torch.zeros(3, 3)}), "of shape [3, 3]"),
-        (lambda d: d["state"].update({"extra.weight": torch.zeros(1)}), "a Hiera AbsWin does not use"),
-        (lambda d: d["signature"]["outputs"][0].update(data_shape=[0, 11]), "names 10 classes but its signature has 11"),
-        (lambda d: d["class_to_idx"].update({"Great Tit": 0}), "once each"),
-        (lambda d: d.pop("rgb_stats") and d.update(rgb_stats={"mean": [0.5]}), "colour statistics"),
-        (lambda d: d["signature"]["inputs"][0].update(data_shape=[0, 3, 256, 256]), "does not fit its (256, 256) input size"),
-        (lambda d: d["state"].update({"classifier.weight": torch.zeros(5, 256), "classifier.bias": torch.zeros(5)}), "its classifier has 5 outputs"),
+        (lambda d: d.pop("signature"), "This is not a Birder model file (it lacks"),
+        (lambda d: d.update(task="object_detection"), "This is a model for object detection; birdid needs an image classification model."),
+        (lambda d: d["state"].pop("pos_embed_win"), "This is not a Hiera AbsWin network"),
+        (lambda d: d["state"].pop("body.stage3.1.mlp.3.bias"), "It lacks 1 tensor the network needs: body.stage3.1.mlp.3.bias."),
+        (lambda d: d["state"].update({"body.stage2.0.attn.proj.weight": torch.zeros(3, 3)}), "Its tensor body.stage2.0.attn.proj.weight has shape [3, 3] where [64, 64] was expected."),
+        (lambda d: d["state"].update({"extra.weight": torch.zeros(1)}), "It has 1 tensor a Hiera AbsWin does not use: extra.weight."),
+        (lambda d: d["signature"]["outputs"][0].update(data_shape=[0, 11]), "It names 10 classes but its signature has 11."),
+        (lambda d: d["class_to_idx"].update({"Great Tit": 0}), "Its class list does not number the classes 0 to 9 once each."),
+        (lambda d: d.pop("rgb_stats") and d.update(rgb_stats={"mean": [0.5]}), "It has no usable colour statistics"),
+        (lambda d: d["signature"]["inputs"][0].update(data_shape=[0, 3, 256, 256]), "does not fit its (256, 256) input size."),
+        (lambda d: d["state"].update({"classifier.weight": torch.zeros(5, 256), "classifier.bias": torch.zeros(5)}), "It names 10 classes but its classifier has 5 outputs."),
         (lambda d: d.update(config={"num_heads": 3}), "do not split into 3 heads"),
     ],
 )
@@ -86,15 +86,15 @@ def test_width_without_known_heads_needs_a_config(small_model_file, tmp_path):
 
 
 def test_missing_empty_folder_text_and_truncated_files(small_model_file, tmp_path):
-    assert_refused(tmp_path / "absent.pt", "no such file")
-    assert_refused(tmp_path, "is a folder")
+    assert_refused(tmp_path / "absent.pt", "absent.pt: There is no such file.")
+    assert_refused(tmp_path, ": This is a folder, not a model file.")
     (tmp_path / "empty.pt").write_bytes(b"")
-    assert_refused(tmp_path / "empty.pt", "the file is empty")
+    assert_refused(tmp_path / "empty.pt", "empty.pt: The file is empty.")
     (tmp_path / "notes.pt").write_text("these are not weights\n")
-    assert_refused(tmp_path / "notes.pt", "is not a PyTorch model file")
+    assert_refused(tmp_path / "notes.pt", "notes.pt: This is not a PyTorch model file.")
     data = small_model_file.read_bytes()
     (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
-    assert_refused(tmp_path / "half.pt", "truncated")
+    assert_refused(tmp_path / "half.pt", "half.pt: The model file is truncated or damaged; download or copy it again.")
 
 
 class Payload:
@@ -109,4 +109,4 @@ def test_a_file_with_code_in_it_is_refused_without_running_it(small_model_file, 
     data["note"] = Payload()
     path = tmp_path / "with-code.pt"
     torch.save(data, path)
-    assert_refused(path, "refuses to load")
+    assert_refused(path, "with-code.pt: The file holds Python objects or code beyond plain weights, which birdid refuses to load.")

@@ -38,11 +38,11 @@ def test_selftest_in_the_window_leaves_the_persons_folders_alone(qapp, small_mod
 
 def test_selftest_without_a_model_fails_in_one_sentence(capsys):
     assert main(["selftest"]) == 2
-    assert capsys.readouterr().err.startswith("birdid: selftest failed: no model is installed: run `birdid model download`")
+    assert capsys.readouterr().err.startswith("birdid: The selftest failed: No model is installed: run `birdid model download`")
 
 
 def test_selftest_with_a_damaged_model_names_the_file(tmp_path, capsys):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"PK\x03\x04 not really")
     assert main(["selftest", "--model", str(broken)]) == 2
-    assert capsys.readouterr().err == f"birdid: selftest failed: {broken}: is truncated or damaged (the model file is incomplete).\n"
+    assert capsys.readouterr().err == f"birdid: The selftest failed: {broken}: The model file is truncated or damaged; download or copy it again.\n"

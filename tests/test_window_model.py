@@ -117,7 +117,7 @@ def test_importing_a_file_that_is_not_a_model_is_explained(window, qtbot, tmp_pa
     installer = window.setup_page.installer
     installer.import_file(bad)
     qtbot.waitUntil(lambda: installer.job is None, timeout=JOB_TIMEOUT_MS)
-    assert installer.message.text() == f"{bad}: is not a PyTorch model file."
+    assert installer.message.text() == f"{bad}: This is not a PyTorch model file."
     assert window.pages.currentWidget() is window.setup_page
 
 

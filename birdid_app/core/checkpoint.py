@@ -4,6 +4,10 @@ A file is a `torch.save` of a dict with `state` (the state_dict), `signature`, `
 `rgb_stats`, `task`, `birder_version` and, optionally, `config`. It names no network: the Hiera
 shape (width, depths, image size) is read from the tensor names and shapes. Reading never runs
 code from the file (`weights_only=True`), and every check happens before a model is built.
+
+The file is a zip archive whose every entry carries a CRC-32. torch.load does not compare them
+(PyTorch builds its zip reader with MINIZ_DISABLE_ZIP_READER_CRC32_CHECKS), so a file with flipped
+bytes in its weights loads and gives wrong answers; `read_checkpoint` compares them first.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,9 @@ CLASSIFICATION_TASK = "image_classification"
 # `config` wins; otherwise the stage-1 head count of the published Hiera family of that width.
 HEADS_BY_WIDTH = {96: 1, 112: 2, 144: 2, 256: 4}
 _BLOCK_KEY = re.compile(r"^body\.stage(\d+)\.(\d+)\.")
+_TENSOR_DATA = re.compile(r"^data/\d+$")  # an entry holding one storage's bytes, under the archive folder
+_CRC_CHUNK = 1 << 20
+_TRUNCATED = "the model file is truncated or damaged; download or copy it again."
 
 
 @dataclass
@@ -53,14 +61,25 @@ class Checkpoint:
         return model.eval()
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
+def read_checkpoint(path: str | Path, *, check_crc: bool = True) -> Checkpoint:
     """Load and validate a Birder Hiera AbsWin classification checkpoint.
 
     Raises CheckpointError, with one sentence naming the file, for anything that is not one.
+    With `check_crc` (the default) every entry of the archive is first compared with its CRC-32,
+    and a file that differs is refused as damaged: 45 ms for a 200 MB file already in the page
+    cache. Pass check_crc=False only for a file whose CRCs were checked before and whose bytes
+    are known not to have changed since: a path returned by ModelStore.checked_path.
     """
     path = Path(path)
-    raw = _load_file(path)
+    raw = _load_file(path, check_crc)
     return _validate(path, raw)
+
+
+def check_crcs(path: str | Path) -> None:
+    """Raise CheckpointError unless `path` is a PyTorch zip archive whose entries all match
+    their CRC-32s. Reads the whole file; loads nothing."""
+    path = Path(path)
+    _open_archive(path, check_crc=True)
 
 
 def write_checkpoint(
@@ -100,24 +119,8 @@ def write_checkpoint(
     )
 
 
-def _load_file(path: Path) -> Any:
-    if not path.exists():
-        raise CheckpointError(path, "no such file.")
-    if path.is_dir():
-        raise CheckpointError(path, "is a folder, not a model file.")
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot be read ({exc.strerror or exc}).") from exc
-    if not head:
-        raise CheckpointError(path, "the file is empty.")
-    # torch.save writes a zip archive; a file that starts like one but has no readable
-    # directory at its end was cut short (an interrupted copy or download).
-    if head != b"PK\x03\x04":
-        raise CheckpointError(path, "is not a PyTorch model file.")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(path, "is truncated or damaged (the model file is incomplete).")
+def _load_file(path: Path, check_crc: bool) -> Any:
+    _open_archive(path, check_crc)
     try:
         # Not mmap: a mapped file that is overwritten in place (a copy over it, a test tampering
         # with it) kills the process with SIGBUS at the next touch of a weight. Reading it is
@@ -125,10 +128,82 @@ def _load_file(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            path, "holds Python objects or code beyond plain weights, which birdid refuses to load."
+            path, "the file holds Python objects or code beyond plain weights, which birdid refuses to load."
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(path, "is truncated or damaged (the model file is incomplete).") from exc
+        raise CheckpointError(path, _TRUNCATED) from exc
+
+
+def _open_archive(path: Path, check_crc: bool) -> None:
+    """Everything about the file that can be told without unpickling it; raises CheckpointError.
+
+    The CRCs are compared before torch.load so that a flipped byte in the pickle is called
+    damage, not mistaken for code or a malformed checkpoint."""
+    if not path.exists():
+        raise CheckpointError(path, "there is no such file.")
+    if path.is_dir():
+        raise CheckpointError(path, "this is a folder, not a model file.")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(path, f"the file cannot be read ({exc.strerror or exc}).") from exc
+    if not head:
+        raise CheckpointError(path, "the file is empty.")
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(path, "this is not a PyTorch model file.")
+    # A file that starts like a zip but has no readable directory at its end was cut short (an
+    # interrupted copy or download).
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+            if not _is_torch_archive([entry.filename for entry in entries]):
+                raise CheckpointError(path, "this is a zip archive, not a PyTorch model file.")
+            damaged = _damaged_entries(archive, entries) if check_crc else []
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(path, _TRUNCATED) from exc
+    if damaged:
+        raise CheckpointError(path, _damage(damaged))
+
+
+def _is_torch_archive(names: list[str]) -> bool:
+    """True when the entries are torch.save's: one folder holding data.pkl and a format version.
+
+    torch.load takes the folder from the first entry, as here."""
+    if not names or "/" not in names[0]:
+        return False
+    folder = names[0].split("/", 1)[0]
+    present = set(names)
+    return f"{folder}/data.pkl" in present and bool({f"{folder}/version", f"{folder}/.data/version"} & present)
+
+
+def _damaged_entries(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> list[str]:
+    """The entries whose bytes do not match their CRC-32, or whose local header does not match
+    the directory; names without the archive folder, as torch writes them (data.pkl, data/12)."""
+    damaged = []
+    for entry in entries:
+        try:
+            # ZipExtFile compares the CRC-32 when the last byte has been read.
+            with archive.open(entry) as data:
+                while data.read(_CRC_CHUNK):
+                    pass
+        except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error):
+            damaged.append(entry.filename.split("/", 1)[-1])
+    return damaged
+
+
+def _damage(damaged: list[str]) -> str:
+    whose = "its weights" if all(_TENSOR_DATA.match(name) for name in damaged) else "its contents"
+    listed = damaged[0] if len(damaged) == 1 else f"{damaged[0]} and {_count(len(damaged) - 1, 'other part')}"
+    return f"the model file is damaged: {whose} do not match their checksums ({listed}); download or copy it again."
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _first(keys: list[str]) -> str:
+    return f": {keys[0]}" if len(keys) == 1 else f", the first being {keys[0]}"
 
 
 def _validate(path: Path, raw: Any) -> Checkpoint:
@@ -137,17 +212,17 @@ def _validate(path: Path, raw: Any) -> Checkpoint:
 
     required = ("state", "signature", "class_to_idx", "rgb_stats", "task")
     if not isinstance(raw, dict) or any(key not in raw for key in required):
-        raise fail("is not a Birder model file (it lacks the state, signature, classes or colour statistics).")
+        raise fail("this is not a Birder model file (it lacks the state, signature, classes or colour statistics).")
     task = raw["task"]
     if task != CLASSIFICATION_TASK:
         kind = str(task).replace("_", " ")
-        raise fail(f"is a model for {kind}; birdid needs an image classification model.")
+        raise fail(f"this is a model for {kind}; birdid needs an image classification model.")
 
     state = raw["state"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise fail("is not a Birder model file (its state is not a set of tensors).")
+        raise fail("this is not a Birder model file (its state is not a set of tensors).")
     if "pos_embed_win" not in state or "body.stage1.0.attn.qkv.weight" not in state:
-        raise fail("is not a Hiera AbsWin network, the only kind birdid runs.")
+        raise fail("this is not a Hiera AbsWin network, the only kind birdid runs.")
 
     num_classes, image_size = _read_signature(raw["signature"], fail)
     class_names = _read_classes(raw["class_to_idx"], num_classes, fail)
@@ -156,7 +231,7 @@ def _validate(path: Path, raw: Any) -> Checkpoint:
     config = _infer_config(state, num_classes, image_size, extra_config, fail)
     classifier = state.get("classifier.weight")
     if classifier is not None and classifier.ndim == 2 and classifier.shape[0] != num_classes:
-        raise fail(f"names {num_classes} classes but its classifier has {classifier.shape[0]} outputs.")
+        raise fail(f"it names {num_classes} classes but its classifier has {classifier.shape[0]} outputs.")
     _check_tensors(state, config, fail)
 
     birder_version = raw.get("birder_version")
@@ -177,20 +252,22 @@ def _read_signature(signature: Any, fail) -> tuple[int, tuple[int, int]]:
         in_shape = list(signature["inputs"][0]["data_shape"])
         out_shape = list(signature["outputs"][0]["data_shape"])
     except (KeyError, IndexError, TypeError) as exc:
-        raise fail("has a malformed signature (no input and output shapes).") from exc
+        raise fail("its signature is malformed (it has no input and output shapes).") from exc
     if len(in_shape) != 4 or in_shape[1] != 3 or len(out_shape) != 2:
-        raise fail(f"has input shape {in_shape} and output shape {out_shape}; birdid needs RGB images in, classes out.")
+        raise fail(
+            f"its input shape is {in_shape} and its output shape {out_shape}; birdid needs RGB images in and classes out."
+        )
     return int(out_shape[1]), (int(in_shape[2]), int(in_shape[3]))
 
 
 def _read_classes(class_to_idx: Any, num_classes: int, fail) -> list[str]:
     if not isinstance(class_to_idx, dict) or len(class_to_idx) != num_classes:
         count = len(class_to_idx) if isinstance(class_to_idx, dict) else 0
-        raise fail(f"names {count} classes but its signature has {num_classes}.")
+        raise fail(f"it names {count} classes but its signature has {num_classes}.")
     names: list[str | None] = [None] * num_classes
     for name, index in class_to_idx.items():
         if not isinstance(index, int) or not 0 <= index < num_classes or names[index] is not None:
-            raise fail(f"has a class list that does not number the classes 0 to {num_classes - 1} once each.")
+            raise fail(f"its class list does not number the classes 0 to {num_classes - 1} once each.")
         names[index] = str(name)
     return names  # type: ignore[return-value]  # every slot was filled exactly once above
 
@@ -200,9 +277,9 @@ def _read_rgb_stats(rgb_stats: Any, fail) -> tuple[tuple[float, ...], tuple[floa
         mean = tuple(float(v) for v in rgb_stats["mean"])
         std = tuple(float(v) for v in rgb_stats["std"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise fail("has no usable colour statistics (rgb_stats mean and std).") from exc
+        raise fail("it has no usable colour statistics (rgb_stats mean and std).") from exc
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise fail("has no usable colour statistics (rgb_stats needs three means and three positive deviations).")
+        raise fail("it has no usable colour statistics (rgb_stats needs three means and three positive deviations).")
     return mean, std
 
 
@@ -214,30 +291,30 @@ def _infer_config(
         if match := _BLOCK_KEY.match(key):
             blocks.setdefault(int(match[1]), set()).add(int(match[2]))
     if sorted(blocks) != [1, 2, 3, 4] or any(sorted(b) != list(range(len(b))) for b in blocks.values()):
-        raise fail("has a Hiera body that is not four stages of consecutively numbered blocks.")
+        raise fail("its Hiera body is not four stages of consecutively numbered blocks.")
     depths = tuple(len(blocks[stage]) for stage in (1, 2, 3, 4))
 
     stem = state.get("stem.proj.weight")
     if stem is None or stem.ndim != 4 or stem.shape[1] != 3:
-        raise fail("has no usable patch embedding (stem.proj.weight).")
+        raise fail("it has no usable patch embedding (stem.proj.weight).")
     embed_dim = int(stem.shape[0])
 
     pos_embed = state.get("pos_embed")
     expected_grid = tuple(s // GLOBAL_POS_EMBED_STRIDE for s in image_size)
     if pos_embed is None or tuple(pos_embed.shape[2:]) != expected_grid:
         shape = list(pos_embed.shape) if pos_embed is not None else None
-        raise fail(f"has a position embedding of shape {shape}, which does not fit its {image_size} input size.")
+        raise fail(f"its position embedding of shape {shape} does not fit its {image_size} input size.")
 
     if extra.get("attn_pool_head") or any(k.startswith("features.0.") for k in state):
-        raise fail("has an attention-pooling head, which birdid does not run.")
+        raise fail("it has an attention-pooling head, which birdid does not run.")
 
     num_heads = extra.get("num_heads", HEADS_BY_WIDTH.get(embed_dim))
     if not isinstance(num_heads, int):
-        raise fail(f"does not say how many attention heads its {embed_dim}-channel layers have.")
+        raise fail(f"it does not say how many attention heads its {embed_dim}-channel layers have.")
     try:
         return HieraConfig(embed_dim, depths, num_heads, num_classes, image_size)
     except ValueError as exc:
-        raise fail(f"describes a network birdid cannot build ({exc}).") from exc
+        raise fail(f"it describes a network birdid cannot build ({exc}).") from exc
 
 
 def _check_tensors(state: dict[str, torch.Tensor], config: HieraConfig, fail) -> None:
@@ -246,10 +323,10 @@ def _check_tensors(state: dict[str, torch.Tensor], config: HieraConfig, fail) ->
         expected = Hiera(config).state_dict()
     missing = [key for key in expected if key not in state]
     if missing:
-        raise fail(f"lacks {len(missing)} tensors the network needs, the first being {missing[0]}.")
+        raise fail(f"it lacks {_count(len(missing), 'tensor')} the network needs{_first(missing)}.")
     unexpected = [key for key in state if key not in expected]
     if unexpected:
-        raise fail(f"has {len(unexpected)} tensors a Hiera AbsWin does not use, the first being {unexpected[0]}.")
+        raise fail(f"it has {_count(len(unexpected), 'tensor')} a Hiera AbsWin does not use{_first(unexpected)}.")
     for key, tensor in expected.items():
         if state[key].shape != tensor.shape:
-            raise fail(f"has {key} of shape {list(state[key].shape)} where {list(tensor.shape)} was expected.")
+            raise fail(f"its tensor {key} has shape {list(state[key].shape)} where {list(tensor.shape)} was expected.")

@@ -2,7 +2,9 @@
 
 The index is a small JSON file in the models folder. Each entry records the file's SHA-256 with
 the size and modification time it had when hashed, so a start-up checks two numbers instead of
-reading 195 MB, and a file that changed since is hashed again before anything loads it.
+reading 195 MB, and a file that changed since is hashed again before anything loads it. It also
+records whether the file's zip CRC-32s were checked: once, at import or at the first load, since
+a file whose bytes have not changed cannot start failing them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from birdid_app.core.errors import BirdidError, Cancelled, CheckpointError
@@ -58,6 +60,9 @@ class InstalledModel:
     verified: bool  # the file is byte for byte the published model
     origin: str  # "download" or "import"
     source: str  # the URL downloaded from, or the file imported from
+    # Every zip entry matched its CRC-32 when these bytes were checked. False in entries written
+    # before birdid checked CRCs: those are checked at their next load.
+    crc_checked: bool = False
 
     @property
     def trust_label(self) -> str:
@@ -71,7 +76,10 @@ class InstalledModel:
 
     @classmethod
     def from_json(cls, data: dict) -> InstalledModel:
-        return cls(**(data | {"path": Path(data["path"])}))
+        """An index entry; fields a later birdid added are ignored, so that an index it wrote
+        still opens here."""
+        known = {f.name for f in fields(cls)}
+        return cls(**({k: v for k, v in data.items() if k in known} | {"path": Path(data["path"])}))
 
 
 def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
@@ -113,10 +121,13 @@ class ModelStore:
         raise ModelStoreError(f"No installed model is called '{name}' (installed: {known}).")
 
     def checked_path(self, model: InstalledModel) -> Path:
-        """The model's file, after making sure it is still the file that was verified.
+        """The model's file, after making sure it is still the file that was installed and that
+        its CRC-32s were checked; load it with read_checkpoint(path, check_crc=False).
 
         A file with the recorded size and modification time is trusted without reading it; any
-        other is hashed again, and refused if its bytes changed."""
+        other is hashed again, and refused if its bytes changed. An entry whose CRCs were never
+        checked (written by an older birdid, or a download) has them checked now, once: a damaged
+        file raises CheckpointError, a sound one is recorded as checked."""
         path = model.path
         try:
             stat = path.stat()
@@ -124,14 +135,21 @@ class ModelStore:
             raise ModelStoreError(
                 f"The model file {path} is missing: download or import the model again."
             ) from None
-        if stat.st_size == model.size and stat.st_mtime_ns == model.mtime_ns:
-            return path
-        if stat.st_size != model.size or sha256_file(path) != model.sha256:
-            raise ModelStoreError(
-                f"The model file {path} changed since it was installed, so birdid will not load it: "
-                "download or import the model again."
-            )
-        self._replace(model, InstalledModel(**(asdict(model) | {"mtime_ns": stat.st_mtime_ns})))
+        updated = model
+        if stat.st_size != model.size or stat.st_mtime_ns != model.mtime_ns:
+            if stat.st_size != model.size or sha256_file(path) != model.sha256:
+                raise ModelStoreError(
+                    f"The model file {path} changed since it was installed, so birdid will not load it: "
+                    "download or import the model again."
+                )
+            updated = replace(updated, mtime_ns=stat.st_mtime_ns)
+        if not model.crc_checked:
+            from birdid_app.core.checkpoint import check_crcs  # torch: only when needed
+
+            check_crcs(path)
+            updated = replace(updated, crc_checked=True)
+        if updated != model:
+            self._replace(model, updated)
         return path
 
     def verify(self, model: InstalledModel, progress: Callable[[int], None] | None = None) -> bool:
@@ -141,13 +159,25 @@ class ModelStore:
         if sha256_file(model.path, progress) != model.sha256:
             return False
         stat = model.path.stat()
-        self._replace(model, InstalledModel(**(asdict(model) | {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})))
+        self._replace(model, replace(model, size=stat.st_size, mtime_ns=stat.st_mtime_ns))
         return True
 
     # --- changing ----------------------------------------------------------------------------
 
-    def add(self, path: Path, *, sha256: str, origin: str, source: str, name: str | None = None) -> InstalledModel:
-        """Record a file already in place; the first model added becomes the active one."""
+    def add(
+        self,
+        path: Path,
+        *,
+        sha256: str,
+        origin: str,
+        source: str,
+        name: str | None = None,
+        crc_checked: bool = False,
+    ) -> InstalledModel:
+        """Record a file already in place; the first model added becomes the active one.
+
+        `crc_checked`: the caller compared the file's CRC-32s (read_checkpoint does); when False,
+        the first load checks them."""
         stat = path.stat()
         verified = sha256 == self.published.sha256
         model = InstalledModel(
@@ -159,6 +189,7 @@ class ModelStore:
             verified=verified,
             origin=origin,
             source=source,
+            crc_checked=crc_checked,
         )
         index = self._read_index()
         index["models"] = [m for m in index["models"] if m["name"] != model.name] + [model.to_json()]
@@ -196,11 +227,16 @@ class ModelStore:
         """Copy a model file into the models folder, hashing it on the way.
 
         The published file is recognised by its hash and marked verified. Any other file must pass
-        the checkpoint loader's checks, and is kept as unverified. Nothing half-copied is ever
-        left under a name the store would load."""
+        the checkpoint loader's checks, CRC-32s included, and is kept as unverified. Nothing
+        half-copied is ever left under a name the store would load."""
         source = Path(source)
         if not source.is_file():
-            problem = "no such file." if not source.exists() else "is not a file."
+            if not source.exists():
+                problem = "there is no such file."
+            elif source.is_dir():
+                problem = "this is a folder, not a model file."
+            else:
+                problem = "this is not a regular file."
             raise CheckpointError(source, problem)
         self.root.mkdir(parents=True, exist_ok=True)
         handle, partial_name = tempfile.mkstemp(dir=self.root, prefix=".import-", suffix=".partial")
@@ -219,19 +255,24 @@ class ModelStore:
             for model in self.models():
                 if model.sha256 == sha256:
                     return model  # already installed; the copy is dropped below
+            # The published file needs no loader checks: its hash names its bytes. Its CRCs are
+            # checked at its first load, as a download's are, so this path needs no torch.
+            crc_checked = False
             if sha256 == self.published.sha256:
                 name = self.published.name
             else:
                 from birdid_app.core.checkpoint import read_checkpoint  # torch: only when needed
 
                 try:
-                    read_checkpoint(partial)
+                    read_checkpoint(partial, check_crc=True)
                 except CheckpointError as error:
                     raise CheckpointError(source, error.problem) from None
-                name = self._free_name(source.stem)
+                name, crc_checked = self._free_name(source.stem), True
             destination = self.root / f"{name}.pt"
             os.replace(partial, destination)
-            return self.add(destination, sha256=sha256, origin="import", source=str(source), name=name)
+            return self.add(
+                destination, sha256=sha256, origin="import", source=str(source), name=name, crc_checked=crc_checked
+            )
         finally:
             partial.unlink(missing_ok=True)
 
@@ -246,7 +287,8 @@ class ModelStore:
 
     def _replace(self, old: InstalledModel, new: InstalledModel) -> None:
         index = self._read_index()
-        index["models"] = [new.to_json() if m["name"] == old.name else m for m in index["models"]]
+        # Merged, not replaced: fields a later birdid wrote outlive this one's rewrite.
+        index["models"] = [m | new.to_json() if m["name"] == old.name else m for m in index["models"]]
         self._write_index(index)
 
     def _read_index(self) -> dict:
