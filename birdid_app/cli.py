@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from birdid_app import __version__
+from birdid_app.core.errors import sentence
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -21,11 +24,16 @@ COMMANDS = ("identify", "explain", "index", "similar", "find", "duplicates", "ex
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; this keeps the message one line
-        self.exit(EXIT_USAGE, f"birdid: {message}\n")
+        self.exit(EXIT_USAGE, f"birdid: {sentence(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="birdid", description="Identify European birds in photos, offline.")
+    parser = _Parser(
+        prog="birdid",
+        description="Identify European birds in photos, offline.",
+        epilog="With no command, `birdid` opens the window, and `birdid PHOTO...` (or FOLDER) opens "
+        "the window with those photos in it.",
+    )
     parser.add_argument("--version", action="version", version=f"birdid {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -64,12 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", parents=[library_options], help="add folders to the library and index them")
     index.add_argument("folders", nargs="*", type=Path, metavar="FOLDER", help="(default: the library's folders)")
+    index.add_argument(
+        "--rebuild", action="store_true",
+        help="set a damaged library file aside (kept beside it) and index its folders into a new one",
+    )
+    index.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    index.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     index.set_defaults(run=_index)
     similar = commands.add_parser(
         "similar", parents=[library_options, json_option], help="the library photos most like PHOTO"
     )
     similar.add_argument("photo", type=Path, metavar="PHOTO")
     similar.add_argument("--top-k", type=_positive_int, default=20, metavar="K")
+    similar.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    similar.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     similar.set_defaults(run=_similar)
     find = commands.add_parser("find", parents=[library_options, json_option], help="library photos of SPECIES")
     find.add_argument("species", metavar="SPECIES")
@@ -117,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and all(Path(a).exists() for a in argv)):
+    # os.path.exists, not Path.exists: it says False, where Path raises, for a name too long.
+    if not argv or (argv[0] not in COMMANDS and all(os.path.exists(a) for a in argv)):
         # `birdid` alone, or `birdid PHOTO...` (as "Open with" runs it): the window. Anything
         # else that is not a command goes to argparse, which says what is wrong with it.
         from birdid_app.gui.app import run_app
@@ -127,7 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_usage(sys.stderr)
         return EXIT_USAGE
-    return args.run(args)
+    from birdid_app.core.errors import BirdidError
+
+    try:
+        return args.run(args)
+    except BirdidError as error:
+        # A missing model, an unusable library, a file that is not a model: one sentence.
+        print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _region(text: str) -> tuple[int, int, int, int]:
@@ -160,13 +184,18 @@ def _identify(args: argparse.Namespace) -> int:
     from birdid_app.core.inference import Classifier
 
     try:
-        model_path, model_info = _model_for_identify(args.model)
-        classifier = Classifier.from_file(model_path, device=args.device, precision=args.precision)
+        chosen = _model_for_identify(args.model)
+        model_info = chosen.info
+        classifier = Classifier.from_file(
+            chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked
+        )
     except BirdidError as error:
         print(f"birdid: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    results = classifier.identify_files(args.photos)
+    # One batch of photos in memory at a time, and only the top-k kept of each: memory does
+    # not grow with the number of photos given.
+    results = classifier.iter_identify_files(args.photos)
     records = []
     for path, result in zip(args.photos, results, strict=True):
         if isinstance(result, PhotoError):
@@ -195,21 +224,28 @@ def _selftest(args: argparse.Namespace) -> int:
     for line in selftest.describe_installation():
         print(line, flush=True)
     try:
-        model_path, _ = _model_for_identify(args.model)
-        for line in selftest.identify_sample(model_path, args.device, args.precision):
+        chosen = _model_for_identify(args.model)
+        model_path = chosen.path
+        for line in selftest.identify_sample(model_path, args.device, args.precision, check_crc=not chosen.crc_checked):
             print(line, flush=True)
         if args.window:
             for line in selftest.identify_sample_in_window(model_path):
                 print(line, flush=True)
     except (BirdidError, selftest.SelftestFailed) as error:
-        print(f"birdid: selftest failed: {error}", file=sys.stderr)
+        print(f"birdid: The selftest failed: {error}", file=sys.stderr)
         return EXIT_USAGE if isinstance(error, BirdidError) else EXIT_SOME_FAILED
     print("selftest passed")
     return EXIT_OK
 
 
-def _model_for_identify(model_arg: Path | None) -> tuple[Path, dict]:
-    """The file to load and how results describe it: the --model file, else the active model."""
+class _ChosenModel(NamedTuple):
+    path: Path  # the file to load
+    info: dict  # how results describe it: name, verified, trust
+    crc_checked: bool  # an installed model, checked by the store: no need to read it twice
+
+
+def _model_for_identify(model_arg: Path | None) -> _ChosenModel:
+    """The --model file, else the active model."""
     from birdid_app.core.errors import NoModelError
     from birdid_app.core.model_store import ModelStore
 
@@ -217,16 +253,18 @@ def _model_for_identify(model_arg: Path | None) -> tuple[Path, dict]:
     if model_arg is not None:
         known = next((m for m in store.models() if m.path == model_arg.resolve() or m.path == model_arg), None)
         if known is None:
-            return model_arg, {"name": model_arg.stem, "verified": False, "trust": f"not installed, file {model_arg}"}
+            info = {"name": model_arg.stem, "verified": False, "trust": f"not installed, file {model_arg}"}
+            return _ChosenModel(model_arg, info, crc_checked=False)
         model = known
     else:
         model = store.active()
         if model is None:
             raise NoModelError(
-                "no model is installed: run `birdid model download`, or `birdid model import FILE` "
+                "No model is installed: run `birdid model download`, or `birdid model import FILE` "
                 "with a copy of the model file."
             )
-    return store.checked_path(model), {"name": model.name, "verified": model.verified, "trust": model.trust_label}
+    info = {"name": model.name, "verified": model.verified, "trust": model.trust_label}
+    return _ChosenModel(store.checked_path(model), info, crc_checked=True)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -240,18 +278,20 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"birdid: --mode {args.mode!r}: choose mean, pca, channel:K, cam or cam:SPECIES", file=sys.stderr)
         return EXIT_USAGE
     try:
-        model_path, _ = _model_for_identify(args.model)
-        classifier = Classifier.from_file(model_path, device=args.device, precision=args.precision)
+        chosen = _model_for_identify(args.model)
+        classifier = Classifier.from_file(
+            chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked
+        )
     except BirdidError as error:
         print(f"birdid: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        # What the model looks at, decoded as the window decodes it, so both draw the same maps;
+        # decoded (and reduced) before the full-size photo, so two full-size copies never meet.
+        subject = None if args.region else decode_photo(args.photo, draft_size=classifier.image_size)
         photo = decode_photo(args.photo, draft_size=None)  # upright, full size: what a person sees
-        # What the model looks at, decoded as the window decodes it, so both draw the same maps.
         if args.region:
             subject = crop_region(photo, args.region)
-        else:
-            subject = decode_photo(args.photo, draft_size=classifier.image_size)
     except PhotoError as error:
         print(f"birdid: {error}", file=sys.stderr)
         return EXIT_SOME_FAILED
@@ -267,7 +307,7 @@ def _explain(args: argparse.Namespace) -> int:
             species = argument or ranked[0].name
             names = {name.casefold(): i for i, name in enumerate(classifier.class_names)}
             if species.casefold() not in names:
-                print(f"birdid: the model knows no species called {species!r}", file=sys.stderr)
+                print(f"birdid: The model knows no species called {species!r}.", file=sys.stderr)
                 return EXIT_USAGE
             model_input = classifier.model_input(subject)[None].to(classifier.device, classifier.dtype)
             values = explain.class_activation_map(classifier.model, model_input, names[species.casefold()], args.stage)
@@ -278,9 +318,17 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"birdid: --mode {args.mode}: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    picture = explain.blend(photo, explain.overlay_rgba(values, args.opacity, args.colormap), args.region)
-    if args.max_size:
-        picture.thumbnail((args.max_size, args.max_size))
+    region = args.region
+    if args.max_size and max(photo.size) > args.max_size:
+        # Blend at the size written, not at the photo's: a 100-megapixel photo blended whole
+        # would hold several full-size RGBA copies at once.
+        full_width, full_height = photo.size
+        photo.thumbnail((args.max_size, args.max_size))
+        if region is not None:
+            sx, sy = photo.width / full_width, photo.height / full_height
+            x, y, width, height = region
+            region = (round(x * sx), round(y * sy), max(1, round(width * sx)), max(1, round(height * sy)))
+    picture = explain.blend(photo, explain.overlay_rgba(values, args.opacity, args.colormap), region)
     partial = args.out.with_name(f".{args.out.name}.partial")
     picture.save(partial, format="PNG")
     partial.replace(args.out)
@@ -288,51 +336,73 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_library(args: argparse.Namespace):
+def _reading_model(args: argparse.Namespace) -> str | None:
+    """The model whose identifications a library command reads: --model's, else the installed
+    active one's; None (the library's only model) when no model is installed."""
+    from birdid_app.core.errors import NoModelError
+
+    try:
+        return _model_for_identify(args.model).info["name"]
+    except NoModelError:
+        return None
+
+
+def _open_library(args: argparse.Namespace, *, create: bool = False):
+    """The library file for a command; only `index` creates one that is not there."""
     from birdid_app.core.library import Library
 
-    return Library(args.library)
+    return Library(args.library, model=_reading_model(args), create=create)
 
 
-def _load_classifier(model_arg: Path | None):
-    """(classifier, model name) or raises BirdidError."""
+def _load_classifier(args: argparse.Namespace):
+    """(classifier, model name) for --model (or the active model), --device and --precision;
+    raises BirdidError."""
     from birdid_app.core.inference import Classifier
 
-    model_path, info = _model_for_identify(model_arg)
-    return Classifier.from_file(model_path), info["name"]
+    chosen = _model_for_identify(args.model)
+    classifier = Classifier.from_file(
+        chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked
+    )
+    return classifier, chosen.info["name"]
 
 
 def _index(args: argparse.Namespace) -> int:
-    from birdid_app.core.errors import BirdidError
-    from birdid_app.core.library import IndexJob
+    from birdid_app.core.library import IndexJob, Library, default_library_path, rebuild_library
 
-    try:
-        classifier, model_name = _load_classifier(args.model)
-    except BirdidError as error:
-        print(f"birdid: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    with _open_library(args) as library:
+    for folder in args.folders:
+        if not folder.is_dir():
+            print(f"birdid: {folder}: This is not a folder.", file=sys.stderr)
+            return EXIT_USAGE
+    if args.rebuild:
+        damaged, folders = rebuild_library(args.library or default_library_path())
+        print(f"The damaged library was set aside as {damaged}; the new one starts with the "
+              f"{len(folders)} folders that could be read from it.", file=sys.stderr)
+    classifier, model_name = _load_classifier(args)
+    with Library(args.library, model=model_name) as library:
         for folder in args.folders:
-            if not folder.is_dir():
-                print(f"birdid: {folder}: not a folder.", file=sys.stderr)
-                return EXIT_USAGE
             library.add_folder(folder)
         if not library.folders():
-            print("birdid: the library has no folders yet: name one, as in `birdid index ~/Pictures`.", file=sys.stderr)
+            print("birdid: The library has no folders yet: name one, as in `birdid index ~/Pictures`.",
+                  file=sys.stderr)
             return EXIT_USAGE
         printer = ProgressPrinter(sys.stderr)
-        job = IndexJob(library, classifier.identify_images, model_name, progress=printer.update_index,
-                       decode_size=classifier.image_size)
-        plan = job.plan()
-        print(f"{plan.scanned} photos found: {plan.unchanged} unchanged, {plan.renamed} moved, "
-              f"{plan.removed} gone, {len(job.pending)} to identify", file=sys.stderr)
+        job = IndexJob(
+            library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
+            progress=printer.update_index, decode_size=classifier.image_size, wait_for_lock=True,
+            on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
+                                  "(Ctrl+C to stop)…", file=sys.stderr, flush=True),
+        )
         try:
+            plan = job.plan()
+            print(f"{plan.scanned} photos found: {plan.unchanged} unchanged, {plan.renamed} moved, "
+                  f"{plan.removed} gone, {len(job.pending)} to identify", file=sys.stderr)
             summary = job.run()
         except KeyboardInterrupt:
-            job.close()
             printer.finish()
-            print(f"birdid: stopped after {job.done} photos; run it again to carry on.", file=sys.stderr)
+            print(f"birdid: Stopped after {job.done} photos; run it again to carry on.", file=sys.stderr)
             return 130
+        finally:
+            job.close()
         printer.finish()
         print(f"indexed {summary.embedded} photos ({summary.failed} could not be read); "
               f"the library holds {library.count()}")
@@ -340,26 +410,34 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _similar(args: argparse.Namespace) -> int:
-    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.errors import PhotoError
 
     with _open_library(args) as library:
         known = library.photo_by_path(args.photo)
-        try:
-            if known is not None and known.error is None:
-                hits = library.similar_to_photo(known.id, args.top_k)
-            else:
-                classifier, _ = _load_classifier(args.model)
-                result = classifier.identify_files([args.photo])[0]
-                if isinstance(result, BirdidError):
-                    print(f"birdid: {result}", file=sys.stderr)
-                    return EXIT_SOME_FAILED
-                hits = library.similar(result.embedding, args.top_k)
-        except BirdidError as error:
-            print(f"birdid: {error}", file=sys.stderr)
-            return EXIT_USAGE
+        if known is not None and library.has_embedding(known.id):
+            hits = library.similar_to_photo(known.id, args.top_k)
+        else:
+            classifier, _ = _load_classifier(args)
+            (result,) = classifier.identify_files([args.photo], keep_stage_maps=False)
+            if isinstance(result, PhotoError):
+                print(f"birdid: {result}", file=sys.stderr)
+                return EXIT_SOME_FAILED
+            hits = library.similar(result.embedding, args.top_k)
+        _warn_if_not_identified_by(library)
     records = [{"path": str(photo.path), "score": score} for photo, score in hits]
     _print_records(records, args.json, lambda r: f"{r['score']:.4f}  {r['path']}")
     return EXIT_OK
+
+
+def _warn_if_not_identified_by(library) -> None:
+    """Say so when the library holds no identifications by the model it is read with (a model
+    was just switched, say): an empty answer should not look like 'no such photos'."""
+    model = library.reading_model()
+    counts = dict(library.models())
+    if model is not None and model not in counts and counts:
+        others = ", ".join(f"{name} ({count} photos)" for name, count in counts.items())
+        print(f"birdid: The library holds no photos identified by {model} yet (it holds {others}): "
+              "run `birdid index` to identify them with it.", file=sys.stderr)
 
 
 def _find(args: argparse.Namespace) -> int:
@@ -367,6 +445,7 @@ def _find(args: argparse.Namespace) -> int:
         names = {name.casefold(): name for name, _ in library.species_counts()}
         species = names.get(args.species.casefold(), args.species)
         hits = library.find_species(species, in_top=args.in_top)
+        _warn_if_not_identified_by(library)
     records = [{"path": str(photo.path), "probability": probability} for photo, probability in hits]
     _print_records(records, args.json, lambda r: f"{r['probability'] * 100:6.2f}%  {r['path']}")
     return EXIT_OK
@@ -375,6 +454,7 @@ def _find(args: argparse.Namespace) -> int:
 def _duplicates(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         groups = library.duplicate_groups(args.threshold)
+        _warn_if_not_identified_by(library)
     if args.json:
         json.dump([[str(p.path) for p in group] for group in groups], sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -387,6 +467,7 @@ def _duplicates(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         rows = library.export_csv(args.out)
+        _warn_if_not_identified_by(library)
     print(f"{args.out}: {rows} photos")
     return EXIT_OK
 
@@ -414,7 +495,7 @@ def _model_download(args: argparse.Namespace) -> int:
         return EXIT_SOME_FAILED
     except KeyboardInterrupt:
         bar.finish()
-        print("birdid: download interrupted; run `birdid model download` again to resume.", file=sys.stderr)
+        print("birdid: The download was interrupted; run `birdid model download` again to resume.", file=sys.stderr)
         return 130
     bar.finish()
     print(f"{model.name}: downloaded and verified ({model.path})")
@@ -457,6 +538,10 @@ def _model_verify(args: argparse.Namespace) -> int:
         models = [store.get(args.name)] if args.name else store.models()
     except BirdidError as error:
         print(f"birdid: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not models:
+        print("birdid: No model is installed, so there is nothing to verify: run `birdid model download` "
+              "or `birdid model import FILE`.", file=sys.stderr)
         return EXIT_USAGE
     failed = 0
     for model in models:

@@ -55,7 +55,7 @@ def test_every_photo_failing_still_prints_json(small_model_file, tmp_path, capsy
     code = main(["identify", "--model", str(small_model_file), str(tmp_path / "gone.jpg"), "--json"])
     assert code == 1
     (record,) = json.loads(capsys.readouterr().out)
-    assert "no such file" in record["error"]
+    assert "gone.jpg: No such file." in record["error"]
 
 
 def test_plain_output_lists_percentages(small_model_file, photo_dir, capsys):
@@ -71,14 +71,14 @@ def test_no_installed_model_says_how_to_get_one(photo_dir, capsys):
     code = main(["identify", str(photo_dir / "robin.png")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "no model is installed" in err and "birdid model download" in err and "birdid model import" in err
+    assert "birdid: No model is installed" in err and "birdid model download" in err and "birdid model import" in err
 
 
 def test_a_broken_model_file_exits_2_with_its_name(photo_dir, tmp_path, capsys):
     bad_model = tmp_path / "weights.pt"
     bad_model.write_text("nope")
     assert main(["identify", "--model", str(bad_model), str(photo_dir / "robin.png")]) == 2
-    assert "weights.pt: is not a PyTorch model file." in capsys.readouterr().err
+    assert "weights.pt: This is not a PyTorch model file." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -149,4 +149,4 @@ def test_explain_a_bad_photo_exits_1(small_model_file, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_text("no")
     assert main(["explain", str(bad), "--model", str(small_model_file), "--out", str(tmp_path / "x.png")]) == 1
-    assert "bad.jpg: this is not an image birdid can read." in capsys.readouterr().err
+    assert "bad.jpg: This is not an image birdid can read." in capsys.readouterr().err

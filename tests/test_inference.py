@@ -147,11 +147,11 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(small_model_f
     real_forward = Classifier._forward
     tried = []
 
-    def forward(self, batch, sources):
+    def forward(self, batch, sources, keep_stage_maps=True):
         tried.append((self.device.type, batch.shape[0]))
         if self.device.type == "cuda":
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return real_forward(self, batch, sources)
+        return real_forward(self, batch, sources, keep_stage_maps)
 
     monkeypatch.setattr(Classifier, "_forward", forward)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
@@ -171,7 +171,7 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(small_model_f
 def test_out_of_memory_on_the_cpu_at_one_photo_is_a_clear_error(small_model_file, photo_dir, monkeypatch):
     cpu = Classifier.from_file(small_model_file, device="cpu", precision="fp32")
 
-    def forward(self, batch, sources):
+    def forward(self, batch, sources, keep_stage_maps=True):
         raise torch.OutOfMemoryError("out of memory (injected)")
 
     monkeypatch.setattr(Classifier, "_forward", forward)

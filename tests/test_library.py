@@ -84,7 +84,7 @@ def test_indexing_stores_the_classifiers_embeddings_and_species(tmp_path, folder
             assert [name for name, _ in stored.species] == [s.name for s in expected.ranked(5)]
             assert stored.model == "small-hiera"
         broken = library.photo_by_path(folder / "garden" / "broken.jpg")
-        assert broken.error.endswith("broken.jpg: this is not an image birdid can read.") and broken.species == ()
+        assert broken.error.endswith("broken.jpg: This is not an image birdid can read.") and broken.species == ()
         dawn = library.photo_by_path(folder / "garden" / "dawn.jpg")
         assert dawn.taken_at == "2026-05-17T06:41:09"
         assert dawn.latitude == pytest.approx(52.375) and dawn.longitude == pytest.approx(-4.5)
@@ -95,7 +95,8 @@ def test_similar_is_the_exact_cosine_top_k_and_find_the_exact_top_1(tmp_path, fo
     with Library(tmp_path / "library.sqlite3") as library:
         library.add_folder(folder)
         index(library, classifier)
-        rows = library.db.execute("SELECT id, embedding FROM photos WHERE embedding IS NOT NULL").fetchall()
+        rows = library.db.execute(
+            "SELECT photo_id, embedding FROM identifications WHERE model = 'small-hiera'").fetchall()
         ids = np.array([r[0] for r in rows])
         matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)

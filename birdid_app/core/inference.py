@@ -4,7 +4,7 @@ photos into ranked species, an embedding and the four stage maps, in one forward
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,9 +160,15 @@ class Classifier:
         device: str = "auto",
         precision: str = "auto",
         on_measuring_precision: Callable[[], None] | None = None,
+        check_crc: bool = True,
     ) -> Classifier:
+        """`check_crc=False` only for a path from ModelStore.checked_path, whose CRC-32s the
+        store has already compared (read_checkpoint)."""
         return cls(
-            read_checkpoint(path), device=device, precision=precision, on_measuring_precision=on_measuring_precision
+            read_checkpoint(path, check_crc=check_crc),
+            device=device,
+            precision=precision,
+            on_measuring_precision=on_measuring_precision,
         )
 
     @property
@@ -177,21 +183,35 @@ class Classifier:
         """[3, H, W] float32 on the CPU, exactly as Birder's inference preset makes it."""
         return to_model_input(image, self.image_size, self.checkpoint.rgb_mean, self.checkpoint.rgb_std)
 
-    def identify_images(self, images: Sequence[Image.Image], sources: Sequence[str] | None = None) -> list[Identification]:
-        """Decoded RGB images -> one Identification each, in batches of DEFAULT_BATCH_SIZE."""
+    def identify_images(
+        self,
+        images: Sequence[Image.Image],
+        sources: Sequence[str] | None = None,
+        *,
+        keep_stage_maps: bool = True,
+    ) -> list[Identification]:
+        """Decoded RGB images -> one Identification each, in batches of at most `batch_size`.
+        Without `keep_stage_maps` the results carry no stage maps (6.6 MB a photo at 384x384),
+        for callers that keep many results and need only the species and the embedding."""
         sources = list(sources) if sources is not None else [f"image {i + 1}" for i in range(len(images))]
+        return self._identify_inputs([self.model_input(image) for image in images], sources, keep_stage_maps)
+
+    def _identify_inputs(
+        self, inputs: Sequence[torch.Tensor], sources: Sequence[str], keep_stage_maps: bool
+    ) -> list[Identification]:
+        """Model inputs ([3, H, W] float32 each) -> Identifications, batched; on running out of
+        device memory the same photos go again in smaller batches, or on the CPU."""
         results: list[Identification] = []
         start = 0
-        while start < len(images):
+        while start < len(inputs):
             size = self.batch_size
-            chunk = images[start : start + size]
-            batch = torch.stack([self.model_input(image) for image in chunk])  # [B, 3, H, W]
+            batch = torch.stack(list(inputs[start : start + size]))  # [B, 3, H, W]
             try:
-                results += self._forward(batch, sources[start : start + size])
+                results += self._forward(batch, sources[start : start + size], keep_stage_maps)
             except torch.OutOfMemoryError:
                 self._recover_from_out_of_memory()
                 continue  # the same photos again, in smaller batches or on the CPU
-            start += len(chunk)
+            start += len(batch)
         return results
 
     def _recover_from_out_of_memory(self) -> None:
@@ -213,36 +233,50 @@ class Classifier:
             return
         raise BirdidError("There is not enough memory to run the model, even one photo at a time on the CPU.")
 
-    def identify_files(self, paths: Iterable[str | Path]) -> list[Identification | PhotoError]:
+    def identify_files(
+        self, paths: Iterable[str | Path], *, keep_stage_maps: bool = True
+    ) -> list[Identification | PhotoError]:
         """One entry per path, in order: an Identification, or the PhotoError that stopped that photo.
         A photo that cannot be read never stops the others."""
-        paths = [Path(p) for p in paths]
-        decoded: list[tuple[int, Image.Image]] = []
-        results: list[Identification | PhotoError | None] = [None] * len(paths)
-        for index, path in enumerate(paths):
-            try:
-                decoded.append((index, decode_photo(path, draft_size=self.image_size)))
-            except PhotoError as error:
-                results[index] = error
-        identified = self.identify_images([image for _, image in decoded], [str(paths[i]) for i, _ in decoded])
-        for (index, _), identification in zip(decoded, identified, strict=True):
-            results[index] = identification
-        return results  # type: ignore[return-value]  # every slot is filled above
+        return list(self.iter_identify_files(paths, keep_stage_maps=keep_stage_maps))
 
-    def _forward(self, batch: torch.Tensor, sources: Sequence[str]) -> list[Identification]:
+    def iter_identify_files(
+        self, paths: Iterable[str | Path], *, keep_stage_maps: bool = False
+    ) -> Iterator[Identification | PhotoError]:
+        """Like identify_files, one result at a time, in bounded memory: a batch of photos is
+        decoded, each turned into the model's input at once (its decoded picture let go), and
+        identified before the next batch is read. Memory does not grow with the number of
+        photos, only the results do (small without stage maps)."""
+        pending = list(paths)
+        for start in range(0, len(pending), DEFAULT_BATCH_SIZE):
+            chunk = [Path(p) for p in pending[start : start + DEFAULT_BATCH_SIZE]]
+            inputs: list[torch.Tensor] = []
+            results: list[Identification | PhotoError | None] = [None] * len(chunk)
+            for index, path in enumerate(chunk):
+                try:
+                    inputs.append(self.model_input(decode_photo(path, draft_size=self.image_size)))
+                except PhotoError as error:
+                    results[index] = error
+            identified = iter(self._identify_inputs(
+                inputs, [str(p) for p, r in zip(chunk, results, strict=True) if r is None], keep_stage_maps
+            ))
+            for result in results:
+                yield result if result is not None else next(identified)
+
+    def _forward(self, batch: torch.Tensor, sources: Sequence[str], keep_stage_maps: bool = True) -> list[Identification]:
         started = time.perf_counter()
         with torch.inference_mode():
             out = self.model(batch.to(device=self.device, dtype=self.dtype))
             probabilities = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
             embeddings = out.embedding.float().cpu().numpy()
-            stage_maps = [m.float().cpu().numpy() for m in out.stage_maps]
+            stage_maps = [m.float().cpu().numpy() for m in out.stage_maps] if keep_stage_maps else []
         seconds = time.perf_counter() - started
         return [
             Identification(
                 source=source,
                 probabilities=probabilities[i],
                 embedding=embeddings[i],
-                stage_maps=tuple(m[i] for m in stage_maps),
+                stage_maps=tuple(m[i] for m in stage_maps),  # () without keep_stage_maps
                 class_names=self.class_names,
                 forward_seconds=seconds,
                 batch_size=len(sources),

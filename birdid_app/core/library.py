@@ -1,10 +1,15 @@
 """The photo library: a person's own photos, identified once, searchable by similarity and species.
 
 One SQLite file (WAL mode) holds, per photo: where it is, its size and mtime, a content
-fingerprint, capture date and GPS from EXIF, the embedding, the top-5 species and the model that
-made them, or the error that stopped it. Indexing commits in batches, one transaction each, so a
-process killed at any moment leaves a consistent file and loses at most the batch under way;
-the next run sees what is done (same size and mtime) and carries on.
+fingerprint, capture date and GPS from EXIF, or the error that stopped it from being read; and,
+per photo and per model, the embedding and top-5 species that model gave it. Embeddings of two
+models are never compared: a library is always read through one model (`Library.model`), and
+indexing with a model fills in only what that model lacks.
+
+Indexing commits in batches, one transaction each, so a process killed at any moment leaves a
+consistent file and loses at most the batch under way; the next run sees what is done (same size
+and mtime, and an identification by this model) and carries on. One indexer runs on a library at
+a time (`IndexLock`); a second waits, or is told that another is running.
 
 The embeddings are also held in memory as one matrix (`VectorIndex`) for exact cosine search.
 """
@@ -12,6 +17,8 @@ The embeddings are also held in memory as one matrix (`VectorIndex`) for exact c
 from __future__ import annotations
 
 import csv
+import errno
+import functools
 import hashlib
 import os
 import sqlite3
@@ -26,17 +33,19 @@ from pathlib import Path
 import numpy as np
 
 from birdid_app.core.errors import BirdidError, PhotoError
+from birdid_app.core.files import open_regular_file
 from birdid_app.core.paths import data_dir
 from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo, photo_metadata
 from birdid_app.core.vectors import VectorIndex
 
 LIBRARY_VARIABLE = "BIRDID_LIBRARY"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TOP_SPECIES = 5
 BATCH_SIZE = 8  # photos per forward pass and per committed transaction
 FINGERPRINT_SAMPLE = 256 * 1024  # bytes read from the start and from the end of a file
+BUSY_TIMEOUT_SECONDS = 30  # how long a connection waits for another process's write to finish
 
-_SCHEMA = [
+_SCHEMA_V1 = [
     """CREATE TABLE folders (
         id INTEGER PRIMARY KEY,
         path TEXT NOT NULL UNIQUE
@@ -64,12 +73,75 @@ _SCHEMA = [
     )""",
     "CREATE INDEX predictions_by_species ON predictions (species, rank, probability)",
 ]
-# Version N's schema is reached from N-1 by MIGRATIONS[N]; version 1 is _SCHEMA from nothing.
-MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+# Version 2: each embedding and prediction belongs to the model that made it (version 1 kept one
+# per photo, so a second model's rows overwrote or mixed with the first's), and a photo that
+# cannot be read at all is kept with its error and no fingerprint. SQLite's way to change
+# columns: build the new table, copy, drop the old, rename (foreign keys are off meanwhile).
+_V1_TO_V2 = [
+    """CREATE TABLE photos_v2 (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        fingerprint TEXT,  -- NULL when the file could not be read at all (retried every run)
+        taken_at TEXT,
+        latitude REAL,
+        longitude REAL,
+        error TEXT  -- why the photo could not be read or decoded; the same for every model
+    )""",
+    "INSERT INTO photos_v2 SELECT id, path, size, mtime_ns, fingerprint, taken_at, latitude, longitude, error "
+    "FROM photos",
+    """CREATE TABLE identifications (
+        photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        embedding BLOB NOT NULL,  -- float32 [embedding_dim], as the model gave it
+        PRIMARY KEY (photo_id, model)
+    )""",
+    "INSERT INTO identifications SELECT id, model, embedding FROM photos "
+    "WHERE model IS NOT NULL AND embedding IS NOT NULL",
+    """CREATE TABLE predictions_v2 (
+        photo_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        species TEXT NOT NULL,
+        probability REAL NOT NULL,
+        PRIMARY KEY (photo_id, model, rank),
+        FOREIGN KEY (photo_id, model) REFERENCES identifications (photo_id, model) ON DELETE CASCADE
+    )""",
+    "INSERT INTO predictions_v2 SELECT predictions.photo_id, photos.model, rank, species, probability "
+    "FROM predictions JOIN photos ON photos.id = predictions.photo_id "
+    "WHERE photos.model IS NOT NULL AND photos.embedding IS NOT NULL",
+    "DROP TABLE predictions",
+    "DROP TABLE photos",
+    "ALTER TABLE photos_v2 RENAME TO photos",
+    "ALTER TABLE predictions_v2 RENAME TO predictions",
+    "CREATE INDEX photos_by_fingerprint ON photos (fingerprint)",
+    "CREATE INDEX identifications_by_model ON identifications (model)",
+    "CREATE INDEX predictions_by_species ON predictions (model, species, rank, probability)",
+]
+# Version N's schema is reached from N-1 by MIGRATIONS[N]; version 1 is _SCHEMA_V1 from nothing.
+MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2}
 
 
 class LibraryError(BirdidError):
-    """The library file cannot be used (newer schema, damaged)."""
+    """The library file cannot be used (newer schema, missing, several models and none chosen)."""
+
+
+class LibraryDamaged(LibraryError):
+    """The library file is not a database, or its pages are damaged. The photos are untouched;
+    `rebuild_library` sets the file aside and starts a new one."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = Path(path)
+        self.detail = detail
+        super().__init__(
+            f"The library {self.path} is damaged ({detail}). Your photos are untouched: rebuild it with "
+            "`birdid index --rebuild` (or Rebuild in the Library tab), which keeps the damaged file beside it."
+        )
+
+
+class IndexerBusy(LibraryError):
+    """Another process (or window) is indexing this library."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +151,8 @@ class LibraryPhoto:
     taken_at: str | None
     latitude: float | None
     longitude: float | None
-    species: tuple[tuple[str, float], ...]  # top-5, most likely first
-    model: str | None
+    species: tuple[tuple[str, float], ...]  # the reading model's top-5, most likely first
+    model: str | None  # the model those species are from; None when it has not identified this photo
     error: str | None
 
 
@@ -110,9 +182,10 @@ def default_library_path() -> Path:
 
 def fingerprint(path: Path, size: int) -> str:
     """Identifies a file's content cheaply: its size and its first and last 256 KiB. Enough to
-    recognise a moved or renamed photo without reading all of it."""
+    recognise a moved or renamed photo without reading all of it. Raises PhotoError for a file
+    that is not a regular file or cannot be read (a named pipe never blocks it)."""
     digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as handle:
+    with open_regular_file(path) as handle:
         digest.update(handle.read(FINGERPRINT_SAMPLE))
         if size > 2 * FINGERPRINT_SAMPLE:
             handle.seek(-FINGERPRINT_SAMPLE, os.SEEK_END)
@@ -120,18 +193,82 @@ def fingerprint(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-class Library:
-    """The library file. One instance is the one writer; open it in the thread that uses it."""
+def _damage_detail(error: sqlite3.DatabaseError) -> str | None:
+    """What is wrong with the file, when `error` says the file is damaged; None for the errors a
+    sound file gives too (locked, busy, a full disk)."""
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error)
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text or "not a database" in text:
+        return text
+    return None
 
-    def __init__(self, path: Path | None = None) -> None:
+
+def _guarded(method):
+    """Turns SQLite's word for a damaged file, raised anywhere in `method`, into LibraryDamaged:
+    one sentence saying what to do instead of a traceback."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            detail = _damage_detail(error)
+            if detail is None:
+                raise
+            library = self if isinstance(self, Library) else self.library
+            raise LibraryDamaged(library.path, detail) from None
+
+    return guarded
+
+
+class Library:
+    """The library file. One instance is the one writer; open it in the thread that uses it.
+
+    `model` is the model whose identifications are read (searches, species, export). None means
+    the only model that has identified photos in this library; with several, name one.
+    `create=False` opens an existing library only (readers must not leave an empty file behind)
+    and raises LibraryError when there is none.
+    """
+
+    def __init__(self, path: Path | None = None, *, model: str | None = None, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_library_path()
+        self.model = model
+        if not create and not self.path.is_file():
+            raise LibraryError(
+                f"There is no library at {self.path} yet: index a folder first (birdid index FOLDER)."
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
+        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            detail = _damage_detail(error)
+            if detail is None:
+                raise LibraryError(f"The library {self.path} cannot be opened ({error}).") from None
+            raise LibraryDamaged(self.path, detail) from None
+        except BaseException:
+            self.db.close()
+            raise
         self._vectors: VectorIndex | None = None
+        self._vectors_model: str | None = None
+
+    def _open(self) -> None:
+        # WAL lets searches read while the indexer writes. The mode is kept in the file, so only
+        # a new library changes it; changing it needs a moment alone with the file, which a
+        # second process opening a new library at the same time may hold: wait and try again.
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+        self._migrate()
+        # After the migration: with foreign keys on, its DROP TABLE would delete the rows it copies.
+        self.db.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
         self.db.close()
@@ -142,35 +279,78 @@ class Library:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _migrate(self) -> None:
+    def _schema_version(self) -> int:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise LibraryError(f"The library {self.path} was made by a newer birdid (schema {version}).")
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            # An explicit transaction: Python's sqlite3 would run CREATE TABLE outside one, and a
-            # process killed half-way would leave half a schema (the kill test caught that).
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+        return version
+
+    def _migrate(self) -> None:
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        # An explicit transaction: Python's sqlite3 would run CREATE TABLE outside one, and a
+        # process killed half-way would leave half a schema (the kill test caught that).
+        # IMMEDIATE takes the write lock first, waiting out another process that is creating or
+        # migrating the same file; the version is read again under the lock, as that process
+        # may have done the work meanwhile.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for step in range(self._schema_version() + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[step]:
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {step}")
-            except BaseException:
-                self.db.rollback()
-                raise
-            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+        self.db.commit()
 
+    @_guarded
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
+    @_guarded
+    def check_not_damaged(self) -> None:
+        """Read every page once (SQLite's quick_check) and raise LibraryDamaged if any is bad.
+        Linear in the file's size: run before a long job, not before every search."""
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise LibraryDamaged(self.path, "; ".join(problems))
+
+    # --- models ------------------------------------------------------------------------------
+
+    @_guarded
+    def models(self) -> list[tuple[str, int]]:
+        """(model, photos it has identified) for every model with identifications here."""
+        return self.db.execute(
+            "SELECT model, COUNT(*) FROM identifications GROUP BY model ORDER BY 2 DESC, 1"
+        ).fetchall()
+
+    def reading_model(self) -> str | None:
+        """The model whose identifications are read: `model`, or the only one in the library
+        (None in an empty library)."""
+        if self.model is not None:
+            return self.model
+        models = self.models()
+        if len(models) > 1:
+            named = ", ".join(f"{name} ({count} photos)" for name, count in models)
+            raise LibraryError(
+                f"The library {self.path} holds identifications by several models ({named}): "
+                "say which to use with --model."
+            )
+        return models[0][0] if models else None
+
     # --- folders -----------------------------------------------------------------------------
 
+    @_guarded
     def folders(self) -> list[Path]:
         return [Path(p) for (p,) in self.db.execute("SELECT path FROM folders ORDER BY path")]
 
+    @_guarded
     def add_folder(self, folder: Path) -> None:
         with self.db:
             self.db.execute("INSERT OR IGNORE INTO folders (path) VALUES (?)", (str(Path(folder).resolve()),))
 
+    @_guarded
     def remove_folder(self, folder: Path) -> int:
         """Forget a folder and the photos found in it; returns how many photos left the index."""
         folder = Path(folder).resolve()
@@ -184,47 +364,77 @@ class Library:
 
     # --- reading -----------------------------------------------------------------------------
 
+    @_guarded
     def count(self) -> int:
+        """Photos in the library, read or not, whatever model identified them."""
         return self.db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
 
     def photo(self, photo_id: int) -> LibraryPhoto:
         return self._photos([photo_id])[photo_id]
 
+    @_guarded
     def photo_by_path(self, path: Path) -> LibraryPhoto | None:
-        row = self.db.execute("SELECT id FROM photos WHERE path = ?", (str(Path(path).resolve()),)).fetchone()
-        return self.photo(row[0]) if row else None
+        """The photo stored under `path`: as given (made absolute), or with symbolic links resolved.
+        Photos are stored under the path they have inside their folder, links not followed."""
+        path = Path(path)
+        candidates = dict.fromkeys([str(Path(os.path.abspath(path))), str(path.resolve())])
+        for candidate in candidates:
+            row = self.db.execute("SELECT id FROM photos WHERE path = ?", (candidate,)).fetchone()
+            if row:
+                return self.photo(row[0])
+        return None
 
+    def has_embedding(self, photo_id: int) -> bool:
+        return photo_id in self.vectors()
+
+    @_guarded
     def vectors(self) -> VectorIndex:
-        """Every stored embedding as one in-memory matrix, loaded on first use, then kept in step."""
-        if self._vectors is None:
-            rows = self.db.execute("SELECT id, embedding FROM photos WHERE embedding IS NOT NULL").fetchall()
+        """The reading model's embeddings as one in-memory matrix, loaded on first use, then kept in step."""
+        model = self.reading_model()
+        if self._vectors is None or self._vectors_model != model:
+            rows = self.db.execute(
+                "SELECT photo_id, embedding FROM identifications WHERE model = ?", (model,)
+            ).fetchall()
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
             self._vectors = VectorIndex.from_arrays(ids, matrix) if len(rows) else VectorIndex()
+            self._vectors_model = model
         return self._vectors
 
     def similar(self, embedding: np.ndarray, k: int, exclude: Iterable[int] = ()) -> list[tuple[LibraryPhoto, float]]:
-        hits = self.vectors().search(np.asarray(embedding, dtype=np.float32), k, exclude=exclude)
+        """The k photos whose embeddings by the reading model are most like `embedding`, which
+        must come from that same model."""
+        index = self.vectors()
+        embedding = np.asarray(embedding, dtype=np.float32)
+        if len(index) and embedding.shape != (index.dim,):
+            raise LibraryError(
+                f"The library's embeddings by {self._vectors_model} have {index.dim} values, the photo's "
+                f"{embedding.size}: it was identified by another model."
+            )
+        hits = index.search(embedding, k, exclude=exclude)
         photos = self._photos([pid for pid, _ in hits])
         return [(photos[pid], score) for pid, score in hits]
 
     def similar_to_photo(self, photo_id: int, k: int) -> list[tuple[LibraryPhoto, float]]:
         return self.similar(self.vectors().vector(photo_id), k, exclude=[photo_id])
 
+    @_guarded
     def find_species(self, species: str, *, in_top: int = 1) -> list[tuple[LibraryPhoto, float]]:
         """Photos whose top prediction (or one of the top `in_top`) is `species`, most likely first."""
         rows = self.db.execute(
-            "SELECT photo_id, probability FROM predictions WHERE species = ? AND rank <= ? "
+            "SELECT photo_id, probability FROM predictions WHERE model = ? AND species = ? AND rank <= ? "
             "ORDER BY probability DESC, photo_id",
-            (species, in_top),
+            (self.reading_model(), species, in_top),
         ).fetchall()
         photos = self._photos([pid for pid, _ in rows])
         return [(photos[pid], probability) for pid, probability in rows]
 
+    @_guarded
     def species_counts(self) -> list[tuple[str, int]]:
         """How many photos each species is the top prediction of, most first."""
         return self.db.execute(
-            "SELECT species, COUNT(*) FROM predictions WHERE rank = 1 GROUP BY species ORDER BY 2 DESC, 1"
+            "SELECT species, COUNT(*) FROM predictions WHERE model = ? AND rank = 1 GROUP BY species ORDER BY 2 DESC, 1",
+            (self.reading_model(),),
         ).fetchall()
 
     def duplicate_groups(self, threshold: float) -> list[list[LibraryPhoto]]:
@@ -232,6 +442,7 @@ class Library:
         photos = self._photos([pid for group in groups for pid in group])
         return [[photos[pid] for pid in group] for group in groups]
 
+    @_guarded
     def export_csv(self, destination: Path) -> int:
         """path, date, GPS, top-5 species and probabilities, model, error; one row per photo."""
         header = ["path", "taken_at", "latitude", "longitude"]
@@ -254,35 +465,134 @@ class Library:
         partial.replace(destination)
         return len(ids)
 
+    @_guarded
     def _photos(self, ids: list[int]) -> dict[int, LibraryPhoto]:
         if not ids:
             return {}
+        model = self.reading_model()
         found: dict[int, LibraryPhoto] = {}
         species: dict[int, list[tuple[str, float]]] = {pid: [] for pid in ids}
         for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
             chunk = ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
             for pid, name, probability in self.db.execute(
-                f"SELECT photo_id, species, probability FROM predictions WHERE photo_id IN ({marks}) "
+                f"SELECT photo_id, species, probability FROM predictions WHERE model = ? AND photo_id IN ({marks}) "
                 "ORDER BY photo_id, rank",
-                chunk,
+                [model, *chunk],
             ):
                 species[pid].append((name, probability))
-            for pid, path, taken_at, lat, lon, model, error in self.db.execute(
-                f"SELECT id, path, taken_at, latitude, longitude, model, error FROM photos WHERE id IN ({marks})",
+            for pid, path, taken_at, lat, lon, error in self.db.execute(
+                f"SELECT id, path, taken_at, latitude, longitude, error FROM photos WHERE id IN ({marks})",
                 chunk,
             ):
-                found[pid] = LibraryPhoto(pid, Path(path), taken_at, lat, lon, tuple(species[pid]), model, error)
+                by = model if species[pid] else None
+                found[pid] = LibraryPhoto(pid, Path(path), taken_at, lat, lon, tuple(species[pid]), by, error)
         return found
 
     # --- writing (the indexer's) -------------------------------------------------------------
 
-    def _known(self) -> dict[str, tuple[int, int, int, str]]:
-        """path -> (id, size, mtime_ns, fingerprint) of every photo in the index."""
+    @_guarded
+    def _known(self, model: str) -> dict[str, tuple[int, int, int, str | None, bool, str | None]]:
+        """path -> (id, size, mtime_ns, fingerprint, identified by `model`, error) of every photo."""
         return {
-            path: (pid, size, mtime, fp)
-            for pid, path, size, mtime, fp in self.db.execute("SELECT id, path, size, mtime_ns, fingerprint FROM photos")
+            path: (pid, size, mtime, fp, bool(identified), error)
+            for pid, path, size, mtime, fp, error, identified in self.db.execute(
+                "SELECT id, path, size, mtime_ns, fingerprint, error, "
+                "EXISTS (SELECT 1 FROM identifications WHERE photo_id = photos.id AND model = ?) FROM photos",
+                (model,),
+            )
         }
+
+
+def rebuild_library(path: Path) -> tuple[Path, list[Path]]:
+    """Set a damaged library file aside and start a new one with the same folders, as far as
+    they can still be read from it. Returns (where the damaged file now is, the folders kept).
+    The photos themselves are never touched; indexing the folders again fills the new library."""
+    path = Path(path)
+    folders: list[Path] = []
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS) as old:
+            folders = [Path(p) for (p,) in old.execute("SELECT path FROM folders ORDER BY path")]
+    except sqlite3.Error:
+        pass  # the folders page is damaged too: the person names the folders again
+    kept = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    number = 2
+    while kept.exists():
+        kept = kept.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{number}")
+        number += 1
+    if path.exists():
+        os.replace(path, kept)
+    for suffix in ("-wal", "-shm"):  # the damaged file's journal belongs with it, not with the new one
+        journal = path.with_name(path.name + suffix)
+        if journal.exists():
+            os.replace(journal, kept.with_name(kept.name + suffix))
+    with Library(path) as fresh:
+        for folder in folders:
+            fresh.add_folder(folder)
+    return kept, folders
+
+
+class IndexLock:
+    """Only one indexer per library: an exclusive lock on `<library>.lock`, held while indexing.
+    The operating system drops it when the process ends, however it ends, so a crash or a kill
+    never leaves the library locked. (Not the database file itself: SQLite locks that one.)"""
+
+    def __init__(self, library_path: Path) -> None:
+        self.path = Path(library_path).with_name(Path(library_path).name + ".lock")
+        self._handle = None
+
+    def acquire(self, *, wait: bool, on_wait: Callable[[], None] | None = None) -> None:
+        """Take the lock. If another indexer holds it: with wait, call on_wait() and block until
+        it is free; without, raise IndexerBusy."""
+        handle = open(self.path, "a+b")  # noqa: SIM115 - held open for as long as the lock
+        try:
+            if not _try_lock(handle):
+                if not wait:
+                    raise IndexerBusy(
+                        f"Another birdid is indexing the library {self.path.with_suffix('')} right now; "
+                        "try again when it has finished."
+                    )
+                if on_wait is not None:
+                    on_wait()
+                _lock(handle)
+        except BaseException:
+            handle.close()
+            raise
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None
+
+
+if os.name == "nt":
+    import msvcrt
+
+    def _try_lock(handle) -> bool:
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+    def _lock(handle) -> None:
+        while not _try_lock(handle):
+            time.sleep(0.2)
+else:
+    import fcntl
+
+    def _try_lock(handle) -> bool:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+
+    def _lock(handle) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # Ctrl+C interrupts the wait
 
 
 @dataclass(frozen=True)
@@ -291,14 +601,31 @@ class _Work:
     size: int
     mtime_ns: int
     fingerprint: str | None  # None until the decoder threads compute it (see plan)
+    file_changed: bool  # new or changed at its path: every model's identification of it is stale
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    image: object  # the RGB PIL image, or None when the photo could not be read
+    metadata: tuple[str | None, float | None, float | None]  # taken_at, latitude, longitude
+    error: str | None  # the sentence saying why it could not be read
+    fingerprint: str | None  # None when the file's bytes could not be read at all
+    vanished: bool = False  # deleted since the scan: not an error, the next run sees it gone
+
+
+_NO_METADATA = (None, None, None)
 
 
 class IndexJob:
-    """Indexing the library's folders, one batch at a time, so that whoever runs it (the engine
-    thread, between interactive requests; or the command line) decides when the next batch goes.
+    """Indexing the library's folders with one model, one batch at a time, so that whoever runs
+    it (the engine thread, between interactive requests; or the command line) decides when the
+    next batch goes.
 
     `classify(images) -> list of core Identification` runs the model. Decoding of the next batch
-    runs on a small thread pool while the current one is in the model."""
+    runs on a small thread pool while the current one is in the model.
+
+    Creating a job takes the library's IndexLock: `wait_for_lock` blocks (calling `on_wait`
+    first) while another indexer holds it; otherwise IndexerBusy is raised."""
 
     def __init__(
         self,
@@ -310,6 +637,8 @@ class IndexJob:
         batch_size: int = BATCH_SIZE,
         decoders: int = 2,
         decode_size: tuple[int, int] = (384, 384),
+        wait_for_lock: bool = False,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.library = library
         self.classify = classify
@@ -320,6 +649,8 @@ class IndexJob:
         self.summary = IndexSummary()
         self.pending: list[_Work] = []
         self.done = 0
+        self._lock = IndexLock(library.path)
+        self._lock.acquire(wait=wait_for_lock, on_wait=on_wait)
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="birdid-decode")
         self._next: list[Future] | None = None
         self._scanning: Future | None = None
@@ -344,24 +675,34 @@ class IndexJob:
             return None
         return self.plan(found=(folders, found))
 
+    @_guarded
     def plan(self, found: tuple[list[Path], dict] | None = None) -> IndexSummary:
         """Scan the folders (unless `found` holds a scan already made) and work out the least to
-        do: unchanged files are skipped, moved or renamed ones re-pointed, deleted ones dropped,
-        new or changed ones queued."""
+        do: unchanged files this model has identified (or that could not be decoded) are skipped,
+        moved or renamed ones re-pointed, deleted ones dropped, and new, changed, unreadable and
+        not-yet-identified-by-this-model ones queued. A damaged library raises LibraryDamaged
+        here, before any work, rather than part-way."""
+        self.library.check_not_damaged()
         if found is None:
             folders = self.library.folders()
             found = (folders, dict(_scan(folders)))
         folders, found = found
-        known = self.library._known()
+        known = self.library._known(self.model_name)
         self.summary.scanned = len(found)
+        self.pending = []
         missing = {path: row for path, row in known.items() if path not in found and _inside_any(Path(path), folders)}
-        by_fingerprint = {row[3]: (path, row) for path, row in missing.items()}
+        by_fingerprint = {row[3]: (path, row) for path, row in missing.items() if row[3] is not None}
         missing_sizes = {row[1] for row in missing.values()}
         renames: list[tuple[str, int, int, int]] = []
         for path, (size, mtime) in sorted(found.items()):
             row = known.get(path)
-            if row is not None and row[1] == size and row[2] == mtime:
-                self.summary.unchanged += 1
+            if row is not None and row[1] == size and row[2] == mtime and row[3] is not None:
+                _, _, _, _, identified, error = row
+                if identified or error is not None:
+                    self.summary.unchanged += 1
+                    continue
+                # Unchanged, but this model has not identified it yet (another model did).
+                self.pending.append(_Work(Path(path), size, mtime, row[3], file_changed=False))
                 continue
             fp = None
             # Only a new path the size of a photo that went missing can be that photo moved: read
@@ -370,14 +711,17 @@ class IndexJob:
             if row is None and size in missing_sizes:
                 try:
                     fp = fingerprint(Path(path), size)
-                except OSError:
-                    continue  # vanished or unreadable since the scan: the next run sees it again
-                if fp in by_fingerprint:
+                except PhotoError:
+                    fp = None  # recorded with its error by the decoder threads
+                if fp is not None and fp in by_fingerprint:
                     old_path, old_row = by_fingerprint.pop(fp)
                     del missing[old_path]
                     renames.append((path, size, mtime, old_row[0]))
+                    if not old_row[4] and old_row[5] is None:  # moved, and this model lacks it
+                        self.pending.append(_Work(Path(path), size, mtime, fp, file_changed=False))
                     continue
-            self.pending.append(_Work(Path(path), size, mtime, fp))  # new, or changed at its path
+            # New, changed at its path, or never read (its fingerprint is missing).
+            self.pending.append(_Work(Path(path), size, mtime, fp, file_changed=True))
         with self.library.db:
             self.library.db.executemany(
                 "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", renames
@@ -399,6 +743,7 @@ class IndexJob:
 
     # --- running -----------------------------------------------------------------------------
 
+    @_guarded
     def step(self) -> bool:
         """Decode, identify and commit one batch; True while work remains."""
         if self.finished():
@@ -407,15 +752,15 @@ class IndexJob:
         batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
         decoded = self._next if self._next is not None else self._decode(batch)
         self._next = self._decode(self.pending[: self.batch_size]) if self.pending else None
-        results = [future.result() for future in decoded]
-        images = [image for image, _, _, _ in results if image is not None]
+        results: list[_Decoded] = [future.result() for future in decoded]
+        images = [result.image for result in results if result.image is not None]
         identifications = iter(self.classify(images) if images else [])
         rows = []
-        for work, (image, metadata, error, fp) in zip(batch, results, strict=True):
-            identification = next(identifications) if image is not None else None
-            if fp is None:
-                continue  # vanished or unreadable since the scan: the next run sees it again
-            rows.append((replace(work, fingerprint=fp), metadata, error, identification))
+        for work, result in zip(batch, results, strict=True):
+            identification = next(identifications) if result.image is not None else None
+            if result.vanished:
+                continue  # deleted since the scan: the next run sees it gone
+            rows.append((replace(work, fingerprint=result.fingerprint), result, identification))
         self._commit(rows)
         self.done += len(batch)
         self._report(str(batch[-1].path))
@@ -436,43 +781,52 @@ class IndexJob:
     def close(self) -> None:
         self.cancelled.set()  # a scan still walking stops at its next folder
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lock.release()
 
     def _decode(self, batch: list[_Work]) -> list[Future]:
         return [self._pool.submit(_decode_for_index, work, self.decode_size) for work in batch]
 
-    def _commit(self, rows) -> None:
+    def _commit(self, rows: list[tuple[_Work, _Decoded, object]]) -> None:
         vectors_ids, vectors = [], []
         with self.library.db:  # one transaction: the whole batch, or none of it
             db = self.library.db
-            for work, metadata, error, identification in rows:
-                taken_at, latitude, longitude = metadata
+            for work, result, identification in rows:
+                taken_at, latitude, longitude = result.metadata
                 # A changed file keeps its row (and id): the upsert below rewrites it.
-                embedding = identification.embedding.astype(np.float32).tobytes() if identification else None
-                cursor = db.execute(
-                    "INSERT INTO photos (path, size, mtime_ns, fingerprint, taken_at, latitude, longitude, model, "
-                    "error, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                photo_id = db.execute(
+                    "INSERT INTO photos (path, size, mtime_ns, fingerprint, taken_at, latitude, longitude, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
                     "fingerprint = excluded.fingerprint, taken_at = excluded.taken_at, latitude = excluded.latitude, "
-                    "longitude = excluded.longitude, model = excluded.model, error = excluded.error, "
-                    "embedding = excluded.embedding RETURNING id",
+                    "longitude = excluded.longitude, error = excluded.error RETURNING id",
                     (str(work.path), work.size, work.mtime_ns, work.fingerprint, taken_at, latitude, longitude,
-                     self.model_name if identification else None, error, embedding),
-                )
-                photo_id = cursor.fetchone()[0]
-                db.execute("DELETE FROM predictions WHERE photo_id = ?", (photo_id,))
+                     result.error),
+                ).fetchone()[0]
+                if work.file_changed:  # every model's identification described the old content
+                    db.execute("DELETE FROM identifications WHERE photo_id = ?", (photo_id,))
+                else:
+                    db.execute(
+                        "DELETE FROM identifications WHERE photo_id = ? AND model = ?", (photo_id, self.model_name)
+                    )
                 if identification is None:
                     self.summary.failed += 1
                     continue
                 self.summary.embedded += 1
+                embedding = identification.embedding.astype(np.float32)
+                db.execute(
+                    "INSERT INTO identifications (photo_id, model, embedding) VALUES (?, ?, ?)",
+                    (photo_id, self.model_name, embedding.tobytes()),
+                )
                 db.executemany(
-                    "INSERT INTO predictions (photo_id, rank, species, probability) VALUES (?, ?, ?, ?)",
-                    [(photo_id, rank, s.name, s.probability)
+                    "INSERT INTO predictions (photo_id, model, rank, species, probability) VALUES (?, ?, ?, ?, ?)",
+                    [(photo_id, self.model_name, rank, s.name, s.probability)
                      for rank, s in enumerate(identification.ranked(TOP_SPECIES), start=1)],
                 )
                 vectors_ids.append(photo_id)
-                vectors.append(identification.embedding)
-        if self.library._vectors is not None and vectors_ids:
-            self.library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
+                vectors.append(embedding)
+        library = self.library
+        if library._vectors is not None and library._vectors_model == self.model_name and vectors_ids:
+            library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
 
     def _report(self, current: str) -> None:
         if self.progress is None:
@@ -483,24 +837,28 @@ class IndexJob:
         self.progress(IndexProgress(self.done, self.total, rate, left, current))
 
 
-def _decode_for_index(work: _Work, size: tuple[int, int]):
-    """(image or None, (taken_at, latitude, longitude), error or None, fingerprint or None when
-    the file cannot be read at all), on a decoder thread."""
+def _decode_for_index(work: _Work, size: tuple[int, int]) -> _Decoded:
+    """The photo decoded for the model, with its metadata and fingerprint, on a decoder thread.
+    Never raises for anything about the file: whatever is wrong with it is its recorded error."""
     try:
         fp = work.fingerprint or fingerprint(work.path, work.size)
-    except OSError:
-        return None, (None, None, None), None, None
-    try:
-        metadata = photo_metadata(work.path)
-        return decode_photo(work.path, draft_size=size), metadata, None, fp
     except PhotoError as error:
-        return None, (None, None, None), str(error), fp
+        if not os.path.lexists(work.path):
+            return _Decoded(None, _NO_METADATA, None, None, vanished=True)
+        return _Decoded(None, _NO_METADATA, str(error), None)
+    try:
+        image = decode_photo(work.path, draft_size=size)
+    except PhotoError as error:
+        return _Decoded(None, _NO_METADATA, str(error), fp)
+    return _Decoded(image, photo_metadata(work.path), None, fp)
 
 
 def _scan(folders: list[Path], should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, tuple[int, int]]]:
-    """(resolved path, (size, mtime_ns)) of every photo under the folders. Follows symbolic links
-    but visits each real folder once (no loops); unreadable folders and files that vanish while
-    scanning are passed over. Stops at the next folder once `should_stop()` says so."""
+    """(path, (size, mtime_ns)) of every file with a photo's name under the folders. A path is
+    the one the file has inside its folder: a symbolic link to a photo elsewhere is stored under
+    the link's name, so removing the folder removes it. Follows linked folders but visits each
+    real folder once (no loops); unreadable folders are passed over; anything with a photo's name
+    is listed, even a named pipe or a file that cannot be read, so it is recorded with its error."""
     seen: set[tuple[int, int]] = set()
     for folder in folders:
         for root, dirs, files in os.walk(folder, followlinks=True, onerror=lambda _: None):
@@ -518,13 +876,15 @@ def _scan(folders: list[Path], should_stop: Callable[[], bool] = lambda: False) 
             for name in files:
                 if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                     continue
-                path = Path(root) / name
+                path = os.path.join(root, name)
                 try:
-                    info = path.stat()
-                    resolved = str(path.resolve())
+                    info = os.stat(path)  # the photo's size and mtime, through a link
                 except OSError:
-                    continue
-                yield resolved, (info.st_size, info.st_mtime_ns)
+                    try:
+                        info = os.lstat(path)  # a dangling or looping link: recorded with its error
+                    except OSError:
+                        continue  # vanished since the folder was listed
+                yield path, (info.st_size, info.st_mtime_ns)
 
 
 def _inside(path: Path, folder: Path) -> bool:

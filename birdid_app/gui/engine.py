@@ -23,6 +23,7 @@ from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
 from birdid_app.core.errors import BirdidError
+from birdid_app.core.library import LibraryDamaged
 from birdid_app.core.model_store import InstalledModel, ModelStore
 from birdid_app.gui.images import qimage_from_pil
 
@@ -103,6 +104,8 @@ class Engine(QThread):
     index_finished = Signal(object)  # IndexSummary; also after a cancel, with what was done
     index_failed = Signal(str)
     folders_changed = Signal(object)  # the library's folders (list[Path]) after a change asked for
+    library_damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
+    library_rebuilt = Signal(object, object)  # where the damaged file was set aside, the folders kept
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -121,8 +124,9 @@ class Engine(QThread):
         self._index_target: tuple[Path, str] | None = None  # what the running job indexes
         self._index_planned = False  # the running job's folder scan has finished and been planned
         self._library = None
-        # Folder additions and removals: the engine thread is the library's only writer.
-        self._folder_changes: list[tuple[Path, list[Path], list[Path]]] = []
+        # Folder additions and removals, and rebuilds of a damaged library (the last field):
+        # the engine thread is the library's only writer.
+        self._folder_changes: list[tuple[Path, list[Path], list[Path], bool]] = []
 
     # --- called from the GUI thread ----------------------------------------------------------
 
@@ -156,7 +160,14 @@ class Engine(QThread):
         """Add or remove library folders on the engine thread (the library's single writer);
         folders_changed reports the folders after it. A running index is planned again with them."""
         with self._wake:
-            self._folder_changes.append((Path(library_path), list(add), list(remove)))
+            self._folder_changes.append((Path(library_path), list(add), list(remove), False))
+            self._wake.notify()
+
+    def rebuild_library(self, library_path: Path) -> None:
+        """Set a damaged library file aside and start a new one with its folders (on the engine
+        thread, the library's writer); library_rebuilt reports it, folders_changed the folders."""
+        with self._wake:
+            self._folder_changes.append((Path(library_path), [], [], True))
             self._wake.notify()
 
     def pause_indexing(self, paused: bool) -> None:
@@ -246,16 +257,30 @@ class Engine(QThread):
         except BirdidError as error:
             self._end_indexing()
             self.index_failed.emit(str(error))
+            if isinstance(error, LibraryDamaged):
+                self.library_damaged.emit(str(error))
         except Exception as error:  # noqa: BLE001 - a full disk, a locked file: say so, keep running
             traceback.print_exc()
             self._end_indexing()
             self.index_failed.emit(f"Indexing stopped: {type(error).__name__}: {error}")
 
-    def _do_folder_changes(self, changes: list[tuple[Path, list[Path], list[Path]]]) -> None:
-        from birdid_app.core.library import Library
+    def _do_folder_changes(self, changes: list[tuple[Path, list[Path], list[Path], bool]]) -> None:
+        from birdid_app.core.library import Library, rebuild_library
 
-        for library_path, add, remove in changes:
+        for library_path, add, remove, rebuild in changes:
             indexing = self._index_job is not None and self._index_target[0] == library_path
+            if rebuild:
+                if indexing:
+                    self._end_indexing()
+                    indexing = False
+                try:
+                    damaged, folders = rebuild_library(library_path)
+                except (BirdidError, OSError, sqlite3.Error) as error:
+                    self.index_failed.emit(f"The library could not be rebuilt: {error}")
+                    continue
+                self.library_rebuilt.emit(damaged, folders)
+                self.folders_changed.emit(folders)
+                continue
             library = self._library if indexing else None
             try:
                 if library is None:
@@ -265,6 +290,10 @@ class Engine(QThread):
                 for folder in remove:
                     library.remove_folder(folder)
                 folders = library.folders()
+            except LibraryDamaged as error:
+                self.index_failed.emit(str(error))
+                self.library_damaged.emit(str(error))
+                continue
             except (BirdidError, OSError, sqlite3.Error) as error:
                 self.index_failed.emit(f"The library's folders could not be changed: {error}")
                 continue
@@ -283,11 +312,13 @@ class Engine(QThread):
         self._end_indexing()
         if self.classifier is None:
             raise BirdidError("No model is loaded: install one from the Model menu before indexing.")
-        self._library = Library(library_path)
+        classifier = self.classifier
+        self._library = Library(library_path, model=model_name)
         self._index_target = (library_path, model_name)
+        # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
         self._index_job = IndexJob(
-            self._library, self.classifier.identify_images, model_name,
-            progress=self.index_progress.emit, decode_size=self.classifier.image_size,
+            self._library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
+            progress=self.index_progress.emit, decode_size=classifier.image_size,
         )
         self._index_planned = False
         self._index_job.start_scan()
@@ -317,6 +348,7 @@ class Engine(QThread):
             path = ModelStore().checked_path(model)
             self.classifier = Classifier.from_file(
                 path,
+                check_crc=False,  # checked_path has compared the file's CRC-32s once, and recorded it
                 device=settings.device,
                 precision=settings.precision,
                 on_measuring_precision=lambda: self.notice.emit(MEASURING_PRECISION),

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.library import IndexProgress, IndexSummary, default_library_path
+from birdid_app.core.library import IndexProgress, IndexSummary, LibraryDamaged, default_library_path
 from birdid_app.core.paths import data_dir
 from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.jobs import Job
@@ -51,12 +51,14 @@ def thumbnail_cache_path(path: Path) -> Path:
 
 
 class _Reader:
-    """The library opened for searching, on the reader thread only."""
+    """The library opened for searching, through one model's identifications, on the reader
+    thread only. It never creates the file: a window with no library yet leaves none behind."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, model: str | None) -> None:
         from birdid_app.core.library import Library
 
-        self.library = Library(path)
+        self.model = model
+        self.library = Library(path, model=model, create=False)
         self.data_version = self._data_version()
 
     def _data_version(self) -> int:
@@ -121,6 +123,13 @@ class LibraryView(QWidget):
             "0.95 bursts and re-saved copies, lower ones similar scenes"
         )
         self.export_button = QPushButton("&Export CSV…")
+        # Shown only when the library file is damaged: sets it aside and starts a new one.
+        self.rebuild_button = QPushButton("Re&build the library")
+        self.rebuild_button.setToolTip(
+            "Set the damaged library file aside (it is kept beside the new one) and index your folders again; "
+            "your photos are not touched"
+        )
+        self.rebuild_button.hide()
         self.results = QListWidget()
         self.results.setAccessibleName("Library results")
         self.results.setViewMode(QListWidget.ViewMode.IconMode)
@@ -146,6 +155,7 @@ class LibraryView(QWidget):
         row.addWidget(self.cancel_button)
         column.addLayout(row)
         column.addWidget(self.export_button)
+        column.addWidget(self.rebuild_button)
 
         right = QWidget()
         searches = QVBoxLayout(right)
@@ -179,6 +189,7 @@ class LibraryView(QWidget):
         self.similar_button.clicked.connect(self.find_similar)
         self.duplicates_button.clicked.connect(self.find_duplicates)
         self.export_button.clicked.connect(self.export_csv)
+        self.rebuild_button.clicked.connect(self.rebuild_library)
         self.results.itemActivated.connect(lambda item: self.show_photo.emit(item.data(PHOTO_ROLE)))
         self.results.customContextMenuRequested.connect(self._context_menu)
         engine.index_started.connect(self._index_started)
@@ -186,12 +197,15 @@ class LibraryView(QWidget):
         engine.index_finished.connect(self._index_finished)
         engine.index_failed.connect(self._index_failed)
         engine.folders_changed.connect(self._show_folders)
+        engine.library_damaged.connect(self._library_damaged)
+        engine.library_rebuilt.connect(self._library_rebuilt)
         self._set_indexing(False)
-        self._read(lambda library: library.folders(), self._show_folders)
+        self._read(lambda library: library.folders(), self._show_folders, when_missing=[])
 
     # --- the model and its species -----------------------------------------------------------
 
     def set_model(self, name: str, class_names: list[str]) -> None:
+        """Searches read this model's identifications from now on (the reader reopens with it)."""
         self.model_name = name
         completer = QCompleter(class_names, self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -363,26 +377,84 @@ class LibraryView(QWidget):
 
     # --- the reader thread -------------------------------------------------------------------
 
-    def _read(self, query, on_result) -> None:
-        """Run `query(library)` on the reader thread; `on_result` gets its answer here."""
+    def _read(self, query, on_result, *, when_missing=None) -> None:
+        """Run `query(library)` on the reader thread; `on_result` gets its answer here. With no
+        library file yet, `on_result(when_missing)`, or a message when that is None; a damaged
+        file is offered for rebuilding."""
+        path, model = self.library_path, self.model_name
 
         def work(report, should_cancel):
-            if self._reader is None:
-                self._reader = _Reader(self.library_path)
-            return query(self._reader.fresh())
+            if not path.is_file():
+                return _NO_LIBRARY
+            if self._reader is not None and self._reader.model != model:
+                self._reader.library.close()
+                self._reader = None
+            try:
+                if self._reader is None:
+                    self._reader = _Reader(path, model)
+                return query(self._reader.fresh())
+            except LibraryDamaged as error:
+                if self._reader is not None:
+                    self._reader.library.close()
+                    self._reader = None
+                return _Damaged(str(error))
+
+        def answer(result) -> None:
+            if isinstance(result, _Damaged):
+                self._library_damaged(result.message)
+            elif result is _NO_LIBRARY:
+                if when_missing is not None:
+                    on_result(when_missing)
+                else:
+                    self.results_label.setText("The library is empty: add a folder and index it first.")
+            else:
+                on_result(result)
 
         job = Job(work)
-        job.succeeded.connect(on_result)
+        job.succeeded.connect(answer)
         job.failed.connect(self.results_label.setText)
         job.start(self.reader_pool)
 
-    def shutdown(self) -> None:
-        """Close the reader's connection on its own thread, then let the thread go."""
+    # --- a damaged library -------------------------------------------------------------------
 
+    def _library_damaged(self, message: str) -> None:
+        self.results_label.setText(message)
+        self.rebuild_button.show()
+
+    def rebuild_library(self) -> None:
+        self.rebuild_button.hide()
+        self.results.clear()
+        self.results_label.setText("Rebuilding the library…")
+        self._close_reader()  # the reader's connection must not hold the damaged file open
+        self.engine.rebuild_library(self.library_path)
+
+    def _library_rebuilt(self, damaged: Path, folders: list[Path]) -> None:
+        self.results_label.setText(
+            f"The damaged library was set aside as {damaged}. A new one is made with {len(folders)} folders; "
+            "indexing them again fills it."
+        )
+        if self.model_name is not None and folders:
+            self.start_indexing()
+
+    def _close_reader(self) -> None:
         def close(report, should_cancel):
             if self._reader is not None:
                 self._reader.library.close()
                 self._reader = None
 
         Job(close).start(self.reader_pool)
+
+    def shutdown(self) -> None:
+        """Close the reader's connection on its own thread, then let the thread go."""
+        self._close_reader()
         self.reader_pool.waitForDone(5000)
+
+
+class _Damaged:
+    """A reader's answer when the library file turned out to be damaged."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+_NO_LIBRARY = object()  # a reader's answer when there is no library file yet
