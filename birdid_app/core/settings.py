@@ -11,6 +11,8 @@ the window appears (torch is not), so a device is checked here for its form only
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -56,6 +58,8 @@ class Settings:
     overlay_mode: str = "pca"
     overlay_colormap: str = "viridis"
     overlay_opacity: float = 0.6
+    # The main window's size and place when it was last closed: Qt's saveGeometry, in base64.
+    window_geometry: str = ""
 
 
 def settings_path() -> Path:
@@ -184,6 +188,16 @@ def _valid_overlay_opacity(value: object) -> float | None:
     return min(max(float(value), 0.0), 1.0)
 
 
+def _valid_window_geometry(value: object) -> str | None:
+    if not isinstance(value, str) or len(value) > 4096:
+        return None
+    try:
+        base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return value
+
+
 _VALIDATORS = {
     "device": _valid_device,
     "precision": _valid_precision,
@@ -194,4 +208,5 @@ _VALIDATORS = {
     "overlay_mode": _valid_overlay_mode,
     "overlay_colormap": _valid_overlay_colormap,
     "overlay_opacity": _valid_overlay_opacity,
+    "window_geometry": _valid_window_geometry,
 }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRect, QRectF, QSize, QThreadPool
+from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, QThreadPool
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -28,7 +29,7 @@ from birdid_app import APP_NAME, __version__
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
 from birdid_app.core.photo import IMAGE_SUFFIXES
-from birdid_app.core.settings import add_recent_file, load_settings, save_settings
+from birdid_app.core.settings import SettingsError, add_recent_file, load_settings, save_settings
 from birdid_app.gui.engine import (
     MEASURING_PRECISION,
     Engine,
@@ -50,6 +51,7 @@ from birdid_app.gui.results_panel import ResultsPanel
 from birdid_app.gui.settings_dialog import SettingsDialog
 
 THUMBNAIL_SIZE = 96
+DEFAULT_WINDOW_SIZE = QSize(1200, 780)
 PHOTO_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
 PASTED = "Pasted image"
 
@@ -77,7 +79,7 @@ def photos_in(paths: list[Path]) -> list[Path]:
     """The files among `paths`, and the photos inside any folder among them (sorted, recursive)."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        if os.path.isdir(path):  # not Path.is_dir: it raises for a name too long for the system
             found += sorted(
                 p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
             )
@@ -91,9 +93,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(icon("birdid"))
-        self.resize(1200, 780)
         self.setAcceptDrops(True)
         self.settings = load_settings()
+        self._place_on_screen()
         self.entries: list[PhotoEntry] = []
         self.current: PhotoEntry | None = None
         self.request_ids = itertools.count(1)
@@ -123,6 +125,29 @@ class MainWindow(QMainWindow):
         self.show_model_state()
 
     # --- building ----------------------------------------------------------------------------
+
+    def _place_on_screen(self) -> None:
+        """Where the window was last closed; the first time, 1200x780 or nine tenths of the
+        screen's free area where that is smaller (a 1366x768 laptop has about 1366x720)."""
+        stored = self.settings.window_geometry
+        if stored and self.restoreGeometry(QByteArray.fromBase64(stored.encode("ascii"))):
+            return  # Qt moves a geometry from a screen that is gone onto one that is there
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        available = screen.availableGeometry() if screen is not None else QRect(0, 0, 1200, 780)
+        width = min(DEFAULT_WINDOW_SIZE.width(), int(available.width() * 0.9))
+        height = min(DEFAULT_WINDOW_SIZE.height(), int(available.height() * 0.9))
+        self.resize(width, height)
+        self.move(available.center() - QRect(0, 0, width, height).center())
+
+    def save_settings(self) -> bool:
+        """Save the settings; a failure (a read-only or full disk) is one status-bar line and
+        nothing else stops: the photo still opens, the window still closes."""
+        try:
+            save_settings(self.settings)
+        except SettingsError as error:
+            self.statusBar().showMessage(f"{error} Your choices apply until birdid closes.", 15000)
+            return False
+        return True
 
     def _build_pages(self) -> None:
         self.setup_page = ModelSetupPage()
@@ -283,7 +308,7 @@ class MainWindow(QMainWindow):
         before = self._engine_settings()
         top_k_before = self.settings.top_k
         self.settings = dialog.settings()
-        save_settings(self.settings)
+        self.save_settings()
         if self._engine_settings() != before and self.active_model() is not None:
             self.show_model_state()  # reloads with the new device, precision or threads
         if self.settings.top_k != top_k_before and self.current is not None:
@@ -333,8 +358,8 @@ class MainWindow(QMainWindow):
             return
         for path in photos:
             add_recent_file(self.settings, str(path))
-        save_settings(self.settings)
         self._add_entries([PhotoEntry(source=str(p), path=p) for p in photos])
+        self.save_settings()  # after the photos are in: a failure to save must not lose them
 
     def add_image(self, image, source: str) -> None:
         self._add_entries([PhotoEntry(source=source, image=image)])
@@ -587,7 +612,8 @@ class MainWindow(QMainWindow):
         self.library_view.shutdown()
         self.engine.stop()  # ends the step under way, then the thread
         QThreadPool.globalInstance().waitForDone(5000)  # decoders finish before the window goes
-        save_settings(self.settings)
+        self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.save_settings()
         super().closeEvent(event)
 
     def _show_about_app(self) -> None:
