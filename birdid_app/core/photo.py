@@ -93,11 +93,12 @@ def _decode(file, draft_size: tuple[int, int] | None) -> Image.Image:
         source.load()  # decode everything now, so a truncated file fails here
         ImageOps.exif_transpose(source, in_place=True)
         # A new image: `source` is unusable once the `with` closes it.
-        image = _to_rgb8(source)
-    if draft_size is None:
-        return image
-    factor = min(image.width // max(1, draft_size[0]), image.height // max(1, draft_size[1]))
-    return image.reduce(factor) if factor >= 2 else image
+        image = _to_8bit(source)
+    if draft_size is not None:
+        factor = min(image.width // max(1, draft_size[0]), image.height // max(1, draft_size[1]))
+        if factor >= 2:
+            image = image.reduce(factor)  # of grey: the same pixels as reducing its RGB
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _decoder_problem(error: Exception) -> str:
@@ -127,20 +128,25 @@ def _stored_orientation_size(image: Image.Image, upright_size: tuple[int, int]) 
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _to_rgb8(image: Image.Image) -> Image.Image:
-    """A new 8-bit RGB image of a loaded `image` of any Pillow mode; transparency over white."""
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A new 8-bit image, "RGB" or grey "L", of a loaded `image` of any Pillow mode;
+    transparency over white. Grey stays grey so that it is reduced at a third of the memory;
+    _decode turns it into RGB last."""
     if image.mode in _GREY_16_MODES:
         # Pillow's own conversion to "L" clips at 255 instead of scaling 16-bit values.
         # Mode "I" is how Pillow may hold 16-bit grey data too, so it is read as 0..65535.
-        return _grey16_to_grey8(image).convert("RGB")
+        return _grey16_to_grey8(image)
     if image.has_transparency_data:
         rgba = image.convert("RGBA")  # also applies a palette's or grey PNG's transparency
         on_white = Image.new("RGB", rgba.size, _WHITE)
         on_white.paste(rgba, mask=rgba.getchannel("A"))
         return on_white
-    if image.mode == "RGB":
-        return image.copy()
-    # "L", "1", "P" without transparency, "CMYK" (Pillow's plain formula, no ICC profile),
+    if image.mode in ("RGB", "L"):
+        # The same pixels in a plain Image, not a copy: a 100-megapixel photo would otherwise
+        # be held twice for a moment. Closing the opened file's image object only drops its own
+        # reference to them.
+        return image._new(image.im)
+    # "1", "P" without transparency, "CMYK" (Pillow's plain formula, no ICC profile),
     # "YCbCr", "LAB", "HSV", and "F" (clipped to 0..255).
     return image.convert("RGB")
 
