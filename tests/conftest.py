@@ -134,13 +134,28 @@ def hub(small_model_file, tmp_path, monkeypatch):
 WINDOW_WAIT_MS = 30_000
 
 
-def open_ready_window(qtbot):
-    """The real main window, shown, with its model loaded on the engine thread."""
+def open_window(qtbot):
+    """The real main window, shown."""
     from birdid_app.gui.main_window import MainWindow
 
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
+    return window
+
+
+def open_ready_window(qtbot):
+    """The real main window, shown, with its model loaded on the engine thread."""
+    window = open_window(qtbot)
     qtbot.waitUntil(lambda: window.loaded_model is not None, timeout=WINDOW_WAIT_MS)
     return window
+
+
+@pytest.fixture
+def fine_tune(tmp_path):
+    """Another valid checkpoint in the same format: a user's own fine-tune."""
+    path = tmp_path / "usb" / "my-garden-birds.pt"
+    path.parent.mkdir()
+    write_checkpoint(path, make_small_model(seed=9), SPECIES, RGB_MEAN, RGB_STD)
+    return path

@@ -26,7 +26,6 @@ from birdid_app.core.library import (
     IndexJob,
     IndexLock,
     Library,
-    LibraryDamaged,
     LibraryError,
 )
 from birdid_app.core.model_store import ModelStore

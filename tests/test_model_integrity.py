@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from birdid_app.cli import main
-from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
 from birdid_app.core import model_store
+from birdid_app.core.checkpoint import read_checkpoint
 from birdid_app.core.errors import CheckpointError
 from birdid_app.core.model_store import ModelStore, ModelStoreError, sha256_file
-from conftest import RGB_MEAN, RGB_STD, SPECIES, make_small_model
+from conftest import SPECIES
 
 LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # signature ... file name length, extra field length
 CENTRAL_HEADER = struct.Struct("<4s6H3L5H2L")
@@ -73,13 +73,6 @@ def damaged(path: Path, whose: str, part: str) -> str:
         "download or copy it again."
     )
 
-
-@pytest.fixture
-def fine_tune(tmp_path):
-    path = tmp_path / "usb" / "my-garden-birds.pt"
-    path.parent.mkdir()
-    write_checkpoint(path, make_small_model(seed=9), SPECIES, RGB_MEAN, RGB_STD)
-    return path
 
 
 def test_flipped_weights_are_refused_when_a_file_is_read_directly(small_model_file, tmp_path):

@@ -11,10 +11,8 @@ import torch
 
 from birdid_app.cli import main
 from birdid_app.core import model_store
-from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.errors import CheckpointError
 from birdid_app.core.model_store import ModelStore, ModelStoreError, sha256_file
-from conftest import RGB_MEAN, RGB_STD, SPECIES, make_small_model
 
 
 @pytest.fixture
@@ -24,14 +22,6 @@ def published_is_small_model(small_model_file, monkeypatch):
     monkeypatch.setattr(model_store, "PUBLISHED_MODEL", published)
     return published
 
-
-@pytest.fixture
-def fine_tune(tmp_path):
-    """Another valid checkpoint in the same format: a user's own fine-tune."""
-    path = tmp_path / "usb" / "my-garden-birds.pt"
-    path.parent.mkdir()
-    write_checkpoint(path, make_small_model(seed=9), SPECIES, RGB_MEAN, RGB_STD)
-    return path
 
 
 def store_files(store: ModelStore) -> list[str]:

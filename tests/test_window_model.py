@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog
 from birdid_app.core import model_store
 from birdid_app.core.model_store import ModelStore, sha256_file
 from birdid_app.gui.main_window import MainWindow
+from conftest import open_window
 from birdid_app.gui.model_about import ModelAboutDialog
 
 JOB_TIMEOUT_MS = 30_000
@@ -31,11 +32,7 @@ def auto_precision_on_cpu(model_path) -> str:
 
 @pytest.fixture
 def window(qtbot):
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+    return open_window(qtbot)
 
 
 def test_without_a_model_the_window_says_so_and_offers_both_ways(window):

@@ -10,19 +10,10 @@ import numpy as np
 import pytest
 
 from birdid_app.cli import main
-from birdid_app.core.library import Library, default_library_path
+from birdid_app.core.library import IndexLock, Library, default_library_path
 from birdid_app.core.model_store import ModelStore
 from birdid_app.core.settings import load_settings
-from birdid_app.gui.main_window import MainWindow
-from conftest import WINDOW_WAIT_MS, make_photo, open_ready_window
-
-
-def open_window(qtbot) -> MainWindow:
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+from conftest import WINDOW_WAIT_MS, make_photo, open_ready_window, open_window
 
 
 def test_the_window_fits_the_screen_and_opens_where_it_was_closed(qtbot):
@@ -112,3 +103,26 @@ def test_birdid_with_a_name_too_long_for_the_system_says_so(capsys):
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("birdid: ") and "Traceback" not in err
+
+
+def test_the_window_says_when_another_birdid_is_indexing_the_library(qtbot, small_model_file, tmp_path):
+    folder = tmp_path / "birds"
+    make_photo(folder / "b0.jpg", size=(320, 240), seed=0)
+    ModelStore().import_file(small_model_file)
+    with Library(default_library_path()) as library:
+        library.add_folder(folder)
+    other_indexer = IndexLock(default_library_path())  # as `birdid index` in a terminal holds it
+    other_indexer.acquire(wait=False)
+    try:
+        window = open_ready_window(qtbot)
+        view = window.library_view
+        with qtbot.waitSignal(window.engine.index_failed, timeout=WINDOW_WAIT_MS):
+            view.index_button.click()
+        assert view.progress_label.text().startswith("Another birdid is indexing the library")
+        assert view.index_button.isEnabled()  # try again later
+    finally:
+        other_indexer.release()
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WINDOW_WAIT_MS):
+        view.index_button.click()
+    assert "Done: 1 photos identified" in view.progress_label.text()
+    window.close()
