@@ -8,6 +8,7 @@ from birder.common import fs_ops
 from birder.conf import settings as birder_settings
 from birder.net.hiera import Hiera as ReferenceHiera
 
+from birdid_app.core import hiera
 from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig, attention
 from conftest import RGB_MEAN, RGB_STD, SMALL_CONFIG, SPECIES, randomise
@@ -38,15 +39,26 @@ def reference_outputs(model: ReferenceHiera, images: torch.Tensor) -> dict[str, 
 
 
 def assert_same_outputs(ours: Hiera, reference: ReferenceHiera, images: torch.Tensor) -> None:
+    """Every way of asking our model gives Birder's answer: forward with maps, forward without
+    (forward_features then forward_head), forward_intermediates for some stages."""
     expected = reference_outputs(reference, images)
     with torch.inference_mode():
         got = ours(images)
+        without_maps = ours(images, stage_maps=False)
+        tokens, some_maps = ours.forward_intermediates(images, stages=(4, 2))
     assert got.logits.shape == expected["logits"].shape
-    assert (got.logits - expected["logits"]).abs().max() <= TOLERANCE
-    assert (got.embedding - expected["embedding"]).abs().max() <= TOLERANCE
+    for logits in (got.logits, without_maps.logits):
+        assert (logits - expected["logits"]).abs().max() <= TOLERANCE
+    for embedding in (got.embedding, without_maps.embedding):
+        assert (embedding - expected["embedding"]).abs().max() <= TOLERANCE
+    assert without_maps.stage_maps == ()
     for stage, stage_map in zip(STAGES, got.stage_maps, strict=True):
         assert stage_map.shape == expected[stage].shape, stage
         assert (stage_map - expected[stage]).abs().max() <= TOLERANCE, stage
+    # In the order asked, each equal to the full forward's map of that stage.
+    assert [m.shape for m in some_maps] == [expected["stage4"].shape, expected["stage2"].shape]
+    assert torch.equal(some_maps[0], got.stage_maps[3]) and torch.equal(some_maps[1], got.stage_maps[1])
+    assert torch.equal(ours.forward_head(tokens)[0], got.logits)
     # The outputs carry signal: a broken comparison of two zero tensors would also pass above.
     assert expected["logits"].std() > 0.1
     assert expected["stage1"].std() > 0.1
@@ -69,6 +81,34 @@ def test_same_logits_embedding_and_stage_maps_as_birder(config):
     ours.load_state_dict(reference.state_dict(), strict=True)
     images = torch.randn(2, 3, *config.image_size, generator=torch.Generator().manual_seed(1))
     assert_same_outputs(ours, reference, images)
+
+
+def test_a_forward_without_maps_rerolls_nothing_and_answers_bit_for_bit_the_same(monkeypatch):
+    model = randomise(Hiera(SMALL_CONFIG), seed=11).eval()
+    model.refresh_position_embedding()
+    images = torch.randn(3, 3, 128, 128, generator=torch.Generator().manual_seed(12))
+    rerolled = []
+    real_reroll = hiera.reroll
+
+    def counting_reroll(x, grid, levels):
+        rerolled.append(tuple(x.shape))
+        return real_reroll(x, grid, levels)
+
+    monkeypatch.setattr(hiera, "reroll", counting_reroll)
+    with torch.inference_mode():
+        with_maps = model(images)
+        assert len(rerolled) == 4  # the spy sees the real forward's rerolls
+        rerolled.clear()
+        without = model(images, stage_maps=False)
+        assert rerolled == []
+        _, maps = model.forward_intermediates(images, stages=(3,))
+        assert rerolled == [(3, 64, 128)]  # stage 3 only: [B, 8 * 8 tokens, C_3]
+    assert without.stage_maps == () and len(maps) == 1
+    assert torch.equal(without.logits, with_maps.logits)
+    assert torch.equal(without.embedding, with_maps.embedding)
+    assert torch.equal(maps[0], with_maps.stage_maps[2])
+    with pytest.raises(ValueError, match="stages are numbered 1 to 4"):
+        model.forward_intermediates(images, stages=(0,))
 
 
 def test_state_dict_is_key_for_key_birders():

@@ -40,6 +40,30 @@ def test_matches_the_model_run_by_hand(classifier, photo_dir):
     np.testing.assert_allclose(result.embedding, expected.embedding[0].numpy(), atol=1e-6)
 
 
+def test_without_stage_maps_the_model_builds_none_and_the_answer_is_the_same(classifier, photo_dir, monkeypatch):
+    # Indexing asks for no maps: the model must not build them (no reroll), not just not copy them.
+    from birdid_app.core import hiera
+
+    rerolls = []
+    real_reroll = hiera.reroll
+
+    def counting_reroll(*args):
+        rerolls.append(args)
+        return real_reroll(*args)
+
+    monkeypatch.setattr(hiera, "reroll", counting_reroll)
+    paths = [photo_dir / "blue-tit.jpg", photo_dir / "heron.jpg"]
+    with_maps = classifier.identify_files(paths, keep_stage_maps=True)
+    assert len(rerolls) == 4  # one batch, four stages
+    rerolls.clear()
+    without = list(classifier.iter_identify_files(paths))  # keep_stage_maps=False by default
+    assert rerolls == []
+    for a, b in zip(with_maps, without, strict=True):
+        assert len(a.stage_maps) == 4 and b.stage_maps == ()
+        np.testing.assert_array_equal(a.probabilities, b.probabilities)
+        np.testing.assert_array_equal(a.embedding, b.embedding)
+
+
 def test_a_loaded_model_survives_its_file_being_overwritten_in_place(small_model_file, photo_dir, tmp_path):
     # A memory-mapped load would die here with SIGBUS: the weights must be the classifier's own.
     path = tmp_path / "model.pt"

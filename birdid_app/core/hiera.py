@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -112,7 +113,8 @@ class BlockConfig:
 class HieraOutput:
     logits: torch.Tensor  # [B, num_classes]
     embedding: torch.Tensor  # [B, embed_dim * 8]: the token mean after the final LayerNorm
-    stage_maps: tuple[torch.Tensor, ...]  # four [B, C_s, H/stride_s, W/stride_s], NCHW
+    # Four [B, C_s, H/stride_s, W/stride_s], NCHW; () from `forward(..., stage_maps=False)`.
+    stage_maps: tuple[torch.Tensor, ...]
 
 
 def unroll(x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -269,16 +271,53 @@ class Hiera(nn.Module):
         else:
             self.pos_embed_tokens.copy_(tokens.to(self.pos_embed_tokens.dtype))
 
-    def forward(self, images: torch.Tensor) -> HieraOutput:
-        """images: [B, 3, H, W], normalised. Returns logits, embedding and the four stage maps."""
-        x = unroll(self.stem(images), POOLED_STAGES) + self.pos_embed_tokens  # [B, N, C]
-        grid = self.config.token_grid
-        stage_maps = []
-        for stage, stage_module in enumerate(self.body):
+    def stage_map(self, tokens: torch.Tensor, stage: int) -> torch.Tensor:
+        """Stage `stage`'s (1-4) output tokens [B, N_s, C_s], unrolled -> [B, C_s, H_s, W_s], NCHW.
+        For stages 1-3 the reroll is a copy (a permute that is not a view), the cost that a
+        caller needing no maps skips."""
+        pooled = min(stage - 1, POOLED_STAGES)
+        grid = (self.config.token_grid[0] // Q_STRIDE**pooled, self.config.token_grid[1] // Q_STRIDE**pooled)
+        levels = max(POOLED_STAGES - (stage - 1), 0)  # pooling bits still in the token order
+        return reroll(tokens, grid, levels).permute(0, 3, 1, 2)
+
+    def _tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> [B, H/4 * W/4, C], unrolled, position embedding added."""
+        return unroll(self.stem(images), POOLED_STAGES) + self.pos_embed_tokens
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images: [B, 3, H, W], normalised -> the last stage's tokens [B, H/32 * W/32, C_4].
+        Their order is the model's own; `forward_head` only averages them."""
+        return self.body(self._tokens(images))
+
+    def forward_intermediates(
+        self, images: torch.Tensor, stages: Sequence[int] = (1, 2, 3, 4)
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """As timm's `forward_intermediates(output_fmt="NCHW")`, but `stages` are stage numbers
+        1-4 (timm's `indices` count from 0). Returns the last stage's tokens, as
+        `forward_features` does, and one [B, C_s, H_s, W_s] map per entry of `stages`, in that
+        order. Only the stages asked for are rerolled."""
+        wanted = set(stages)
+        if not wanted <= set(range(1, len(self.body) + 1)):
+            raise ValueError(f"stages are numbered 1 to {len(self.body)}, got {tuple(stages)}")
+        x = self._tokens(images)
+        maps = {}
+        for stage, stage_module in enumerate(self.body, start=1):
             x = stage_module(x)
-            if stage > 0 and stage <= POOLED_STAGES:
-                grid = (grid[0] // Q_STRIDE, grid[1] // Q_STRIDE)
-            levels = max(POOLED_STAGES - stage, 0)
-            stage_maps.append(reroll(x, grid, levels).permute(0, 3, 1, 2))  # [B, C, H_s, W_s]
-        embedding = self.features(x)
-        return HieraOutput(self.classifier(embedding), embedding, tuple(stage_maps))
+            if stage in wanted:
+                maps[stage] = self.stage_map(x, stage)
+        return x, [maps[stage] for stage in stages]
+
+    def forward_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last stage's tokens [B, N, C_4] -> (logits [B, num_classes], embedding [B, C_4])."""
+        embedding = self.features(tokens)
+        return self.classifier(embedding), embedding
+
+    def forward(self, images: torch.Tensor, *, stage_maps: bool = True) -> HieraOutput:
+        """images: [B, 3, H, W], normalised. Returns logits, embedding and, with `stage_maps`,
+        the four stage maps; without, no map is built and `.stage_maps` is ()."""
+        if stage_maps:
+            tokens, maps = self.forward_intermediates(images)
+        else:
+            tokens, maps = self.forward_features(images), []
+        logits, embedding = self.forward_head(tokens)
+        return HieraOutput(logits, embedding, tuple(maps))

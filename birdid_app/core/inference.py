@@ -1,5 +1,5 @@
 """Running the model: a Classifier owns the network, its device and precision, and turns decoded
-photos into ranked species, an embedding and the four stage maps, in one forward pass."""
+photos into ranked species, an embedding and, when asked, the four stage maps, in one forward pass."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Identification:
     source: str  # the file path, or a label for an image that came from elsewhere
     probabilities: np.ndarray  # [num_classes] float32, softmax of the logits
     embedding: np.ndarray  # [embedding_dim] float32
-    stage_maps: tuple[np.ndarray, ...]  # four [C_s, H_s, W_s] float32, image layout
+    stage_maps: tuple[np.ndarray, ...]  # four [C_s, H_s, W_s] float32, image layout; () when not asked for
     class_names: Sequence[str]
     forward_seconds: float  # wall time of the forward pass this photo was part of
     batch_size: int  # photos in that forward pass
@@ -191,8 +191,8 @@ class Classifier:
         keep_stage_maps: bool = True,
     ) -> list[Identification]:
         """Decoded RGB images -> one Identification each, in batches of at most `batch_size`.
-        Without `keep_stage_maps` the results carry no stage maps (6.6 MB a photo at 384x384),
-        for callers that keep many results and need only the species and the embedding."""
+        Without `keep_stage_maps` the model builds no stage maps and the results carry none
+        (6.6 MB a photo at 384x384), for callers that need only the species and the embedding."""
         sources = list(sources) if sources is not None else [f"image {i + 1}" for i in range(len(images))]
         return self._identify_inputs([self.model_input(image) for image in images], sources, keep_stage_maps)
 
@@ -266,10 +266,10 @@ class Classifier:
     def _forward(self, batch: torch.Tensor, sources: Sequence[str], keep_stage_maps: bool = True) -> list[Identification]:
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model(batch.to(device=self.device, dtype=self.dtype))
+            out = self.model(batch.to(device=self.device, dtype=self.dtype), stage_maps=keep_stage_maps)
             probabilities = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
             embeddings = out.embedding.float().cpu().numpy()
-            stage_maps = [m.float().cpu().numpy() for m in out.stage_maps] if keep_stage_maps else []
+            stage_maps = [m.float().cpu().numpy() for m in out.stage_maps]
         seconds = time.perf_counter() - started
         return [
             Identification(
