@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,108 @@ def test_explain_a_bad_photo_exits_1(small_model_file, tmp_path, capsys):
     bad.write_text("no")
     assert main(["explain", str(bad), "--model", str(small_model_file), "--out", str(tmp_path / "x.png")]) == 1
     assert "bad.jpg: This is not an image birdid can read." in capsys.readouterr().err
+
+
+def unavailable_device() -> tuple[str, str]:
+    """A device this machine does not have, and the sentence that says so."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cuda", "CUDA was requested, but this machine has no usable CUDA GPU."
+    if not torch.backends.mps.is_available():
+        return "mps", "Apple MPS was requested, but it is not available on this machine."
+    pytest.skip("this machine has every kind of device")
+
+
+def test_every_command_that_runs_the_model_runs_it_on_the_device_asked_for(small_model_file, photo_dir, tmp_path, capsys):
+    device, sentence = unavailable_device()
+    photo, library = str(photo_dir / "robin.png"), ["--library", str(tmp_path / "l.sqlite3")]
+    model = ["--model", str(small_model_file)]
+    assert main(["index", str(photo_dir), *library, *model, "--device", "cpu"]) == 0
+    commands = {
+        "identify": ["identify", photo],
+        "explain": ["explain", photo, "--out", str(tmp_path / "x.png")],
+        "index": ["index", str(photo_dir), *library],
+        "similar": ["similar", str(tmp_path / "not-in-the-library.jpg"), *library],
+        "selftest": ["selftest"],
+    }
+    capsys.readouterr()
+    for name, args in commands.items():
+        assert main([*args, *model, "--device", device, "--precision", "fp32"]) == 2, name
+        assert capsys.readouterr().err.strip().endswith(sentence), name
+
+
+def test_ctrl_c_exits_130_with_one_sentence(small_model_file, photo_dir, tmp_path):
+    """Stopped while waiting for another indexer (a lock this test holds): no traceback."""
+    from birdid_app.core.library import IndexLock
+
+    library = tmp_path / "l.sqlite3"
+    lock = IndexLock(library)
+    lock.acquire(wait=False)
+    command = [sys.executable, "-m", "birdid_app", "index", str(photo_dir), "--library", str(library),
+               "--model", str(small_model_file), "--device", "cpu", "--precision", "fp32"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        waiting = process.stderr.readline()
+        assert "waiting for it to finish (Ctrl+C to stop)" in waiting
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        lock.release()
+    assert process.returncode == 130
+    assert err == "birdid: Stopped.\n"
+
+
+def test_a_file_that_cannot_be_written_is_one_sentence_and_nothing_is_left(small_model_file, photo_dir, tmp_path, capsys):
+    library = ["--library", str(tmp_path / "l.sqlite3"), "--model", str(small_model_file)]
+    assert main(["index", str(photo_dir), *library, "--device", "cpu"]) == 0
+    out = tmp_path / "missing" / "out.csv"
+    capsys.readouterr()
+    assert main(["export", str(out), *library]) == 1
+    assert capsys.readouterr().err == f"birdid: {out}: No such file or directory.\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite3", "l.sqlite3.lock"]
+
+
+def test_explain_replaces_an_older_picture_whole(small_model_file, photo_dir, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "seen.png"
+    out.write_bytes(b"an older picture")
+    args = ["explain", str(photo_dir / "robin.png"), "--model", str(small_model_file), "--out", str(out)]
+    assert main([*args, "--mode", "pca:3"]) == 2  # pca takes no number: refused before anything is written
+    assert out.read_bytes() == b"an older picture"
+    assert main(args) == 0
+    with Image.open(out) as picture:
+        assert picture.size == (300, 420)
+    assert sorted(os.listdir(tmp_path)) == ["seen.png"]
+
+
+def test_progress_reads_the_same_for_downloads_and_indexing():
+    from birdid_app.core.download import DownloadProgress
+    from birdid_app.core.library import IndexProgress
+    from birdid_app.core.progress import describe_progress
+
+    download = DownloadProgress(done=12_500_000, total=194_900_000, bytes_per_second=3_100_000, seconds_left=62.4,
+                                resumed_from=0)
+    assert describe_progress(download) == "12.5 of 194.9 MB, 3.1 MB/s, 1 min 2 s left"
+    resumed = DownloadProgress(done=50_000_000, total=None, bytes_per_second=0, seconds_left=None, resumed_from=40_000_000)
+    assert describe_progress(resumed, " · ") == "50.0 of 0.0 MB · 0.0 MB/s · resumed at 40.0 MB"
+    indexing = IndexProgress(done=40, total=120, photos_per_second=5.2, seconds_left=15.2, current="p040.jpg")
+    assert describe_progress(indexing) == "40 of 120 photos, 5.2/s, 15 s left"
+
+
+def test_progress_off_a_terminal_is_a_line_every_tenth():
+    import io
+
+    from birdid_app.cli.progress import ProgressPrinter
+    from birdid_app.core.library import IndexProgress
+
+    stream = io.StringIO()
+    printer = ProgressPrinter(stream, done_word="indexed", bar=False)
+    for done in range(0, 101):
+        printer.update(IndexProgress(done=done, total=100, photos_per_second=10.0, seconds_left=None, current=""))
+    printer.finish()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11
+    assert lines[0] == "indexed 0%: 0 of 100 photos, 10.0/s" and lines[-1] == "indexed 100%: 100 of 100 photos, 10.0/s"

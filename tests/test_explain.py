@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from birdid_app.core.explain import (
+    UnknownSpecies,
     activation_strength,
     apply_colormap,
     blend,
+    cam_for,
     channel_ranking,
     class_activation_map,
     colormap_lut,
+    fit_within,
     overlay_rgba,
+    overlay_values,
     pca_rgb,
+    render_picture,
+    save_png,
     single_channel,
+    species_index,
 )
 from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.preprocess import to_model_input
@@ -111,3 +120,106 @@ def test_an_overlay_cell_lands_on_the_photo_pixels_it_came_from():
     assert hot_y.max() == region[1] + round(6 * stride * scale_y) - 1
     # Outside the region the photo is untouched.
     assert blended[:, : region[0]].max() == 0 and blended[: region[1]].max() == 0
+
+
+# --- the render service the command line and the window share --------------------------------
+
+
+def four_stage_maps(seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 1, (channels, side, side)).astype(np.float32)
+            for channels, side in [(8, 32), (16, 16), (32, 8), (64, 4)]]
+
+
+def test_overlay_values_picks_the_stage_and_the_channel_by_number_or_by_rank():
+    maps = four_stage_maps()
+    maps[1][5] += 10.0  # channel 5 of stage 2 fires most
+    by_rank = overlay_values(maps, 2, "channel", channel_rank=0)
+    assert by_rank.channel == 5 and by_rank.channels == 16
+    assert np.array_equal(by_rank.values, single_channel(maps[1], 5))
+    by_number = overlay_values(maps, 2, "channel", channel=7)
+    assert by_number.channel == 7 and np.array_equal(by_number.values, single_channel(maps[1], 7))
+    assert overlay_values(maps, 2, "channel", channel_rank=99).channel == int(channel_ranking(maps[1])[-1])
+    mean = overlay_values(maps, 4, "mean")
+    assert mean.channel is None and np.array_equal(mean.values, activation_strength(maps[3]))
+    assert overlay_values(maps, 1, "pca").values.shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "stage, mode, channel, message",
+    [(2, "channel", 16, "channel 16 does not exist"), (5, "mean", None, "stage 5 does not exist"),
+     (3, "cam", None, "unknown view 'cam'")],
+)
+def test_overlay_values_refuses_what_is_not_there(stage, mode, channel, message):
+    with pytest.raises(ValueError, match=message):
+        overlay_values(four_stage_maps(), stage, mode, channel=channel)
+
+
+def test_species_index_ignores_capitals_and_names_an_unknown_species():
+    names = ["Blue Tit", "Great Tit", "European Robin"]
+    assert species_index(names, "great TIT") == 1
+    with pytest.raises(UnknownSpecies) as raised:
+        species_index(names, "Dodo")
+    assert str(raised.value) == "The model knows no species called 'Dodo'."
+
+
+def test_cam_for_draws_a_map_per_stage_from_a_real_checkpoint(small_model_file):
+    from birdid_app.core.inference import Classifier
+
+    classifier = Classifier.from_file(small_model_file, device="cpu", precision="fp32")
+    photo = Image.new("RGB", (500, 300), (30, 120, 60))
+    photo.paste((250, 40, 20), (300, 50, 420, 150))
+    (identification,) = classifier.identify_images([photo])
+    for stage, stage_map in enumerate(identification.stage_maps, start=1):
+        cam = cam_for(classifier, photo, class_index=1, stage=stage)
+        assert cam.shape == stage_map.shape[1:] and cam.min() >= 0 and cam.max() <= 1
+
+
+@pytest.mark.parametrize("size", [(1601, 1200), (1200, 1601), (1600, 1600), (4000, 7), (7, 4000), (3000, 2999), (640, 480)])
+def test_fit_within_is_the_size_thumbnail_makes(size):
+    picture = Image.new("1", size)
+    picture.thumbnail((1600, 1600))
+    assert fit_within(size, 1600) == picture.size
+
+
+def test_a_reduced_picture_is_what_thumbnail_then_blend_made_and_the_photo_is_untouched():
+    """The command line used to reduce its own photo in place with thumbnail() and then blend;
+    render_picture must draw the same pixels without changing the photo it is given."""
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 256, (900, 1300, 3), dtype=np.uint8), "RGB")
+    before = np.asarray(photo).copy()
+    values = rng.random((24, 24)).astype(np.float32)
+    region = (300, 200, 600, 450)
+
+    picture = render_picture(photo, values, 0.6, "magma", region, max_size=500)
+
+    reduced = photo.copy()
+    reduced.thumbnail((500, 500))
+    scale_x, scale_y = reduced.width / photo.width, reduced.height / photo.height
+    scaled = (round(300 * scale_x), round(200 * scale_y), round(600 * scale_x), round(450 * scale_y))
+    expected = blend(reduced, overlay_rgba(values, 0.6, "magma"), scaled)
+    assert picture.size == reduced.size and np.array_equal(np.asarray(picture), np.asarray(expected))
+    assert photo.size == (1300, 900) and np.array_equal(np.asarray(photo), before)
+
+
+def test_the_overlay_alone_is_opaque_and_covers_the_region_or_the_photo():
+    values = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    whole = render_picture((640, 480), values, 0.3, "grey", blended=False)
+    assert whole.mode == "RGBA" and whole.size == (640, 480)
+    assert np.asarray(whole)[..., 3].min() == 255  # opacity is for blending only
+    assert np.asarray(whole)[0, 0, 0] == 0 and np.asarray(whole)[-1, -1, 0] == 255
+    region = render_picture((640, 480), values, 0.3, "grey", (10, 20, 100, 50), blended=False)
+    assert region.size == (100, 50)
+    with pytest.raises(TypeError, match="needs the photo"):
+        render_picture((640, 480), values, 0.3, "grey")
+
+
+def test_save_png_writes_the_picture_or_nothing(tmp_path):
+    picture = Image.new("RGB", (30, 20), (1, 2, 3))
+    path = tmp_path / "seen.png"
+    save_png(picture, path)
+    with Image.open(path) as written:
+        assert written.format == "PNG" and written.getpixel((5, 5)) == (1, 2, 3)
+    with pytest.raises(ValueError):
+        save_png(Image.new("RGB", (0, 0)), tmp_path / "empty.png")  # PIL cannot encode it
+    assert sorted(os.listdir(tmp_path)) == ["seen.png"]

@@ -1,4 +1,6 @@
-"""Seeing what the model sees: stage-map views, class-activation maps, colour maps, blending.
+"""Seeing what the model sees: stage-map views, class-activation maps, colour maps, blending,
+and the pictures made of them. The command line's `explain` and the window's overlay and export
+both go through `overlay_values` / `cam_for` and `render_picture`, so they draw the same pixels.
 
 Every map here is in the model's input layout: stage s of a 384x384 input is a [C, H_s, W_s]
 grid whose cell (i, j) covers input pixels [i*stride, (i+1)*stride) x [j*stride, ...). The input
@@ -8,21 +10,25 @@ photo by stretching it over that photo rectangle: `blend` and the window both do
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
 
-from birdid_app.core.hiera import POOLED_STAGES, Hiera, reroll
+from birdid_app.core.atomic import atomic_write
+from birdid_app.core.errors import BirdidError
+from birdid_app.core.options import STAGES
 
-MODES = ("mean", "pca", "channel", "cam")
-MODE_LABELS = {
-    "mean": "Activation strength",
-    "pca": "PCA colours",
-    "channel": "Single channel",
-    "cam": "Class activation (Grad-CAM)",
-}
+# torch only where a gradient pass needs it: the window draws overlays and exports pictures with
+# this module before the engine thread has loaded torch.
+if TYPE_CHECKING:
+    import torch
+
+    from birdid_app.core.hiera import Hiera
+    from birdid_app.core.inference import Classifier
 
 # Colour maps as lookup tables: anchor colours at even steps, interpolated linearly to 256.
 # "viridis" and "magma" anchors are read off the published perceptually uniform maps
@@ -38,7 +44,6 @@ _ANCHORS = {
     ],
     "grey": [(0, 0, 0), (255, 255, 255)],
 }
-COLORMAPS = tuple(_ANCHORS)
 
 
 def colormap_lut(name: str) -> np.ndarray:
@@ -120,6 +125,10 @@ def class_activation_map(model: Hiera, model_input: torch.Tensor, class_index: i
     rerolled, with their gradients, into image layout before they are combined, so the map is
     spatially right despite Hiera's unrolled token order.
     """
+    import torch
+
+    from birdid_app.core.hiera import POOLED_STAGES, reroll
+
     captured: list[torch.Tensor] = []
 
     def keep(_module, _inputs, output: torch.Tensor) -> None:
@@ -168,3 +177,110 @@ def blend(photo: Image.Image, overlay: np.ndarray, region: Sequence[int] | None 
     out = photo.convert("RGBA")
     out.alpha_composite(layer, dest=(x, y))
     return out.convert("RGB")
+
+
+# --- the service both front ends call --------------------------------------------------------
+
+
+class StageOverlay(NamedTuple):
+    values: np.ndarray  # [H, W] in 0..1 (mean, channel) or [H, W, 3] colours in 0..1 (pca)
+    channel: int | None  # the channel shown, for "channel"
+    channels: int  # how many channels the stage has
+
+
+class UnknownSpecies(BirdidError):
+    """A species name the model does not know."""
+
+
+def overlay_values(
+    stage_maps: Sequence[np.ndarray], stage: int, mode: str, *, channel: int | None = None, channel_rank: int = 0
+) -> StageOverlay:
+    """The view `mode` ("mean", "pca" or "channel") of stage `stage` (1-4) of one photo's four
+    stage maps. A channel is named by its number (`channel`, checked) or by its rank on this
+    photo (`channel_rank`, 0: the strongest; clamped to the last). Raises ValueError for a
+    channel that does not exist or a mode that needs the model ("cam": see cam_for)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage} does not exist; choose one of {', '.join(map(str, STAGES))}")
+    stage_map = stage_maps[stage - 1]  # [C, H, W]
+    channels = stage_map.shape[0]
+    if mode == "channel" and channel is None:
+        ranking = channel_ranking(stage_map)
+        channel = int(ranking[min(channel_rank, channels - 1)])
+    shown = channel if mode == "channel" else None
+    return StageOverlay(stage_view(stage_map, mode, shown or 0), shown, channels)
+
+
+def species_index(class_names: Sequence[str], name: str) -> int:
+    """The model's index for a species name, whatever its capitals; UnknownSpecies otherwise."""
+    wanted = name.casefold()
+    for index, known in enumerate(class_names):
+        if known.casefold() == wanted:
+            return index
+    raise UnknownSpecies(f"The model knows no species called {name!r}.")
+
+
+def cam_for(classifier: Classifier, image: Image.Image, class_index: int, stage: int) -> np.ndarray:
+    """Grad-CAM of `image` (the photo or region the model looked at) for one class, at one stage:
+    [H_s, W_s] in 0..1. The input is made exactly as for identification, on the classifier's
+    device and in its precision, so the map belongs to the answer the person saw."""
+    model_input = classifier.model_input(image)[None].to(classifier.device, classifier.dtype)  # [1, 3, H, W]
+    return class_activation_map(classifier.model, model_input, class_index, stage)
+
+
+def fit_within(size: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """The size Image.thumbnail((max_size, max_size)) gives a picture of `size`: the aspect kept
+    as closely as whole pixels allow (a tie goes to the smaller), never larger than it was."""
+    width, height = size
+    if width <= max_size and height <= max_size:
+        return size
+    aspect = width / height
+    if aspect <= 1:
+        new_width = min(math.floor(max_size * aspect), math.ceil(max_size * aspect), key=lambda n: abs(aspect - n / max_size))
+        return max(new_width, 1), max_size
+    new_height = min(
+        math.floor(max_size / aspect), math.ceil(max_size / aspect),
+        key=lambda n: 0 if n == 0 else abs(aspect - max_size / n),
+    )
+    return max_size, max(new_height, 1)
+
+
+def render_picture(
+    photo: Image.Image | tuple[int, int],
+    values: np.ndarray,
+    opacity: float,
+    colormap: str,
+    region: Sequence[int] | None = None,
+    max_size: int = 0,
+    *,
+    blended: bool = True,
+) -> Image.Image:
+    """The picture a person exports: with `blended`, the overlay at `opacity` over the photo
+    (RGB); without, the overlay alone and opaque (RGBA), the size of the photo or of the region
+    it covers. `photo` may be just its (width, height) when not blended.
+
+    region: (x, y, width, height) in the photo's pixels, or None for the whole photo.
+    max_size: the longest side of the picture, 0 for the photo's own size. The photo is reduced
+    before blending, not after: a 100-megapixel photo blended whole would hold several
+    full-size RGBA copies at once. `photo` itself is never changed."""
+    size = photo.size if isinstance(photo, Image.Image) else tuple(photo)
+    target = fit_within(size, max_size) if max_size else size
+    if region is not None and target != size:
+        sx, sy = target[0] / size[0], target[1] / size[1]
+        x, y, width, height = region
+        region = (round(x * sx), round(y * sy), max(1, round(width * sx)), max(1, round(height * sy)))
+    if blended:
+        if not isinstance(photo, Image.Image):
+            raise TypeError("a blended picture needs the photo, not only its size")
+        if target != size:
+            # As Image.thumbnail reduces (it changes the image in place; this is the caller's).
+            photo = photo.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        return blend(photo, overlay_rgba(values, opacity, colormap), region)
+    width, height = (region[2], region[3]) if region is not None else target
+    layer = Image.fromarray(overlay_rgba(values, 1.0, colormap), "RGBA")
+    return layer.resize((width, height), Image.Resampling.NEAREST)
+
+
+def save_png(picture: Image.Image, path: str | os.PathLike[str]) -> None:
+    """Write `picture` as a PNG; never a half-written file under `path`, even if this fails."""
+    with atomic_write(path, "wb") as out:
+        picture.save(out, format="PNG")

@@ -14,12 +14,11 @@ from PIL import Image
 
 from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
 from birdid_app.core.errors import BirdidError, PhotoError
+from birdid_app.core.options import DEVICES, PRECISIONS
 from birdid_app.core.photo import decode_photo
 from birdid_app.core.precision import DTYPES, choose_precision
 from birdid_app.core.preprocess import to_model_input
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Photos per forward pass: bounds memory (stage-1 maps are 3.5 MB a photo at 384x384) while
 # still amortising per-call overhead.
 DEFAULT_BATCH_SIZE = 8

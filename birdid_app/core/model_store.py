@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import BirdidError, Cancelled, CheckpointError
 from birdid_app.core.paths import models_dir
 
@@ -305,7 +306,5 @@ class ModelStore:
     def _write_index(self, index: dict) -> None:
         """Atomically: a crash leaves the old index or the new one, never half of one."""
         self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".models-", suffix=".json")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with atomic_write(self.index_path, "w") as out:
             json.dump(index, out, indent=2)
-        os.replace(temporary, self.index_path)

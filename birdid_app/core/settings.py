@@ -13,28 +13,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from birdid_app.core import options
+from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import FileProblem
+from birdid_app.core.options import PRECISIONS, STAGES
 from birdid_app.core.paths import config_dir
 
 SETTINGS_FILE_NAME = "settings.json"
-DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")  # plus "cuda:N", one GPU by its index
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # as in inference.py, which cannot be imported before torch
+DEVICE_NAMES = options.DEVICES  # plus "cuda:N", one GPU by its index
 TOP_K_MIN = 1
 TOP_K_MAX = 50
 AUTOMATIC_CPU_THREADS = 0  # leave the thread count to torch
 MAX_RECENT = 10
-OVERLAY_MODES = ("mean", "pca", "channel", "cam")
-OVERLAY_COLORMAPS = ("viridis", "magma", "grey")
+OVERLAY_MODES = options.OVERLAY_MODES
+OVERLAY_COLORMAPS = options.COLORMAPS
 
 _CUDA_INDEXED = re.compile(r"cuda:[0-9]+")  # [0-9], not \d: \d also matches non-ASCII digits
 
@@ -47,17 +47,17 @@ class SettingsError(FileProblem):
 
 @dataclass
 class Settings:
-    device: str = "auto"  # one of DEVICE_NAMES, or "cuda:N"
-    precision: str = "auto"  # one of PRECISIONS
+    device: str = options.DEFAULT_DEVICE  # one of DEVICE_NAMES, or "cuda:N"
+    precision: str = options.DEFAULT_PRECISION  # one of PRECISIONS
     top_k: int = 5  # species shown per photo, TOP_K_MIN..TOP_K_MAX
     cpu_threads: int = AUTOMATIC_CPU_THREADS  # or 1..max_cpu_threads()
     recent_files: list[str] = field(default_factory=list)  # most recent first, at most MAX_RECENT
-    # What the overlay view showed last: stage 1-4, a mode of OVERLAY_MODES, a colour map of
-    # OVERLAY_COLORMAPS (as explain.py names them; it imports torch, so they are listed here too).
-    overlay_stage: int = 3
-    overlay_mode: str = "pca"
-    overlay_colormap: str = "viridis"
-    overlay_opacity: float = 0.6
+    # What the overlay view showed last: a stage of STAGES, a mode of OVERLAY_MODES, a colour map
+    # of OVERLAY_COLORMAPS; the command line's `explain` starts from the same defaults.
+    overlay_stage: int = options.DEFAULT_STAGE
+    overlay_mode: str = options.DEFAULT_OVERLAY_MODE
+    overlay_colormap: str = options.DEFAULT_COLORMAP
+    overlay_opacity: float = options.DEFAULT_OPACITY
     # The main window's size and place when it was last closed: Qt's saveGeometry, in base64.
     window_geometry: str = ""
 
@@ -117,21 +117,12 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write `settings` to `path` (by default settings_path()), creating its folder. Atomically:
     the new file is written beside the old one and then takes its name in one step."""
     path = settings_path() if path is None else path
-    temporary: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".partial")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with atomic_write(path, "w") as out:
             json.dump(asdict(settings), out, indent=2)
             out.write("\n")
-            out.flush()
-            # Without this a power cut just after the rename can leave an empty file behind.
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
     except OSError as error:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
         raise SettingsError(path, f"the settings cannot be saved ({error.strerror or error}).") from error
 
 
@@ -171,7 +162,7 @@ def _valid_recent_files(value: object) -> list[str] | None:
 
 
 def _valid_overlay_stage(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in STAGES else None
 
 
 def _valid_overlay_mode(value: object) -> str | None:

@@ -1,0 +1,125 @@
+"""What the commands share: exit codes, the failure they raise, argument types and option groups,
+and finding and loading the model. Nothing here loads torch until a command runs the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from birdid_app.core import options
+from birdid_app.core.errors import sentence
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl+C
+
+
+class Failure(Exception):
+    """A command ends with one sentence on stderr (after "birdid: ") and this exit code; main()
+    prints it. For failures whose code is not the one main() gives a BirdidError."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; this keeps the message one line
+        self.exit(EXIT_USAGE, f"birdid: {sentence(message)}\n")
+
+
+def region(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, width, height = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,WIDTH,HEIGHT in pixels, not {text!r}") from None
+    if width < 1 or height < 1 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a region inside a photo")
+    return (x, y, width, height)
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def model_option() -> argparse.ArgumentParser:
+    """--model, for every command that runs the model or reads what it found."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--model", type=Path, help="a Birder Hiera .pt file (default: the installed model)")
+    return parent
+
+
+def running_options() -> argparse.ArgumentParser:
+    """--device and --precision: every command that runs the model takes them, and hands them
+    to load_classifier."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--device", choices=options.DEVICES, default=options.DEFAULT_DEVICE)
+    parent.add_argument("--precision", choices=options.PRECISIONS, default=options.DEFAULT_PRECISION)
+    return parent
+
+
+def json_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true", help="print JSON")
+    return parent
+
+
+class ChosenModel(NamedTuple):
+    path: Path  # the file to load
+    info: dict  # how results describe it: name, verified, trust
+    crc_checked: bool  # an installed model, checked by the store: no need to read it twice
+
+
+def choose_model(model_arg: Path | None) -> ChosenModel:
+    """The --model file, else the active model."""
+    from birdid_app.core.errors import NoModelError
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    if model_arg is not None:
+        known = next((m for m in store.models() if m.path == model_arg.resolve() or m.path == model_arg), None)
+        if known is None:
+            info = {"name": model_arg.stem, "verified": False, "trust": f"not installed, file {model_arg}"}
+            return ChosenModel(model_arg, info, crc_checked=False)
+        model = known
+    else:
+        model = store.active()
+        if model is None:
+            raise NoModelError(
+                "No model is installed: run `birdid model download`, or `birdid model import FILE` "
+                "with a copy of the model file."
+            )
+    info = {"name": model.name, "verified": model.verified, "trust": model.trust_label}
+    return ChosenModel(store.checked_path(model), info, crc_checked=True)
+
+
+def load_classifier(args: argparse.Namespace):
+    """(Classifier, ChosenModel) for --model (or the active model) on --device in --precision;
+    raises BirdidError."""
+    # torch: only once a command runs the model.
+    from birdid_app.core.inference import Classifier
+
+    chosen = choose_model(args.model)
+    classifier = Classifier.from_file(
+        chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked
+    )
+    return classifier, chosen
+
+
+def print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")

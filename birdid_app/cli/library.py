@@ -1,0 +1,182 @@
+"""The photo library from the command line: index, similar, find, duplicates, export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from birdid_app.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Failure,
+    choose_model,
+    fraction,
+    json_option,
+    load_classifier,
+    model_option,
+    positive_int,
+    print_json,
+    running_options,
+)
+from birdid_app.cli.progress import ProgressPrinter
+
+
+def add_commands(commands) -> None:
+    library_file = argparse.ArgumentParser(add_help=False)
+    library_file.add_argument("--library", type=Path, metavar="PATH", help="the library file (default: yours)")
+    reading = [library_file, model_option()]  # the model whose identifications are read
+    running = running_options()
+
+    index = commands.add_parser("index", parents=[*reading, running], help="add folders to the library and index them")
+    index.add_argument("folders", nargs="*", type=Path, metavar="FOLDER", help="(default: the library's folders)")
+    index.add_argument(
+        "--rebuild", action="store_true",
+        help="set a damaged library file aside (kept beside it) and index its folders into a new one",
+    )
+    index.set_defaults(run=index_folders)
+    similar = commands.add_parser(
+        "similar", parents=[*reading, running, json_option()], help="the library photos most like PHOTO"
+    )
+    similar.add_argument("photo", type=Path, metavar="PHOTO")
+    similar.add_argument("--top-k", type=positive_int, default=20, metavar="K")
+    similar.set_defaults(run=similar_photos)
+    find = commands.add_parser("find", parents=[*reading, json_option()], help="library photos of SPECIES")
+    find.add_argument("species", metavar="SPECIES")
+    find.add_argument("--in-top", type=int, choices=range(1, 6), default=1, metavar="N",
+                      help="photos where it is among the top N species (default 1: the top one)")
+    find.set_defaults(run=find_species)
+    duplicates = commands.add_parser(
+        "duplicates", parents=[*reading, json_option()], help="groups of near-identical library photos"
+    )
+    duplicates.add_argument("--threshold", type=fraction, default=0.95, help="cosine similarity (default 0.95)")
+    duplicates.set_defaults(run=duplicate_groups)
+    export = commands.add_parser("export", parents=reading, help="the library's identifications as CSV")
+    export.add_argument("out", type=Path, metavar="FILE.csv")
+    export.set_defaults(run=export_csv)
+
+
+def _reading_model(args: argparse.Namespace) -> str | None:
+    """The model whose identifications a library command reads: --model's, else the installed
+    active one's; None (the library's only model) when no model is installed."""
+    from birdid_app.core.errors import NoModelError
+
+    try:
+        return choose_model(args.model).info["name"]
+    except NoModelError:
+        return None
+
+
+def _open_library(args: argparse.Namespace):
+    """The library file for a command that reads it; only `index` creates one that is not there."""
+    from birdid_app.core.library import Library
+
+    return Library(args.library, model=_reading_model(args), create=False)
+
+
+def index_folders(args: argparse.Namespace) -> int:
+    from birdid_app.core.library import IndexJob, Library, default_library_path, rebuild_library
+
+    for folder in args.folders:
+        if not folder.is_dir():
+            raise Failure(f"{folder}: This is not a folder.")
+    if args.rebuild:
+        damaged, folders = rebuild_library(args.library or default_library_path())
+        print(f"The damaged library was set aside as {damaged}; the new one starts with the "
+              f"{len(folders)} folders that could be read from it.", file=sys.stderr)
+    classifier, chosen = load_classifier(args)
+    model_name = chosen.info["name"]
+    with Library(args.library, model=model_name) as library:
+        for folder in args.folders:
+            library.add_folder(folder)
+        if not library.folders():
+            raise Failure("The library has no folders yet: name one, as in `birdid index ~/Pictures`.")
+        printer = ProgressPrinter(sys.stderr, done_word="indexed", bar=False)
+        job = IndexJob(
+            library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
+            progress=printer.update, decode_size=classifier.image_size, wait_for_lock=True,
+            on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
+                                  "(Ctrl+C to stop)…", file=sys.stderr, flush=True),
+        )
+        try:
+            plan = job.plan()
+            print(f"{plan.scanned} photos found: {plan.unchanged} unchanged, {plan.renamed} moved, "
+                  f"{plan.removed} gone, {len(job.pending)} to identify", file=sys.stderr)
+            summary = job.run()
+        except KeyboardInterrupt:
+            raise Failure(f"Stopped after {job.done} photos; run it again to carry on.", EXIT_INTERRUPTED) from None
+        finally:
+            printer.finish()
+            job.close()
+        print(f"indexed {summary.embedded} photos ({summary.failed} could not be read); "
+              f"the library holds {library.count()}")
+    return EXIT_OK
+
+
+def similar_photos(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import PhotoError
+
+    with _open_library(args) as library:
+        known = library.photo_by_path(args.photo)
+        if known is not None and library.has_embedding(known.id):
+            hits = library.similar_to_photo(known.id, args.top_k)
+        else:
+            classifier, _ = load_classifier(args)
+            (result,) = classifier.identify_files([args.photo], keep_stage_maps=False)
+            if isinstance(result, PhotoError):
+                raise result
+            hits = library.similar(result.embedding, args.top_k)
+        _warn_if_not_identified_by(library)
+    _print_records([{"path": str(photo.path), "score": score} for photo, score in hits], args.json,
+                   lambda r: f"{r['score']:.4f}  {r['path']}")
+    return EXIT_OK
+
+
+def _warn_if_not_identified_by(library) -> None:
+    """Say so when the library holds no identifications by the model it is read with (a model
+    was just switched, say): an empty answer should not look like 'no such photos'."""
+    model = library.reading_model()
+    counts = dict(library.models())
+    if model is not None and model not in counts and counts:
+        others = ", ".join(f"{name} ({count} photos)" for name, count in counts.items())
+        print(f"birdid: The library holds no photos identified by {model} yet (it holds {others}): "
+              "run `birdid index` to identify them with it.", file=sys.stderr)
+
+
+def find_species(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        names = {name.casefold(): name for name, _ in library.species_counts()}
+        species = names.get(args.species.casefold(), args.species)
+        hits = library.find_species(species, in_top=args.in_top)
+        _warn_if_not_identified_by(library)
+    _print_records([{"path": str(photo.path), "probability": probability} for photo, probability in hits], args.json,
+                   lambda r: f"{r['probability'] * 100:6.2f}%  {r['path']}")
+    return EXIT_OK
+
+
+def duplicate_groups(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        groups = library.duplicate_groups(args.threshold)
+        _warn_if_not_identified_by(library)
+    if args.json:
+        print_json([[str(p.path) for p in group] for group in groups])
+    else:
+        for number, group in enumerate(groups, start=1):
+            print(f"group {number}: " + "  ".join(str(p.path) for p in group))
+    return EXIT_OK
+
+
+def export_csv(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        rows = library.export_csv(args.out)
+        _warn_if_not_identified_by(library)
+    print(f"{args.out}: {rows} photos")
+    return EXIT_OK
+
+
+def _print_records(records: list[dict], as_json: bool, line) -> None:
+    if as_json:
+        print_json(records)
+    else:
+        for record in records:
+            print(line(record))

@@ -1,0 +1,112 @@
+"""`birdid model ...`: download, import, list, verify, choose and remove installed models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from birdid_app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, Failure, Parser
+from birdid_app.cli.progress import ProgressPrinter
+
+
+def add_commands(commands) -> None:
+    model = commands.add_parser("model", help="download, import, list, verify, choose or remove models")
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
+    download = actions.add_parser("download", help="download the eu-common model (about 195 MB) from the hub")
+    download.add_argument("--cache-dir", type=Path, help="where to keep it (default: the Hugging Face cache)")
+    download.set_defaults(run=download_model)
+    import_ = actions.add_parser("import", help="copy a model file (from a USB stick, say) into birdid")
+    import_.add_argument("file", type=Path, metavar="FILE")
+    import_.set_defaults(run=import_model)
+    actions.add_parser("list", help="list the installed models").set_defaults(run=list_models)
+    verify = actions.add_parser("verify", help="hash installed model files again (all, or NAME)")
+    verify.add_argument("name", nargs="?", metavar="NAME")
+    verify.set_defaults(run=verify_models)
+    use = actions.add_parser("use", help="make NAME the model birdid uses")
+    use.add_argument("name", metavar="NAME")
+    use.set_defaults(run=use_model)
+    remove = actions.add_parser("remove", help="uninstall NAME")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(run=remove_model)
+
+
+def download_model(args: argparse.Namespace) -> int:
+    from birdid_app.core.download import DownloadError, download_published_model
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    bar = ProgressPrinter(sys.stderr, done_word="downloaded", bar=True)
+    try:
+        model = download_published_model(store, cache_dir=args.cache_dir, progress=bar.update)
+    except DownloadError as error:  # the network or the hub: worth trying again, unlike bad usage
+        raise Failure(str(error), EXIT_SOME_FAILED) from None
+    except KeyboardInterrupt:
+        raise Failure("The download was interrupted; run `birdid model download` again to resume.",
+                      EXIT_INTERRUPTED) from None
+    finally:
+        bar.finish()
+    print(f"{model.name}: downloaded and verified ({model.path})")
+    return EXIT_OK
+
+
+def import_model(args: argparse.Namespace) -> int:
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.model_store import ModelStore
+
+    try:
+        model = ModelStore().import_file(args.file)
+    except BirdidError as error:  # this file could not be used: the command did not do its job
+        raise Failure(str(error), EXIT_SOME_FAILED) from None
+    print(f"{model.name}: imported ({model.trust_label}) to {model.path}")
+    return EXIT_OK
+
+
+def list_models(args: argparse.Namespace) -> int:
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    active = store.active()
+    models = store.models()
+    if not models:
+        print("No model is installed: run `birdid model download` or `birdid model import FILE`.")
+    for model in models:
+        marker = "*" if active is not None and model.name == active.name else " "
+        print(f"{marker} {model.name}  {model.size / 1e6:.1f} MB  {model.trust_label}  {model.path}")
+    return EXIT_OK
+
+
+def verify_models(args: argparse.Namespace) -> int:
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    models = [store.get(args.name)] if args.name else store.models()
+    if not models:
+        raise Failure("No model is installed, so there is nothing to verify: run `birdid model download` "
+                      "or `birdid model import FILE`.")
+    failed = 0
+    for model in models:
+        if store.verify(model):
+            state = "matches the published model" if model.verified else "unchanged since it was imported"
+            print(f"{model.name}: OK, {state}")
+        else:
+            failed += 1
+            print(f"{model.name}: FAILED, {model.path} is missing or changed; download or import it again")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def use_model(args: argparse.Namespace) -> int:
+    from birdid_app.core.model_store import ModelStore
+
+    model = ModelStore().set_active(args.name)
+    print(f"{model.name} is now the active model ({model.trust_label})")
+    return EXIT_OK
+
+
+def remove_model(args: argparse.Namespace) -> int:
+    from birdid_app.core.model_store import ModelStore
+
+    model = ModelStore().remove(args.name)
+    kept = "" if not model.path.exists() else f"; the file stays at {model.path} for other tools that use it"
+    print(f"{model.name} removed{kept}")
+    return EXIT_OK
