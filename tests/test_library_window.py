@@ -53,9 +53,9 @@ def test_index_a_folder_then_search_by_species_and_similarity(window, qtbot, fol
     # Similar to the photo on screen: identify one, then search with its embedding.
     window.tabs.setCurrentWidget(window.identify_view)
     window.add_photos([folder / "b03.jpg"])
-    qtbot.waitUntil(lambda: window.current.outcome() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
     with Library(default_library_path()) as library:
-        expected = [str(p.path) for p, _ in library.similar(window.current.whole.identification.embedding, 40)]
+        expected = [str(p.path) for p, _ in library.similar(window.session.current.whole.identification.embedding, 40)]
     view.similar_button.click()
     qtbot.waitUntil(lambda: view.results.count() == 12, timeout=WAIT_MS)
     shown = [str(view.results.item(i).data(0x0100)) for i in range(12)]
@@ -75,7 +75,7 @@ def test_index_a_folder_then_search_by_species_and_similarity(window, qtbot, fol
     # Activating a result shows it in the identification view.
     view.results.itemActivated.emit(view.results.item(2))
     assert window.tabs.currentWidget() is window.identify_view
-    assert str(window.current.path) == shown[2]
+    assert str(window.session.current.path) == shown[2]
 
 
 def test_pause_and_cancel_indexing_while_identifying_stays_first(window, qtbot, folder, monkeypatch):
@@ -101,7 +101,7 @@ def test_pause_and_cancel_indexing_while_identifying_stays_first(window, qtbot, 
     # An interactive identification still goes ahead while indexing is paused.
     window.tabs.setCurrentWidget(window.identify_view)
     window.add_photos([folder / "b05.jpg"])
-    qtbot.waitUntil(lambda: window.current.outcome() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
 
     view.pause_button.click()  # resume
     with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS) as finished:
@@ -113,14 +113,14 @@ def test_pause_and_cancel_indexing_while_identifying_stays_first(window, qtbot, 
 
 
 def test_removing_a_folder_while_indexing_plans_again_without_it(window, qtbot, folder, tmp_path, monkeypatch):
-    """Folder changes go through the engine thread, the library's one writer: a folder removed
-    mid-index leaves the library, and the running index is planned again without its photos."""
+    """Folder changes go through the library's writer thread: a folder removed mid-index leaves
+    the library, and the running index is planned again without its photos."""
     other = tmp_path / "garden"
     for i in range(3):
         make_photo(other / f"g{i}.jpg", size=(320, 240), seed=50 + i)
     view = window.library_view
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(other))
-    with qtbot.waitSignal(window.engine.folders_changed, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.library_view.writer.folders_changed, timeout=WAIT_MS):
         view.add_button.click()
     assert sorted(view.folders.item(i).text() for i in range(view.folders.count())) == [str(folder), str(other)]
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import BirdidError, PhotoError
 from birdid_app.core.files import open_regular_file
 from birdid_app.core.paths import data_dir
@@ -451,8 +452,7 @@ class Library:
         header += ["model", "error"]
         ids = [pid for (pid,) in self.db.execute("SELECT id FROM photos ORDER BY path")]
         photos = self._photos(ids)
-        partial = Path(destination).with_name(f".{Path(destination).name}.partial")
-        with partial.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_write(destination, "w", newline="") as handle:  # csv writes its own line ends
             writer = csv.writer(handle)
             writer.writerow(header)
             for pid in ids:
@@ -462,7 +462,6 @@ class Library:
                     name, probability = p.species[rank] if rank < len(p.species) else ("", None)
                     row += [name, "" if probability is None else f"{probability:.6f}"]
                 writer.writerow(row + [p.model or "", p.error or ""])
-        partial.replace(destination)
         return len(ids)
 
     @_guarded
@@ -616,6 +615,15 @@ class _Decoded:
 _NO_METADATA = (None, None, None)
 
 
+@dataclass
+class _OpenBatch:
+    """A batch of photos decoded and being identified; committed in one transaction when done."""
+
+    works: list[_Work]
+    results: list[_Decoded]
+    identified: dict[int, object]  # index in the batch -> its Identification
+
+
 class IndexJob:
     """Indexing the library's folders with one model, one batch at a time, so that whoever runs
     it (the engine thread, between interactive requests; or the command line) decides when the
@@ -653,6 +661,7 @@ class IndexJob:
         self._lock.acquire(wait=wait_for_lock, on_wait=on_wait)
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="birdid-decode")
         self._next: list[Future] | None = None
+        self._batch: _OpenBatch | None = None  # the batch being identified, not yet committed
         self._scanning: Future | None = None
         self._started = time.monotonic()
         self.cancelled = threading.Event()
@@ -736,38 +745,55 @@ class IndexJob:
 
     @property
     def total(self) -> int:
-        return self.done + len(self.pending)
+        return self.done + len(self.pending) + (len(self._batch.works) if self._batch is not None else 0)
 
     def finished(self) -> bool:
-        return not self.pending or self.cancelled.is_set()
+        """Nothing left, or cancelled (a batch identified only in part is then left uncommitted:
+        the next run does it)."""
+        return (not self.pending and self._batch is None) or self.cancelled.is_set()
 
     # --- running -----------------------------------------------------------------------------
 
     @_guarded
-    def step(self) -> bool:
-        """Decode, identify and commit one batch; True while work remains."""
-        if self.finished():
-            self.close()
-            return False
-        batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
-        decoded = self._next if self._next is not None else self._decode(batch)
-        self._next = self._decode(self.pending[: self.batch_size]) if self.pending else None
-        results: list[_Decoded] = [future.result() for future in decoded]
-        images = [result.image for result in results if result.image is not None]
-        identifications = iter(self.classify(images) if images else [])
-        rows = []
-        for work, result in zip(batch, results, strict=True):
-            identification = next(identifications) if result.image is not None else None
-            if result.vanished:
-                continue  # deleted since the scan: the next run sees it gone
-            rows.append((replace(work, fingerprint=result.fingerprint), result, identification))
+    def step(self, photos: int | None = None) -> bool:
+        """Identify the next photos and commit each batch once all of it is done; True while
+        work remains. With `photos`, at most that many go through the model in this call, so a
+        caller that must stay responsive (the window's engine) waits at most one small forward
+        between steps; without, a whole batch goes in one forward."""
+        if self._batch is None:
+            if self.finished():
+                self.close()
+                return False
+            self._batch = self._open_next_batch()
+        batch = self._batch
+        waiting = [i for i, result in enumerate(batch.results) if result.image is not None and i not in batch.identified]
+        now = waiting if photos is None else waiting[:photos]
+        if now:
+            for i, identification in zip(now, self.classify([batch.results[i].image for i in now]), strict=True):
+                batch.identified[i] = identification
+        if len(now) < len(waiting):
+            return True
+        self._batch = None
+        rows = [
+            (replace(work, fingerprint=result.fingerprint), result, batch.identified.get(i))
+            for i, (work, result) in enumerate(zip(batch.works, batch.results, strict=True))
+            if not result.vanished  # deleted since the scan: the next run sees it gone
+        ]
         self._commit(rows)
-        self.done += len(batch)
-        self._report(str(batch[-1].path))
+        self.done += len(batch.works)
+        self._report(str(batch.works[-1].path))
         if self.finished():
             self.close()
             return False
         return True
+
+    def _open_next_batch(self) -> _OpenBatch:
+        """The next batch, decoded (it was being decoded while the previous one was identified),
+        with the decoding of the one after it started."""
+        works, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+        decoded = self._next if self._next is not None else self._decode(works)
+        self._next = self._decode(self.pending[: self.batch_size]) if self.pending else None
+        return _OpenBatch(works, [future.result() for future in decoded], {})
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> IndexSummary:
         if not self.pending and not self.done:

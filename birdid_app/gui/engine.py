@@ -1,17 +1,31 @@
-"""The engine thread: where the model lives.
+"""The engine thread: where the model lives, and the order in which it works.
 
-One long-lived thread loads the model once and identifies photos on request; the window talks
-to it through `load_model` / `identify` / `cancel` and hears back through signals, delivered on
-the GUI thread. torch is first imported here, so the window appears before it loads.
+One long-lived thread loads the model once and runs it on request; the window sends it typed
+commands through the methods below and hears back through signals, delivered on the GUI thread.
+torch is first imported here, so the window appears before it loads.
 
-At most one identification waits while another runs: a newer request replaces a waiting one
-(which is reported as cancelled), because a person stepping through photos wants the one they
-are looking at now, not a queue of old ones.
+The rules (the whole scheduler is `Engine._next_command`, which follows this table):
+
+    priority  command          slot                     when a newer one arrives while it waits
+    1         LoadModel        one                      replaces it
+    2         IdentifyRequest  one                      replaces it; the old one is cancelled
+    3         ExplainRequest   one (its own)            replaces it; the old one is cancelled
+    4         index work       the running IndexJob     (not queued: one forward, then back to 1)
+
+- The engine always runs the most urgent command waiting. Index work goes a forward at a time
+  (one photo on a CPU, a batch of 8 on a GPU, where that is quick), so an identification asked
+  for while indexing runs waits at most one forward, never a whole batch.
+- Every IdentifyRequest and ExplainRequest ends in exactly one of: `identified` / `explained`
+  (the result), `failed` (one sentence), or `cancelled` (replaced while waiting, cancelled by the
+  window, or the engine stopped).
+- Index control (start, pause, cancel, plan again after a folder change) only sets state here;
+  the work itself is priority 4.
+- The engine writes the library only as the index job's commits. What a person changes in the
+  library (folders, a rebuild) goes to the LibraryWriter (library_writer.py), a thread of its own.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import traceback
@@ -90,65 +104,80 @@ MEASURING_PRECISION = (
 SCAN_POLL_SECONDS = 0.05
 
 
+@dataclass(frozen=True)
+class LoadModel:
+    model: InstalledModel
+    settings: EngineSettings
+
+
+# The command slots, most urgent first: the priority table above.
+PRIORITY = ("load", "identify", "explain")
+_SLOT_OF = {LoadModel: "load", IdentifyRequest: "identify", ExplainRequest: "explain"}
+
+
 class Engine(QThread):
     model_loaded = Signal(object)  # LoadedModel
     model_failed = Signal(str)
     identified = Signal(object)  # IdentifyOutcome
     failed = Signal(int, str)  # request id, one sentence
-    cancelled = Signal(int)  # request id: cancelled, or replaced by a newer request while waiting
-    working = Signal(int)  # request id now being identified
+    cancelled = Signal(int)  # request id: cancelled, replaced while waiting, or the engine stopped
+    working = Signal(int)  # request id now being worked on
     notice = Signal(str)  # something the person should know, e.g. the GPU ran out of memory
     explained = Signal(int, object)  # request id, [H_s, W_s] class-activation map in 0..1
     index_started = Signal(object)  # the IndexSummary of the scan: what is unchanged, moved, gone
     index_progress = Signal(object)  # IndexProgress
     index_finished = Signal(object)  # IndexSummary; also after a cancel, with what was done
     index_failed = Signal(str)
-    folders_changed = Signal(object)  # the library's folders (list[Path]) after a change asked for
     library_damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
-    library_rebuilt = Signal(object, object)  # where the damaged file was set aside, the folders kept
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._wake = threading.Condition()
-        self._load: tuple[InstalledModel, EngineSettings] | None = None
-        self._waiting: IdentifyRequest | ExplainRequest | None = None
+        self._slots: dict[str, Any] = dict.fromkeys(PRIORITY)
         self._cancelled: set[int] = set()
         self._stopping = False
         self.classifier = None  # touched only on the engine thread
-        # Library indexing: asked for from the GUI thread, run here a batch at a time whenever no
-        # interactive request waits, so identifying a photo never queues behind a folder.
+        # Index control, set from the GUI thread; the work runs here as priority 4.
         self._index_asked: tuple[Path, str] | None = None
+        self._index_replan = False
         self._index_paused = False
         self._index_cancel = False
         self._index_job = None  # the running IndexJob, engine thread only
         self._index_target: tuple[Path, str] | None = None  # what the running job indexes
         self._index_planned = False  # the running job's folder scan has finished and been planned
         self._library = None
-        # Folder additions and removals, and rebuilds of a damaged library (the last field):
-        # the engine thread is the library's only writer.
-        self._folder_changes: list[tuple[Path, list[Path], list[Path], bool]] = []
 
-    # --- called from the GUI thread ----------------------------------------------------------
+    # --- commands, from the GUI thread -------------------------------------------------------
 
     def load_model(self, model: InstalledModel, settings: EngineSettings) -> None:
-        with self._wake:
-            self._load = (model, settings)
-            self._wake.notify()
+        self._put(LoadModel(model, settings))
 
-    def identify(self, request: IdentifyRequest | ExplainRequest) -> None:
-        """Queue an identification (or a class-activation map), replacing one still waiting."""
+    def identify(self, request: IdentifyRequest) -> None:
+        """Queue an identification, replacing one still waiting (which is cancelled)."""
+        self._put(request)
+
+    def explain(self, request: ExplainRequest) -> None:
+        """Queue a class-activation map, replacing one still waiting (which is cancelled)."""
+        self._put(request)
+
+    def _put(self, command) -> None:
+        slot = _SLOT_OF[type(command)]
         with self._wake:
-            replaced, self._waiting = self._waiting, request
+            replaced, self._slots[slot] = self._slots[slot], command
             self._wake.notify()
-        if replaced is not None:
+        if replaced is not None and slot != "load":
             self.cancelled.emit(replaced.request_id)
 
     def cancel(self, request_id: int) -> None:
+        """Cancel a request: dropped if still waiting, its result discarded if under way."""
         with self._wake:
             self._cancelled.add(request_id)
-            if self._waiting is not None and self._waiting.request_id == request_id:
-                self._waiting = None
-                self.cancelled.emit(request_id)
+            for slot in ("identify", "explain"):
+                waiting = self._slots[slot]
+                if waiting is not None and waiting.request_id == request_id:
+                    self._slots[slot] = None
+                    self._cancelled.discard(request_id)
+                    self.cancelled.emit(request_id)
 
     def start_indexing(self, library_path: Path, model_name: str) -> None:
         with self._wake:
@@ -156,19 +185,13 @@ class Engine(QThread):
             self._index_paused = self._index_cancel = False
             self._wake.notify()
 
-    def change_folders(self, library_path: Path, *, add: list[Path] = (), remove: list[Path] = ()) -> None:
-        """Add or remove library folders on the engine thread (the library's single writer);
-        folders_changed reports the folders after it. A running index is planned again with them."""
+    def replan_indexing(self, library_path: Path) -> None:
+        """The library's folders changed (LibraryWriter): a running index of it plans again, so a
+        folder that is gone is not indexed and one just added is."""
         with self._wake:
-            self._folder_changes.append((Path(library_path), list(add), list(remove), False))
-            self._wake.notify()
-
-    def rebuild_library(self, library_path: Path) -> None:
-        """Set a damaged library file aside and start a new one with its folders (on the engine
-        thread, the library's writer); library_rebuilt reports it, folders_changed the folders."""
-        with self._wake:
-            self._folder_changes.append((Path(library_path), [], [], True))
-            self._wake.notify()
+            if self._index_target is not None and self._index_target[0] == Path(library_path):
+                self._index_replan = True
+                self._wake.notify()
 
     def pause_indexing(self, paused: bool) -> None:
         with self._wake:
@@ -182,75 +205,72 @@ class Engine(QThread):
             self._wake.notify()
 
     def stop(self) -> None:
-        """Finish the step under way, drop the rest, and end the thread; blocks until it has."""
+        """Finish the step under way, cancel what waits, and end the thread; blocks until it has."""
         with self._wake:
             self._stopping = True
-            self._waiting = None
-            self._load = None
+            dropped = [self._slots[slot] for slot in ("identify", "explain") if self._slots[slot] is not None]
+            self._slots = dict.fromkeys(PRIORITY)
             self._wake.notify()
+        for request in dropped:
+            self.cancelled.emit(request.request_id)
         self.wait()
 
     # --- the engine thread -------------------------------------------------------------------
 
     def run(self) -> None:
         try:
-            while True:
-                with self._wake:
-                    while not (
-                        self._stopping or self._load or self._waiting or self._folder_changes or self._indexing_due()
-                    ):
-                        self._wake.wait()
-                    if self._stopping:
-                        return
-                    load, self._load = self._load, None
-                    request = None if load else self._waiting
-                    if request is not None:
-                        self._waiting = None
-                    folder_changes = []
-                    if load is None and request is None:
-                        folder_changes, self._folder_changes = self._folder_changes, []
-                    index_asked = cancel_index = None
-                    if load is None and request is None and not folder_changes:  # indexing only when nothing else waits
-                        index_asked, self._index_asked = self._index_asked, None
-                        cancel_index, self._index_cancel = self._index_cancel, False
-                if load is not None:
-                    self._do_load(*load)
-                elif isinstance(request, ExplainRequest):
-                    self._do_explain(request)
-                elif request is not None:
-                    self._do_identify(request)
-                elif folder_changes:
-                    self._do_folder_changes(folder_changes)
+            while (command := self._next_command()) is not None:
+                if isinstance(command, LoadModel):
+                    self._do_load(command.model, command.settings)
+                elif isinstance(command, IdentifyRequest):
+                    self._do_identify(command)
+                elif isinstance(command, ExplainRequest):
+                    self._do_explain(command)
                 else:
-                    self._do_index_step(index_asked, cancel_index)
+                    self._do_index_work(*command)
         finally:
             self._end_indexing()
 
-    def _indexing_due(self) -> bool:
-        """Called with the lock held: is there indexing to do now?"""
-        if self._index_cancel or self._index_asked is not None:
-            return True
-        return self._index_job is not None and not self._index_paused
+    def _next_command(self):
+        """Wait for work and take the most urgent: a slot's command in PRIORITY order, else index
+        work as ("index", asked, replan, cancel); None when the engine stops."""
+        with self._wake:
+            while True:
+                if self._stopping:
+                    return None
+                for slot in PRIORITY:
+                    if self._slots[slot] is not None:
+                        command, self._slots[slot] = self._slots[slot], None
+                        return command
+                if self._index_cancel or self._index_asked is not None or self._index_replan or (
+                    self._index_job is not None and not self._index_paused
+                ):
+                    work = (self._index_asked, self._index_replan, self._index_cancel)
+                    self._index_asked, self._index_replan, self._index_cancel = None, False, False
+                    return work
+                self._wake.wait()
 
-    def _do_index_step(self, asked: tuple[Path, str] | None, cancel: bool) -> None:
+    def _do_index_work(self, asked: tuple[Path, str] | None, replan: bool, cancel: bool) -> None:
         if cancel and self._index_job is not None:
             summary = self._index_job.summary
             self._end_indexing()
             self.index_finished.emit(summary)
             return
         try:
+            if replan and self._index_job is not None and asked is None:
+                asked = self._index_target  # a folder changed: the same index, planned again
             if asked is not None:
                 self._begin_indexing(*asked)
             if self._index_job is not None and not self._index_planned:
-                # Wait a little for the scan, then go round the loop again: an interactive
-                # request that arrives meanwhile is served first.
+                # Wait a little for the scan, then go round again: a request that arrives
+                # meanwhile is served first.
                 summary = self._index_job.plan_when_scanned(timeout=SCAN_POLL_SECONDS)
                 if summary is not None:
                     self._index_planned = True
                     self.index_started.emit(summary)
                     self.index_progress.emit(self._index_job_progress())
                 return
-            if self._index_job is not None and not self._index_job.step():
+            if self._index_job is not None and not self._index_job.step(photos=self._forward_size()):
                 summary = self._index_job.summary
                 self._end_indexing()
                 self.index_finished.emit(summary)
@@ -264,47 +284,12 @@ class Engine(QThread):
             self._end_indexing()
             self.index_failed.emit(f"Indexing stopped: {type(error).__name__}: {error}")
 
-    def _do_folder_changes(self, changes: list[tuple[Path, list[Path], list[Path], bool]]) -> None:
-        from birdid_app.core.library import Library, rebuild_library
+    def _forward_size(self) -> int:
+        """Photos per index forward: one on a CPU (a forward of 8 there takes seconds, and an
+        identification asked for meanwhile waits for it); a whole batch on a GPU."""
+        from birdid_app.core.library import BATCH_SIZE
 
-        for library_path, add, remove, rebuild in changes:
-            indexing = self._index_job is not None and self._index_target[0] == library_path
-            if rebuild:
-                if indexing:
-                    self._end_indexing()
-                    indexing = False
-                try:
-                    damaged, folders = rebuild_library(library_path)
-                except (BirdidError, OSError, sqlite3.Error) as error:
-                    self.index_failed.emit(f"The library could not be rebuilt: {error}")
-                    continue
-                self.library_rebuilt.emit(damaged, folders)
-                self.folders_changed.emit(folders)
-                continue
-            library = self._library if indexing else None
-            try:
-                if library is None:
-                    library = Library(library_path)
-                for folder in add:
-                    library.add_folder(folder)
-                for folder in remove:
-                    library.remove_folder(folder)
-                folders = library.folders()
-            except LibraryDamaged as error:
-                self.index_failed.emit(str(error))
-                self.library_damaged.emit(str(error))
-                continue
-            except (BirdidError, OSError, sqlite3.Error) as error:
-                self.index_failed.emit(f"The library's folders could not be changed: {error}")
-                continue
-            finally:
-                if library is not None and library is not self._library:
-                    library.close()
-            self.folders_changed.emit(folders)
-            if indexing:
-                # The running plan was made for the old folders: plan again, so a folder that is
-                # gone is not indexed and one just added is.
-                self._do_index_step(self._index_target, cancel=False)
+        return 1 if self.classifier is None or self.classifier.device.type == "cpu" else BATCH_SIZE
 
     def _begin_indexing(self, library_path: Path, model_name: str) -> None:
         from birdid_app.core.library import IndexJob, Library
@@ -374,11 +359,19 @@ class Engine(QThread):
             )
         )
 
-    def _do_identify(self, request: IdentifyRequest) -> None:
+    def _starting(self, request: IdentifyRequest | ExplainRequest) -> bool:
+        """Whether to work on `request` now; if not, it has ended (cancelled, or failed: no model)."""
+        if self._was_cancelled(request):
+            return False
         if self.classifier is None:
             self.failed.emit(request.request_id, "No model is loaded: install one from the Model menu.")
-            return
+            return False
         self.working.emit(request.request_id)
+        return True
+
+    def _do_identify(self, request: IdentifyRequest) -> None:
+        if not self._starting(request):
+            return
         started = time.perf_counter()
         try:
             from birdid_app.core.inference import doubt
@@ -420,18 +413,15 @@ class Engine(QThread):
         return crop_region(image, request.region) if request.region else image
 
     def _do_explain(self, request: ExplainRequest) -> None:
-        if self.classifier is None:
-            self.failed.emit(request.request_id, "No model is loaded: install one from the Model menu.")
+        if not self._starting(request):
             return
-        self.working.emit(request.request_id)
         try:
-            from birdid_app.core.explain import class_activation_map
+            from birdid_app.core.explain import cam_for
 
             image = self._decode(request)
             if self._was_cancelled(request):
                 return
-            model_input = self.classifier.model_input(image)[None].to(self.classifier.device, self.classifier.dtype)
-            cam = class_activation_map(self.classifier.model, model_input, request.class_index, request.stage)
+            cam = cam_for(self.classifier, image, request.class_index, request.stage)
         except BirdidError as error:
             self.failed.emit(request.request_id, str(error))
             return

@@ -1,0 +1,80 @@
+"""The library's writer for what a person changes: folders added and removed, a damaged file
+rebuilt (and, later, labels and sidecars). One thread of its own, so these writes never wait
+behind the model, and never run two at once; results come back as signals on the GUI thread.
+
+The index job's own commits are the engine's (engine.py); SQLite's busy timeout lets the two
+take turns, and after a folder change the engine is told to plan its running index again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+from birdid_app.core.errors import BirdidError
+from birdid_app.core.library import Library, LibraryDamaged, rebuild_library
+from birdid_app.gui.jobs import Job
+
+
+class LibraryWriter(QObject):
+    folders_changed = Signal(object, object)  # library path, its folders (list[Path]) after the change
+    rebuilt = Signal(object, object)  # where the damaged file was set aside, the folders kept
+    damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)  # one writer: changes are made in the order asked
+
+    def change_folders(self, library_path: Path, *, add: list[Path] = (), remove: list[Path] = ()) -> None:
+        library_path = Path(library_path)
+
+        def work(report, should_cancel):
+            try:
+                with Library(library_path) as library:
+                    for folder in add:
+                        library.add_folder(folder)
+                    for folder in remove:
+                        library.remove_folder(folder)
+                    return library.folders()
+            except LibraryDamaged as error:
+                return error
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"The library's folders could not be changed: {error}") from None
+
+        self._run(work, lambda folders: self.folders_changed.emit(library_path, folders))
+
+    def rebuild(self, library_path: Path) -> None:
+        """Set a damaged library file aside and start a new one with its folders."""
+
+        def work(report, should_cancel):
+            try:
+                return rebuild_library(Path(library_path))
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"The library could not be rebuilt: {error}") from None
+
+        def done(result) -> None:
+            damaged_copy, folders = result
+            self.rebuilt.emit(damaged_copy, folders)
+            self.folders_changed.emit(Path(library_path), folders)
+
+        self._run(work, done)
+
+    def _run(self, work, on_success) -> None:
+        def succeeded(result) -> None:
+            if isinstance(result, LibraryDamaged):
+                self.failed.emit(str(result))
+                self.damaged.emit(str(result))
+            else:
+                on_success(result)
+
+        job = Job(work)
+        job.succeeded.connect(succeeded)
+        job.failed.connect(self.failed.emit)
+        job.start(self.pool)
+
+    def shutdown(self) -> None:
+        self.pool.waitForDone(10_000)
