@@ -94,7 +94,7 @@ def _run_window(model_path: Path) -> list[str]:
     window.engine.failed.connect(lambda _request, message: problems.append(message))
 
     def check() -> None:
-        entry = window.current
+        entry = window.session.current
         if problems or (entry is not None and entry.outcome() is not None):
             window.close()
             app.quit()
@@ -106,7 +106,7 @@ def _run_window(model_path: Path) -> list[str]:
     app.exec()
     if problems:
         raise SelftestFailed(f"the window could not identify the sample: {problems[0]}")
-    best = window.current.outcome().ranked[0]
+    best = window.session.current.outcome().ranked[0]
     return [
         f"window: {app.platformName()} platform, model loaded on the engine thread, sample identified as "
         f"{best.name} {best.probability:.1%} ({time.perf_counter() - started:.2f} s from opening)"

@@ -39,7 +39,7 @@ def demo_model(path: Path) -> None:
     model = Hiera(HieraConfig(embed_dim=48, depths=(1, 2, 3, 1), num_heads=1, num_classes=len(SPECIES),
                               image_size=(224, 224)))
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.ndim > 1:
                 param.normal_(0, param[0].numel() ** -0.5)
         model.classifier.weight.mul_(6)  # random weights, but confident enough to show a clear answer
@@ -70,7 +70,7 @@ def main() -> None:
     window.add_photos([scratch / "robin-on-a-branch.jpg"])
 
     def snap_when_done() -> None:
-        entry = window.current
+        entry = window.session.current
         if entry is None or entry.outcome() is None or window.photo_view.photo_size() is None:
             QTimer.singleShot(200, snap_when_done)
             return

@@ -50,13 +50,9 @@ def installed(small_model_file):
     return ModelStore().import_file(small_model_file)
 
 
-def open_window(qtbot) -> MainWindow:
-    return open_ready_window(qtbot)
-
-
 @pytest.fixture
 def window(qtbot, installed):
-    return open_window(qtbot)
+    return open_ready_window(qtbot)
 
 
 @pytest.fixture
@@ -81,7 +77,7 @@ def expected_species(reference, image, top_k=5) -> list[str]:
 
 
 def wait_for_answer(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: window.current is not None and window.current.outcome() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.current is not None and window.session.current.outcome() is not None, timeout=WAIT_MS)
 
 
 def drop(window: MainWindow, paths) -> None:
@@ -118,14 +114,14 @@ def test_a_dropped_folder_becomes_a_strip_stepped_with_arrow_keys(window, qtbot,
     drop(window, [photo_dir])
     assert window.strip.count() == 3 and window.strip.isVisible()
     wait_for_answer(qtbot, window)
-    first = window.current
+    first = window.session.current
     qtbot.keyClick(window, Qt.Key.Key_Right)
-    assert window.current is window.entries[1]
+    assert window.session.current is window.session.entries[1]
     wait_for_answer(qtbot, window)
-    image = decode_photo(window.current.path, draft_size=reference.image_size)
+    image = decode_photo(window.session.current.path, draft_size=reference.image_size)
     assert shown_species(window) == expected_species(reference, image)
     qtbot.keyClick(window, Qt.Key.Key_Left)
-    assert window.current is first and first.whole is not None  # kept, not asked again
+    assert window.session.current is first and first.whole is not None  # kept, not asked again
     assert window.results.ranked == first.whole.ranked
 
 
@@ -144,13 +140,13 @@ def test_pasting_an_image_and_a_path(window, qtbot, reference, photo_dir):
     QGuiApplication.clipboard().setImage(picture)
     window.paste_action.trigger()
     wait_for_answer(qtbot, window)
-    assert window.current.source == "Pasted image"
+    assert window.session.current.source == "Pasted image"
     assert shown_species(window) == expected_species(reference, pil_from_qimage(picture))
 
     QGuiApplication.clipboard().setText(str(photo_dir / "heron.jpg"))
     window.paste_action.trigger()
     wait_for_answer(qtbot, window)
-    assert window.current.path == photo_dir / "heron.jpg"
+    assert window.session.current.path == photo_dir / "heron.jpg"
 
 
 def drag_on_photo(qtbot, window: MainWindow, image_rect: QRect) -> None:
@@ -172,10 +168,10 @@ def test_a_region_is_identified_as_that_crop_and_esc_goes_back(window, qtbot, re
     path = photo_dir / "heron.jpg"  # 1600 x 1200
     window.add_photos([path])
     wait_for_answer(qtbot, window)
-    whole = window.current.whole
+    whole = window.session.current.whole
     qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=WAIT_MS)
     drag_on_photo(qtbot, window, QRect(400, 300, 480, 360))
-    region = window.current.region
+    region = window.session.current.region
     assert region is not None and abs(region[0] - 400) <= 4 and abs(region[2] - 480) <= 8
     wait_for_answer(qtbot, window)
     crop = crop_region(decode_photo(path, draft_size=None), region)
@@ -185,7 +181,7 @@ def test_a_region_is_identified_as_that_crop_and_esc_goes_back(window, qtbot, re
 
     window.photo_view.setFocus()
     qtbot.keyClick(window.photo_view, Qt.Key.Key_Escape)
-    assert window.current.region is None
+    assert window.session.current.region is None
     assert window.results.ranked == whole.ranked  # back to the whole photo, from memory
 
 
@@ -223,36 +219,36 @@ def test_a_newer_photo_supersedes_a_waiting_one(window, qtbot, photo_dir, slow_e
     with qtbot.waitSignal(window.engine.working, timeout=WAIT_MS):  # the first is under way
         window.add_photos([photo_dir / "blue-tit.jpg", photo_dir / "heron.jpg", photo_dir / "robin.png"])
     window.strip.setCurrentRow(1)  # waits behind the first
-    superseded = window.entries[1].pending
+    superseded = window.session.pending(window.session.entries[1])
     window.strip.setCurrentRow(2)  # replaces the waiting one
     wait_for_answer(qtbot, window)
-    assert window.current is window.entries[2]
+    assert window.session.current is window.session.entries[2]
     assert cancelled == [superseded]
     qtbot.waitUntil(lambda: len(identified) == 2, timeout=WAIT_MS)
     assert identified == [str(photo_dir / "blue-tit.jpg"), str(photo_dir / "robin.png")]
-    assert window.entries[1].whole is None and window.entries[1].pending is None
+    assert window.session.entries[1].whole is None and window.session.pending(window.session.entries[1]) is None
 
 
 def test_stop_identifying_cancels_the_photo_under_way(window, qtbot, photo_dir, slow_engine):
     window.add_photos([photo_dir / "robin.png"])
-    request = window.current.pending
+    request = window.session.pending(window.session.current)
     with qtbot.waitSignal(window.engine.cancelled, timeout=WAIT_MS) as cancelled:
         window.stop_action.trigger()
     assert cancelled.args == [request]
     assert window.results.headline.text() == "Stopped"
-    assert window.current.whole is None
+    assert window.session.current.whole is None
 
 
 def test_closing_during_work_ends_the_engine_cleanly(qtbot, installed, photo_dir, slow_engine):
-    window = open_window(qtbot)
+    window = open_ready_window(qtbot)
     window.add_photos([photo_dir / "heron.jpg"])
-    qtbot.waitUntil(lambda: window.engine.isRunning() and window.current.pending is not None)
+    qtbot.waitUntil(lambda: window.engine.isRunning() and window.session.pending(window.session.current) is not None)
     window.close()
     assert window.engine.isFinished()
 
 
 def test_settings_survive_a_restart(qtbot, installed, photo_dir):
-    window = open_window(qtbot)
+    window = open_ready_window(qtbot)
 
     def choose_seven_species():
         dialog = QApplication.activeModalWidget()
@@ -264,7 +260,7 @@ def test_settings_survive_a_restart(qtbot, installed, photo_dir):
     window.show_settings()
     window.close()
 
-    again = open_window(qtbot)
+    again = open_ready_window(qtbot)
     assert again.settings.top_k == 7
     again.add_photos([photo_dir / "robin.png"])
     wait_for_answer(qtbot, again)
@@ -276,7 +272,7 @@ def test_birdid_with_photo_arguments_opens_them(qtbot, installed, photo_dir):
 
     def look_then_close():
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
-        seen.extend(entry.path for entry in window.entries)
+        seen.extend(entry.path for entry in window.session.entries)
         window.close()
 
     QTimer.singleShot(300, look_then_close)

@@ -39,7 +39,7 @@ def window(qtbot, small_model_file):
 
 def identified(qtbot, window, paths):
     window.add_photos(paths)
-    qtbot.waitUntil(lambda: window.current.outcome() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=WAIT_MS)
 
 
@@ -65,7 +65,7 @@ def test_stages_modes_channels_opacity_and_species_need_no_new_identification(
         wait_for_overlay(qtbot, window, (cells, cells))
 
     panel.mode_box.setCurrentIndex(panel.mode_box.findData("pca"))
-    qtbot.waitUntil(lambda: window.overlay_values is not None and window.overlay_values.ndim == 3, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.overlay_controller.values is not None and window.overlay_controller.values.ndim == 3, timeout=WAIT_MS)
 
     panel.stage_box.setCurrentIndex(1)
     panel.mode_box.setCurrentIndex(panel.mode_box.findData("channel"))
@@ -83,10 +83,10 @@ def test_stages_modes_channels_opacity_and_species_need_no_new_identification(
     panel.mode_box.setCurrentIndex(panel.mode_box.findData("cam"))
     with qtbot.waitSignal(window.engine.explained, timeout=WAIT_MS):
         panel.species_box.setCurrentIndex(1)
-    second = window.current.whole.ranked[1].name
+    second = window.session.current.whole.ranked[1].name
     assert panel.species_box.currentText().startswith(f"2. {second}")
     wait_for_overlay(qtbot, window, (16, 16))
-    cam = window.overlay_values
+    cam = window.overlay_controller.values
     assert cam.min() >= 0 and cam.max() == pytest.approx(1.0)
     assert "Grad-CAM" in panel.help.text() and "not what makes the species" in panel.help.text()
     assert len(forward_passes) == passes
@@ -96,7 +96,7 @@ def test_the_overlay_sits_on_the_selected_region(window, qtbot, photo_dir):
     identified(qtbot, window, [photo_dir / "heron.jpg"])
     window.overlay.show_box.setChecked(True)
     window.photo_view.region_selected.emit(QRect(200, 100, 640, 480))
-    qtbot.waitUntil(lambda: window.current.region_outcome is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.current.region_outcome is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.photo_view.overlay_item().isVisible(), timeout=WAIT_MS)
     assert window.photo_view.overlay_item().sceneBoundingRect() == QRectF(200, 100, 640, 480)
 
@@ -104,7 +104,7 @@ def test_the_overlay_sits_on_the_selected_region(window, qtbot, photo_dir):
 def test_export_overlay_and_blended(window, qtbot, photo_dir, tmp_path, monkeypatch):
     identified(qtbot, window, [photo_dir / "heron.jpg"])  # 1600 x 1200
     window.overlay.show_box.setChecked(True)
-    qtbot.waitUntil(lambda: window.overlay_values is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.overlay_controller.values is not None, timeout=WAIT_MS)
     for blended, name in [(True, "blended.png"), (False, "alone.png")]:
         target = tmp_path / name
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, t=target, **k: (str(t), ""))
@@ -117,13 +117,13 @@ def test_export_overlay_and_blended(window, qtbot, photo_dir, tmp_path, monkeypa
 
 def test_maps_are_kept_for_the_photo_on_screen_only_and_choices_are_remembered(window, qtbot, photo_dir):
     identified(qtbot, window, [photo_dir / "robin.png", photo_dir / "heron.jpg"])
-    first = window.current
+    first = window.session.current
     assert first.whole.identification.stage_maps
     window.overlay.stage_box.setCurrentIndex(1)
     window.overlay.mode_box.setCurrentIndex(window.overlay.mode_box.findData("mean"))
     window.overlay.colormap_box.setCurrentText("grey")
     window.strip.setCurrentRow(1)
-    qtbot.waitUntil(lambda: window.current.outcome() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
     assert first.whole.identification.stage_maps == ()
     assert first.whole.ranked  # the answer itself is kept
     window.close()
@@ -140,14 +140,18 @@ def test_the_explain_command_writes_the_windows_blended_picture(window, qtbot, p
     panel.stage_box.setCurrentIndex(1)
     panel.mode_box.setCurrentIndex(panel.mode_box.findData("pca"))
     panel.show_box.setChecked(True)
-    qtbot.waitUntil(lambda: window.overlay_values is not None and window.overlay_values.shape[:2] == (16, 16), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.overlay_controller.values is not None and window.overlay_controller.values.shape[:2] == (16, 16), timeout=WAIT_MS)
     from_window = tmp_path / "window.png"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(from_window), ""))
     panel.export_blended.click()
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == f"Saved {from_window}", timeout=WAIT_MS)
 
     from_command = tmp_path / "command.png"
-    args = ["explain", str(photo), "--model", str(small_model_file), "--stage", "2", "--mode", "pca"]
+    # The same device and precision as the window's engine chose ("auto" is measured, and a
+    # busy machine can make the two measurements choose differently).
+    loaded = window.loaded_model
+    args = ["explain", str(photo), "--model", str(small_model_file), "--stage", "2", "--mode", "pca",
+            "--device", loaded.device.split(":")[0], "--precision", loaded.precision]
     assert main([*args, "--opacity", "0.6", "--max-size", "0", "--out", str(from_command)]) == 0
     with Image.open(from_window) as a, Image.open(from_command) as b:
         assert a.size == b.size == (640, 480)

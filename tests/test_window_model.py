@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QFileDialog
 from birdid_app.core import model_store
 from birdid_app.core.model_store import ModelStore, sha256_file
 from birdid_app.gui.main_window import MainWindow
-from conftest import open_window
 from birdid_app.gui.model_about import ModelAboutDialog
+from conftest import open_window
 
 JOB_TIMEOUT_MS = 30_000
 

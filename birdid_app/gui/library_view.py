@@ -1,8 +1,9 @@
 """The library in the window: folders, indexing progress, and searches shown as a thumbnail grid.
 
-Indexing runs on the engine thread (the model is there), a batch at a time behind interactive
-identification. Searches read the library on one dedicated reader thread that keeps the
-embedding matrix loaded and reloads it when the indexer has committed since.
+Indexing runs on the engine thread (the model is there), a forward at a time behind interactive
+identification; folder changes go to the library's writer thread. Searches read the library on
+one dedicated reader thread that keeps the embedding matrix loaded and reloads it when the
+indexer has committed since.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from PySide6.QtWidgets import (
 
 from birdid_app.core.library import IndexProgress, IndexSummary, LibraryDamaged, default_library_path
 from birdid_app.core.paths import data_dir
+from birdid_app.core.progress import describe_progress
 from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.jobs import Job
+from birdid_app.gui.library_writer import LibraryWriter
+from birdid_app.gui.session import Tickets
 
 THUMBNAIL = 128
 DEFAULT_DUPLICATE_THRESHOLD = 0.95  # as `birdid duplicates --threshold`
@@ -87,7 +91,7 @@ class LibraryView(QWidget):
         self.reader_pool.setExpiryTimeout(-1)  # one thread for the reader's SQLite connection, kept
         self._reader: _Reader | None = None
         self.indexing = False
-        self.results_generation = 0
+        self.tickets = Tickets()  # a grid's thumbnails arriving after a newer search are dropped
 
         self.folders = QListWidget()
         self.folders.setAccessibleName("Library folders")
@@ -196,9 +200,13 @@ class LibraryView(QWidget):
         engine.index_progress.connect(self._index_progress)
         engine.index_finished.connect(self._index_finished)
         engine.index_failed.connect(self._index_failed)
-        engine.folders_changed.connect(self._show_folders)
         engine.library_damaged.connect(self._library_damaged)
-        engine.library_rebuilt.connect(self._library_rebuilt)
+        # Folder changes and rebuilds go to the library's writer thread, not the model's.
+        self.writer = LibraryWriter(self)
+        self.writer.folders_changed.connect(self._folders_changed)
+        self.writer.rebuilt.connect(self._library_rebuilt)
+        self.writer.damaged.connect(self._library_damaged)
+        self.writer.failed.connect(self.progress_label.setText)
         self._set_indexing(False)
         self._read(lambda library: library.folders(), self._show_folders, when_missing=[])
 
@@ -217,12 +225,12 @@ class LibraryView(QWidget):
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
         if folder:
-            self.engine.change_folders(self.library_path, add=[Path(folder)])
+            self.writer.change_folders(self.library_path, add=[Path(folder)])
 
     def remove_folder(self) -> None:
         item = self.folders.currentItem()
         if item is not None:
-            self.engine.change_folders(self.library_path, remove=[Path(item.text())])
+            self.writer.change_folders(self.library_path, remove=[Path(item.text())])
 
     def start_indexing(self) -> None:
         if self.model_name is None:
@@ -247,10 +255,7 @@ class LibraryView(QWidget):
     def _index_progress(self, progress: IndexProgress) -> None:
         self.progress.setRange(0, max(progress.total, 1))
         self.progress.setValue(progress.done)
-        left = "" if progress.seconds_left is None else f" · {progress.seconds_left:.0f} s left"
-        self.progress_label.setText(
-            f"{progress.done} of {progress.total} photos · {progress.photos_per_second:.1f} per second{left}"
-        )
+        self.progress_label.setText(describe_progress(progress, " · "))
 
     def _index_finished(self, summary: IndexSummary) -> None:
         self._set_indexing(False)
@@ -270,6 +275,10 @@ class LibraryView(QWidget):
         self.cancel_button.setEnabled(running)
         if not running:
             self.pause_button.setChecked(False)
+
+    def _folders_changed(self, library_path: Path, folders: list[Path]) -> None:
+        self._show_folders(folders)
+        self.engine.replan_indexing(library_path)
 
     def _show_folders(self, folders: list[Path]) -> None:
         self.folders.clear()
@@ -325,7 +334,7 @@ class LibraryView(QWidget):
                        lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
 
     def _show_hits(self, hits, title: str, group: bool = False) -> None:
-        self.results_generation += 1  # thumbnails still on their way belong to the old items
+        grid = self.tickets.issue("grid")  # thumbnails still on their way belong to the old items
         self.results.clear()
         self.results_label.setText(title)
         for photo, value in hits:
@@ -335,9 +344,9 @@ class LibraryView(QWidget):
             item.setData(PHOTO_ID_ROLE, photo.id)
             item.setToolTip(str(photo.path))
             self.results.addItem(item)
-            self._thumbnail(item, photo.path)
+            self._thumbnail(item, photo.path, grid)
 
-    def _thumbnail(self, item: QListWidgetItem, path: Path) -> None:
+    def _thumbnail(self, item: QListWidgetItem, path: Path, grid: int) -> None:
         def work(report, should_cancel):
             from PIL import Image
 
@@ -352,10 +361,8 @@ class LibraryView(QWidget):
             image.save(cached, quality=85)
             return qimage_from_pil(image)
 
-        generation = self.results_generation
-
         def show(image) -> None:
-            if generation == self.results_generation:  # else the item was cleared with its grid
+            if self.tickets.is_current(grid):  # else the item was cleared with its grid
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
 
         job = Job(work)
@@ -426,7 +433,8 @@ class LibraryView(QWidget):
         self.results.clear()
         self.results_label.setText("Rebuilding the library…")
         self._close_reader()  # the reader's connection must not hold the damaged file open
-        self.engine.rebuild_library(self.library_path)
+        self.engine.cancel_indexing()  # nor an index job's (it stops between two forwards)
+        self.writer.rebuild(self.library_path)
 
     def _library_rebuilt(self, damaged: Path, folders: list[Path]) -> None:
         self.results_label.setText(
@@ -448,6 +456,7 @@ class LibraryView(QWidget):
         """Close the reader's connection on its own thread, then let the thread go."""
         self._close_reader()
         self.reader_pool.waitForDone(5000)
+        self.writer.shutdown()
 
 
 class _Damaged:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, QThreadPool
+from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -30,49 +27,32 @@ from birdid_app.core.errors import BirdidError
 from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
 from birdid_app.core.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import SettingsError, add_recent_file, load_settings, save_settings
+from birdid_app.gui.collector import GuiThreadCollector
 from birdid_app.gui.engine import (
     MEASURING_PRECISION,
     Engine,
     EngineSettings,
-    ExplainRequest,
     IdentifyOutcome,
     IdentifyRequest,
     LoadedModel,
 )
-from birdid_app.gui.images import pil_from_qimage, qimage_from_pil, qimage_from_rgba
+from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.library_view import LibraryView
 from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
+from birdid_app.gui.overlay_controller import OverlayController
 from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
 from birdid_app.gui.photo_view import PhotoView
 from birdid_app.gui.resources import icon
 from birdid_app.gui.results_panel import ResultsPanel
+from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
 
 THUMBNAIL_SIZE = 96
 DEFAULT_WINDOW_SIZE = QSize(1200, 780)
 PHOTO_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
 PASTED = "Pasted image"
-
-
-@dataclass
-class PhotoEntry:
-    """One photo in the strip, with what the model said about it (kept, never asked twice)."""
-
-    source: str
-    path: Path | None = None
-    image: Any = None  # a pasted picture, as an RGB PIL image
-    whole: IdentifyOutcome | None = None  # the answer for the whole photo
-    region: tuple[int, int, int, int] | None = None
-    region_outcome: IdentifyOutcome | None = None
-    error: str | None = None
-    pending: int | None = None  # the request the engine is working on for it
-    # Class-activation maps already computed, by (region, class index, stage).
-    cams: dict = field(default_factory=dict)
-
-    def outcome(self) -> IdentifyOutcome | None:
-        return self.region_outcome if self.region else self.whole
 
 
 def photos_in(paths: list[Path]) -> list[Path]:
@@ -94,25 +74,24 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(icon("birdid"))
         self.setAcceptDrops(True)
+        self.collector = GuiThreadCollector(self)  # Qt objects are freed on this thread only
         self.settings = load_settings()
         self._place_on_screen()
-        self.entries: list[PhotoEntry] = []
-        self.current: PhotoEntry | None = None
-        self.request_ids = itertools.count(1)
-        self.requests: dict[int, PhotoEntry] = {}
+        # The photos and answers: the state lives in the session; this window draws it.
+        self.session = PhotoSession(self)
+        self.session.current_changed.connect(self._show_entry)
+        self.session.answer_changed.connect(self._answer_changed)
+        self.session.request_stopped.connect(self._request_stopped)
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
-        self.overlay_values = None  # the map on screen: [H, W] in 0..1 or [H, W, 3] colours
-        self.overlay_token = 0  # bumped on every change, so a late result for an old choice is dropped
-        self.explains: dict[int, tuple[PhotoEntry, tuple]] = {}
 
         self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
         self.engine.model_failed.connect(self._model_failed)
-        self.engine.identified.connect(self._identified)
-        self.engine.failed.connect(self._identify_failed)
-        self.engine.cancelled.connect(self._identify_cancelled)
-        self.engine.explained.connect(self._explained)
+        self.engine.identified.connect(lambda outcome: self.session.accept_identified(outcome.request.request_id, outcome))
+        self.engine.failed.connect(self._request_failed)
+        self.engine.cancelled.connect(self.session.accept_cancelled)
+        self.engine.explained.connect(self.session.accept_cam)
         self.engine.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.engine.start()
 
@@ -172,6 +151,11 @@ class MainWindow(QMainWindow):
 
         self.results = ResultsPanel()
         self.overlay = OverlayPanel(self.settings)
+        self.overlay_controller = OverlayController(
+            self.session, self.overlay, self.photo_view, self.engine, self._run,
+            lambda message, ms: self.statusBar().showMessage(message, ms) if message else self.statusBar().clearMessage(),
+            self,
+        )
         self.overlay.changed.connect(self.update_overlay)
         self.overlay.opacity_changed.connect(self._opacity_changed)
         self.overlay.export_requested.connect(self.export_overlay)
@@ -286,8 +270,9 @@ class MainWindow(QMainWindow):
         self.model_status.setToolTip(f"Precision: {loaded.precision_reason}")
         if self.statusBar().currentMessage() == MEASURING_PRECISION:
             self.statusBar().showMessage(f"Precision: {loaded.precision_reason}", 10000)
-        if self.current is not None and self.current.outcome() is None and self.current.pending is None:
-            self._request(self.current)
+        current = self.session.current
+        if current is not None and current.outcome() is None and self.session.pending(current) is None:
+            self._request(current)
 
     def _model_failed(self, message: str) -> None:
         self.loaded_model = None
@@ -311,7 +296,7 @@ class MainWindow(QMainWindow):
         self.save_settings()
         if self._engine_settings() != before and self.active_model() is not None:
             self.show_model_state()  # reloads with the new device, precision or threads
-        if self.settings.top_k != top_k_before and self.current is not None:
+        if self.settings.top_k != top_k_before and self.session.current is not None:
             self._show_current_answer()
 
     def _download_from_menu(self) -> None:
@@ -365,14 +350,14 @@ class MainWindow(QMainWindow):
         self._add_entries([PhotoEntry(source=source, image=image)])
 
     def _add_entries(self, entries: list[PhotoEntry]) -> None:
-        first_row = len(self.entries)
+        first_row = len(self.session.entries)
+        self.session.add(entries)
         for entry in entries:
-            self.entries.append(entry)
             item = QListWidgetItem(Path(entry.source).name if entry.path else entry.source)
             item.setToolTip(entry.source)
             self.strip.addItem(item)
             self._make_thumbnail(entry, item)
-        self.strip.setVisible(len(self.entries) > 1)
+        self.strip.setVisible(len(self.session.entries) > 1)
         self.strip.setCurrentRow(first_row)
 
     def _fill_recent_menu(self) -> None:
@@ -384,16 +369,14 @@ class MainWindow(QMainWindow):
     # --- showing a photo and its answer ------------------------------------------------------
 
     def _step(self, delta: int) -> None:
-        if self.entries:
-            self.strip.setCurrentRow(max(0, min(len(self.entries) - 1, self.strip.currentRow() + delta)))
+        if self.session.entries:
+            last = len(self.session.entries) - 1
+            self.strip.setCurrentRow(max(0, min(last, self.strip.currentRow() + delta)))
 
     def _show_row(self, row: int) -> None:
-        if not 0 <= row < len(self.entries):
-            return
-        previous, self.current = self.current, self.entries[row]
-        entry = self.current
-        if previous is not None and previous is not entry:
-            _forget_maps(previous)  # memory stays bounded: stage maps of the photo on screen only
+        self.session.select(row)  # current_changed -> _show_entry
+
+    def _show_entry(self, entry: PhotoEntry) -> None:
         self.photo_view.clear_photo()
         if entry.image is not None:
             self.photo_view.set_photo(qimage_from_pil(entry.image))
@@ -403,7 +386,7 @@ class MainWindow(QMainWindow):
         self._show_current_answer()
 
     def _photo_decoded(self, entry: PhotoEntry, image) -> None:
-        if entry is self.current:
+        if entry is self.session.current:
             self.photo_view.set_photo(image)
             self._restore_region(entry)
             self.update_overlay()
@@ -412,7 +395,7 @@ class MainWindow(QMainWindow):
         self.photo_view.set_region(QRect(*entry.region) if entry.region else None)
 
     def _show_current_answer(self) -> None:
-        entry = self.current
+        entry = self.session.current
         if entry is None:
             return
         outcome = entry.outcome()
@@ -422,15 +405,15 @@ class MainWindow(QMainWindow):
             self._display(outcome)
         elif entry.error and not entry.region:
             self.results.show_error(entry.error)
-        elif entry.pending is None:
+        elif self.session.pending(entry) is None:
             self._request(entry)
 
     def _request(self, entry: PhotoEntry) -> None:
-        request_id = next(self.request_ids)
-        entry.pending = request_id
-        self.requests[request_id] = entry
+        request_id, replaced = self.session.identify_ticket(entry)
+        if replaced is not None:
+            self.engine.cancel(replaced)
         self.results.show_working(entry.source)
-        if entry is self.current:
+        if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
         self.engine.identify(
             IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region)
@@ -452,115 +435,52 @@ class MainWindow(QMainWindow):
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
 
-    def _identified(self, outcome: IdentifyOutcome) -> None:
-        entry = self.requests.pop(outcome.request.request_id, None)
-        if entry is None:
+    def _answer_changed(self, entry: PhotoEntry) -> None:
+        if entry is not self.session.current:
             return
-        entry.pending = None
-        if outcome.request.region is None:
-            entry.whole, entry.error = outcome, None
-        elif outcome.request.region == entry.region:
-            entry.region_outcome = outcome
-        if entry is self.current:
+        if entry.outcome() is None and entry.error:
+            self.results.show_error(entry.error)
+        else:
             self._show_current_answer()
 
-    def _identify_failed(self, request_id: int, message: str) -> None:
-        entry = self.requests.pop(request_id, None)
+    def _request_failed(self, request_id: int, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
-        if entry is None:
-            return
-        entry.pending = None
-        entry.error = message
-        if entry is self.current:
-            self.results.show_error(message)
+        self.session.accept_failed(request_id, message)
 
-    def _identify_cancelled(self, request_id: int) -> None:
-        entry = self.requests.pop(request_id, None)
-        if entry is None:
-            return
-        entry.pending = None
-        if entry is self.current and entry.outcome() is None:
+    def _request_stopped(self, entry: PhotoEntry) -> None:
+        if entry is self.session.current and entry.outcome() is None:
             self.results.show_message("Stopped", "Choose the photo again, or select a region, to identify it.")
 
     def stop_identifying(self) -> None:
-        if self.current is not None and self.current.pending is not None:
-            self.engine.cancel(self.current.pending)
+        current = self.session.current
+        if current is not None and self.session.pending(current) is not None:
+            self.engine.cancel(self.session.pending(current))
 
     def _region_selected(self, rect: QRect) -> None:
-        entry = self.current
+        entry = self.session.current
         if entry is None:
             return
-        entry.region = (rect.x(), rect.y(), rect.width(), rect.height())
-        entry.region_outcome = None
-        if entry.pending is not None:
-            self.engine.cancel(entry.pending)
-            entry.pending = None
+        stale = self.session.set_region(entry, (rect.x(), rect.y(), rect.width(), rect.height()))
+        if stale is not None:
+            self.engine.cancel(stale)
         self.region_action.setChecked(False)
         self.photo_view.set_region_mode(False)
         self._request(entry)
 
     def _region_cleared(self) -> None:
-        entry = self.current
+        entry = self.session.current
         if entry is None or entry.region is None:
             return
-        entry.region, entry.region_outcome = None, None
-        if entry.pending is not None:
-            self.engine.cancel(entry.pending)
-            entry.pending = None
+        stale = self.session.set_region(entry, None)
+        if stale is not None:
+            self.engine.cancel(stale)
         self._show_current_answer()
 
     # --- what the model sees -----------------------------------------------------------------
 
     def update_overlay(self) -> None:
-        """Draw the overlay the panel asks for from maps already at hand; only a class-activation
-        map not computed before goes to the engine (a gradient pass, never an identification)."""
-        self.overlay_token += 1
-        choice = self.overlay.choice()
-        self._remember_overlay_choice(choice)
-        entry = self.current
-        outcome = entry.outcome() if entry is not None else None
-        if not choice.enabled or outcome is None or not outcome.identification.stage_maps:
-            self.photo_view.set_overlay(None)
-            self.overlay_values = None
-            return
-        token = self.overlay_token
-        if choice.mode == "cam":
-            key = (entry.region, choice.class_index, choice.stage)
-            if key in entry.cams:
-                self._run(_render_values(entry.cams[key], choice), lambda r: self._show_overlay(token, r))
-            else:
-                self._request_cam(entry, choice)
-            return
-        stage_map = outcome.identification.stage_maps[choice.stage - 1]
-        self._run(_render_stage(stage_map, choice), lambda r: self._show_overlay(token, r))
-
-    def _request_cam(self, entry: PhotoEntry, choice: OverlayChoice) -> None:
-        request_id = next(self.request_ids)
-        self.explains[request_id] = (entry, (entry.region, choice.class_index, choice.stage))
-        self.statusBar().showMessage("Computing the class-activation map…")
-        self.engine.identify(
-            ExplainRequest(request_id, entry.source, entry.path, entry.image, entry.region, choice.class_index, choice.stage)
-        )
-
-    def _explained(self, request_id: int, cam) -> None:
-        entry, key = self.explains.pop(request_id, (None, None))
-        if entry is None:
-            return
-        entry.cams[key] = cam
-        self.statusBar().clearMessage()
-        if entry is self.current:
-            self.update_overlay()
-
-    def _show_overlay(self, token: int, rendered) -> None:
-        if token != self.overlay_token or self.current is None:
-            return  # the choice changed while this was drawn
-        image, values, channel, count = rendered
-        self.overlay_values = values
-        if channel is not None:
-            self.overlay.show_channel(channel, count)
-        region = self.current.region
-        target = QRectF(*region) if region else None
-        self.photo_view.set_overlay(image, target, self.overlay.choice().opacity)
+        self._remember_overlay_choice(self.overlay.choice())
+        self.overlay_controller.update()
 
     def _opacity_changed(self, opacity: float) -> None:
         self.photo_view.set_overlay_opacity(opacity)
@@ -573,7 +493,7 @@ class MainWindow(QMainWindow):
         self.settings.overlay_opacity = choice.opacity
 
     def export_overlay(self, blended: bool) -> None:
-        entry, values = self.current, self.overlay_values
+        entry, values = self.session.current, self.overlay_controller.values
         if entry is None or values is None:
             self.statusBar().showMessage("Turn on “Show what the model sees” first.", 5000)
             return
@@ -614,6 +534,7 @@ class MainWindow(QMainWindow):
         QThreadPool.globalInstance().waitForDone(5000)  # decoders finish before the window goes
         self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.save_settings()
+        self.collector.release()
         super().closeEvent(event)
 
     def _show_about_app(self) -> None:
@@ -649,58 +570,20 @@ def _decode_thumbnail(path: Path):
     return work
 
 
-def _forget_maps(entry: PhotoEntry) -> None:
-    for outcome in (entry.whole, entry.region_outcome):
-        if outcome is not None:
-            outcome.identification.stage_maps = ()
-    entry.cams.clear()
-
-
-def _render_stage(stage_map, choice: OverlayChoice):
-    """A job: the chosen view of one stage map, coloured, as (QImage, values, channel, count)."""
-
-    def work(report, should_cancel):
-        from birdid_app.core import explain
-
-        channel = count = None
-        if choice.mode == "channel":
-            ranking = explain.channel_ranking(stage_map)
-            count = len(ranking)
-            channel = int(ranking[min(choice.channel_rank, count - 1)])
-        values = explain.stage_view(stage_map, choice.mode, channel or 0)
-        return qimage_from_rgba(explain.overlay_rgba(values, 1.0, choice.colormap)), values, channel, count
-
-    return work
-
-
-def _render_values(values, choice: OverlayChoice):
-    def work(report, should_cancel):
-        from birdid_app.core import explain
-
-        return qimage_from_rgba(explain.overlay_rgba(values, 1.0, choice.colormap)), values, None, None
-
-    return work
-
-
 def _export(entry: PhotoEntry, values, choice: OverlayChoice, path: Path, blended: bool, photo_size):
-    """A job: the overlay alone (at the size of the photo or region it covers) or over the photo."""
+    """A job: the overlay alone (at the size of the photo or region it covers) or over the photo,
+    drawn as `birdid explain` draws it."""
 
     def work(report, should_cancel):
-        from PIL import Image
-
         from birdid_app.core import explain
         from birdid_app.core.photo import decode_photo
 
         if blended:
             photo = entry.image if entry.image is not None else decode_photo(entry.path, draft_size=None)
-            picture = explain.blend(photo, explain.overlay_rgba(values, choice.opacity, choice.colormap), entry.region)
         else:
-            width, height = (entry.region[2], entry.region[3]) if entry.region else photo_size
-            rgba = explain.overlay_rgba(values, 1.0, choice.colormap)
-            picture = Image.fromarray(rgba, "RGBA").resize((width, height), Image.Resampling.NEAREST)
-        partial = path.with_name(f".{path.name}.partial")
-        picture.save(partial, format="PNG")
-        partial.replace(path)  # never a half-written PNG under the name the person chose
+            photo = photo_size
+        picture = explain.render_picture(photo, values, choice.opacity, choice.colormap, entry.region, blended=blended)
+        explain.save_png(picture, path)  # never a half-written PNG under the name the person chose
         return path
 
     return work

@@ -18,20 +18,10 @@ from PySide6.QtWidgets import (
 from birdid_app.core.download import DownloadProgress, download_published_model
 from birdid_app.core.errors import Cancelled
 from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
+from birdid_app.core.progress import describe_progress
 from birdid_app.gui.jobs import Job
 
 MODEL_FILE_FILTER = "PyTorch model files (*.pt *.pth);;All files (*)"
-
-
-def describe_progress(progress: DownloadProgress) -> str:
-    total = progress.total or 0
-    text = f"{progress.done / 1e6:.1f} of {total / 1e6:.1f} MB · {progress.bytes_per_second / 1e6:.1f} MB/s"
-    if progress.seconds_left is not None:
-        seconds = int(round(progress.seconds_left))
-        text += f" · {seconds // 60} min {seconds % 60} s left" if seconds >= 60 else f" · {seconds} s left"
-    if progress.resumed_from:
-        text += f" · resumed at {progress.resumed_from / 1e6:.1f} MB"
-    return text
 
 
 class ModelInstaller(QWidget):
@@ -128,7 +118,7 @@ class ModelInstaller(QWidget):
         if progress.total:
             self.progress_bar.setRange(0, 1000)
             self.progress_bar.setValue(int(1000 * progress.done / progress.total))
-        self.progress_label.setText(describe_progress(progress))
+        self.progress_label.setText(describe_progress(progress, " · "))
 
     def _show_import_progress(self, fraction: float) -> None:
         self.progress_bar.setRange(0, 1000)

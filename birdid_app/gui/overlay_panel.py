@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.settings import OVERLAY_COLORMAPS, OVERLAY_MODES, Settings
+from birdid_app.core.options import COLORMAPS, OVERLAY_MODES
+from birdid_app.core.settings import Settings
 
 STAGE_LABELS = [
     "1: fine detail (every 4 px)",
@@ -82,7 +83,7 @@ class OverlayPanel(QWidget):
         self.next_channel.setAccessibleName("Next channel")
         self.channel_label = QLabel()
         self.colormap_box = QComboBox()
-        self.colormap_box.addItems(list(OVERLAY_COLORMAPS))
+        self.colormap_box.addItems(list(COLORMAPS))
         self.colormap_box.setCurrentText(settings.overlay_colormap)
         self.colormap_box.setAccessibleName("Colour map")
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
