@@ -3,7 +3,9 @@ no model yet, a damaged library. Through qtbot, on the real window."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +42,8 @@ def test_a_photo_opens_even_when_the_settings_cannot_be_saved(qtbot, small_model
     window = open_ready_window(qtbot)
     window.add_photos([photo_dir / "robin.png"])
     assert "settings cannot be saved" in window.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: window.current is not None and window.current.outcome() is not None, timeout=WINDOW_WAIT_MS)
-    assert window.results.isVisible() and window.current.path == photo_dir / "robin.png"
+    qtbot.waitUntil(lambda: window.session.current is not None and window.session.current.outcome() is not None, timeout=WINDOW_WAIT_MS)
+    assert window.results.isVisible() and window.session.current.path == photo_dir / "robin.png"
     window.close()  # closing saves again, fails again, and still closes
     assert not window.isVisible()
 
@@ -126,3 +128,20 @@ def test_the_window_says_when_another_birdid_is_indexing_the_library(qtbot, smal
         view.index_button.click()
     assert "Done: 1 photos identified" in view.progress_label.text()
     window.close()
+
+
+def test_while_a_window_is_open_garbage_is_collected_on_the_gui_thread_only(qtbot):
+    window = open_window(qtbot)
+    assert not gc.isenabled()  # no collection in whichever thread allocates: the engine's, say
+    collected_on = []
+    gc.callbacks.append(lambda phase, info: collected_on.append(threading.current_thread()) if phase == "start" else None)
+    try:
+        for _ in range(3000):
+            cycle = []  # garbage in a cycle, so that the generation counts cross their thresholds
+            cycle.append(cycle)
+        qtbot.waitUntil(lambda: bool(collected_on), timeout=5000)
+        assert set(collected_on) == {threading.main_thread()}
+    finally:
+        gc.callbacks.pop()
+    window.close()
+    assert gc.isenabled()
