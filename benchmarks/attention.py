@@ -14,11 +14,11 @@ from collections import Counter
 
 import torch
 import torch.nn.functional as F
+from speed import BASE
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core import hiera
-from speed import BASE
+from machine import machine_description  # benchmarks/machine.py
 
 
 def attention_shapes() -> Counter:

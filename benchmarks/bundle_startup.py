@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine_description  # benchmarks/machine.py
 from startup import base_model_file
+
+from machine import machine_description  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 DISPLAY = ":87"

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.inference import Classifier
 from birdid_app.core.library import BATCH_SIZE, IndexJob, Library
+from machine import machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 

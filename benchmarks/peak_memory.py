@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
+from machine import machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.vectors import VectorIndex
+from machine import machine_description  # benchmarks/machine.py
 
 DIM = 768
 # Rows generated and normalised per step, so building 1M rows makes no second 3 GB temporary.

@@ -18,10 +18,10 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from machine import machine_description  # benchmarks/machine.py
 from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.inference import Classifier
+from machine import machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 RGB = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))

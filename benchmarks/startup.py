@@ -56,10 +56,10 @@ print(f"{imported - started:.3f} {loaded - imported:.3f} {first - loaded:.3f} {s
 
 def base_model_file(folder: Path) -> Path:
     import torch
+    from speed import BASE  # benchmarks/speed.py: the base model's configuration
 
     from birdid_app.core.checkpoint import write_checkpoint
     from birdid_app.core.hiera import Hiera
-    from speed import BASE  # benchmarks/speed.py: the base model's configuration
 
     torch.manual_seed(0)
     path = folder / "base.pt"

@@ -12,9 +12,9 @@ import struct
 import zlib
 from pathlib import Path
 
+import birder  # the reference our model input must equal (a test dependency)
 import numpy as np
 import pytest
-import birder  # the reference our model input must equal (a test dependency)
 import torch
 from PIL import Image, ImageDraw, ImageFile
 
@@ -23,7 +23,6 @@ from birdid_app.core import preprocess as preprocess_module
 from birdid_app.core.errors import PhotoError
 from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo
 from birdid_app.core.preprocess import to_model_input
-
 
 HALF_STATS = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 IMAGENET_STATS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

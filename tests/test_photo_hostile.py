@@ -351,7 +351,7 @@ def test_decoder_warnings_become_one_log_line_naming_the_file_on_any_thread(tmp_
         from PIL import Image
         from birdid_app.core.photo import decode_photo, photo_metadata
 
-        paths = {[str(p) for pair in zip(corrupt, good) for p in pair]!r}
+        paths = {[str(p) for pair in zip(corrupt, good, strict=True) for p in pair]!r}
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(photo_metadata, paths))  # logs at DEBUG: nothing shown
             list(pool.map(decode_photo, paths))
