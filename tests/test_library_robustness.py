@@ -22,6 +22,7 @@ from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.inference import Classifier
 from birdid_app.core.library import (
     _SCHEMA_V1,
+    SCHEMA_VERSION,
     IndexerBusy,
     IndexJob,
     IndexLock,
@@ -171,7 +172,7 @@ def test_a_version_1_library_is_migrated_with_its_data(tmp_path, folder, small):
         db.executemany("INSERT INTO predictions VALUES (7, ?, ?, ?)",
                        [(rank, s.name, s.probability) for rank, s in enumerate(identification.ranked(5), 1)])
     with Library(path) as library:
-        assert library.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert library.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert library.folders() == [folder]
         photo = library.photo(7)
         assert photo.model == "small" and photo.taken_at == "2026-05-17T06:41:09" and photo.longitude == -4.5
@@ -265,7 +266,7 @@ def test_two_processes_creating_one_new_library_at_once_both_succeed(tmp_path):
         go.touch()
         failures += [line for p in processes for line in p.communicate(timeout=60)[0].splitlines() if line != "ok"]
         with Library(path) as library:
-            assert library.db.execute("PRAGMA user_version").fetchone()[0] == 2 and library.integrity_ok()
+            assert library.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION and library.integrity_ok()
     assert failures == []
 
 

@@ -5,8 +5,8 @@ Exit codes: 0 every photo identified, 1 some photos failed, 2 bad usage or no us
 
 Each command is a function of its parsed arguments that returns an exit code or raises; `main`
 alone turns what it raises into one sentence on stderr and an exit code. The commands live in
-identify.py (identify, selftest), explain.py, library.py (index, similar, find, duplicates,
-export) and models.py (model ...).
+identify.py (identify, selftest), explain.py, library.py (index, similar, find, label,
+duplicates, export) and models.py (model ...).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from birdid_app.core.errors import sentence
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "build_parser", "main"]
 
-COMMANDS = ("identify", "explain", "index", "similar", "find", "duplicates", "export", "model", "selftest")
+COMMANDS = (
+    "identify", "explain", "index", "similar", "find", "label", "duplicates", "export", "model", "selftest",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

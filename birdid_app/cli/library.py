@@ -45,7 +45,16 @@ def add_commands(commands) -> None:
     find.add_argument("species", metavar="SPECIES")
     find.add_argument("--in-top", type=int, choices=range(1, 6), default=1, metavar="N",
                       help="photos where it is among the top N species (default 1: the top one)")
+    find.add_argument("--confirmed", action="store_true", help="only photos you labelled as SPECIES")
     find.set_defaults(run=find_species)
+    label = commands.add_parser(
+        "label", parents=[*reading], help="confirm or correct the species of a library photo (your own label)"
+    )
+    label.add_argument("photo", type=Path, metavar="PHOTO")
+    label.add_argument("species", nargs="?", metavar="SPECIES",
+                       help='one of the model\'s species, "not a bird" or "unknown species"')
+    label.add_argument("--clear", action="store_true", help="remove your label from PHOTO")
+    label.set_defaults(run=label_photo)
     duplicates = commands.add_parser(
         "duplicates", parents=[*reading, json_option()], help="groups of near-identical library photos"
     )
@@ -147,10 +156,47 @@ def find_species(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         names = {name.casefold(): name for name, _ in library.species_counts()}
         species = names.get(args.species.casefold(), args.species)
-        hits = library.find_species(species, in_top=args.in_top)
+        hits = library.find_species(species, in_top=args.in_top, confirmed_only=args.confirmed)
         _warn_if_not_identified_by(library)
-    _print_records([{"path": str(photo.path), "probability": probability} for photo, probability in hits], args.json,
-                   lambda r: f"{r['probability'] * 100:6.2f}%  {r['path']}")
+    records = []
+    for photo, probability in hits:
+        record = {"path": str(photo.path), "probability": probability}
+        if photo.label is not None:
+            record["confirmed"] = True  # labelled so by the person; listed first
+        records.append(record)
+    _print_records(records, args.json, _found_line)
+    return EXIT_OK
+
+
+def _found_line(record: dict) -> str:
+    probability = "" if record["probability"] is None else f"{record['probability'] * 100:.2f}%"
+    mark = "confirmed" if record.get("confirmed") else ""
+    return f"{probability:>7}  {mark:9}  {record['path']}"
+
+
+def label_photo(args: argparse.Namespace) -> int:
+    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+
+    if args.clear == (args.species is not None):
+        raise Failure("Name a SPECIES for the photo, or --clear its label.")
+    with _open_library(args) as library:
+        photo = library.photo_by_path(args.photo)
+        if photo is None:
+            raise Failure(f"{args.photo}: This photo is not in the library: index its folder first.")
+        if args.clear:
+            library.set_label(photo.id, None)
+            print(f"{photo.path}: label removed")
+            return EXIT_OK
+        chosen = choose_model(args.model)
+        names = read_checkpoint(chosen.path, check_crc=not chosen.crc_checked).class_names
+        known = {name.casefold(): name for name in [*names, NOT_A_BIRD, UNKNOWN_SPECIES]}
+        species = known.get(args.species.strip().casefold())
+        if species is None:
+            raise Failure(f"The model knows no species called {args.species!r}; "
+                          f'use one of its names, "{NOT_A_BIRD}" or "{UNKNOWN_SPECIES}".')
+        library.set_label(photo.id, species)
+    print(f"{photo.path}: labelled {species}")
     return EXIT_OK
 
 

@@ -40,7 +40,7 @@ from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo, photo_metadata
 from birdid_app.core.vectors import VectorIndex
 
 LIBRARY_VARIABLE = "BIRDID_LIBRARY"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TOP_SPECIES = 5
 BATCH_SIZE = 8  # photos per forward pass and per committed transaction
 FINGERPRINT_SAMPLE = 256 * 1024  # bytes read from the start and from the end of a file
@@ -120,8 +120,23 @@ _V1_TO_V2 = [
     "CREATE INDEX identifications_by_model ON identifications (model)",
     "CREATE INDEX predictions_by_species ON predictions (model, species, rank, probability)",
 ]
+# Version 3: the person's own labels, apart from any model's predictions. Keyed by photo, so a
+# label survives re-indexing (a changed file keeps its row), a model change and a rename.
+_V2_TO_V3 = [
+    """CREATE TABLE labels (
+        photo_id INTEGER PRIMARY KEY REFERENCES photos (id) ON DELETE CASCADE,
+        species TEXT NOT NULL,  -- a species name, or NOT_A_BIRD, or UNKNOWN_SPECIES
+        set_at TEXT NOT NULL,  -- when, ISO 8601 in UTC
+        source TEXT NOT NULL  -- "person", or "keywords" (taken from the photo's own keywords)
+    )""",
+    "CREATE INDEX labels_by_species ON labels (species)",
+]
 # Version N's schema is reached from N-1 by MIGRATIONS[N]; version 1 is _SCHEMA_V1 from nothing.
-MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2}
+MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3}
+# Labels for what is not one of the model's species.
+NOT_A_BIRD = "not a bird"
+UNKNOWN_SPECIES = "unknown species"
+LABEL_SOURCES = ("person", "keywords")
 
 
 class LibraryError(BirdidError):
@@ -155,6 +170,7 @@ class LibraryPhoto:
     species: tuple[tuple[str, float], ...]  # the reading model's top-5, most likely first
     model: str | None  # the model those species are from; None when it has not identified this photo
     error: str | None
+    label: str | None = None  # the person's own: a species, NOT_A_BIRD or UNKNOWN_SPECIES; None if unset
 
 
 @dataclass(frozen=True)
@@ -420,15 +436,54 @@ class Library:
         return self.similar(self.vectors().vector(photo_id), k, exclude=[photo_id])
 
     @_guarded
-    def find_species(self, species: str, *, in_top: int = 1) -> list[tuple[LibraryPhoto, float]]:
-        """Photos whose top prediction (or one of the top `in_top`) is `species`, most likely first."""
-        rows = self.db.execute(
-            "SELECT photo_id, probability FROM predictions WHERE model = ? AND species = ? AND rank <= ? "
-            "ORDER BY probability DESC, photo_id",
-            (self.reading_model(), species, in_top),
+    def find_species(
+        self, species: str, *, in_top: int = 1, confirmed_only: bool = False
+    ) -> list[tuple[LibraryPhoto, float | None]]:
+        """Photos of `species`: first those the person labelled so (marked by their `label`,
+        with the model's probability for it when it has one), then those whose top prediction (or
+        one of the top `in_top`) it is, most likely first, leaving out photos labelled otherwise."""
+        model = self.reading_model()
+        confirmed = self.db.execute(
+            "SELECT labels.photo_id, predictions.probability FROM labels LEFT JOIN predictions "
+            "ON predictions.photo_id = labels.photo_id AND predictions.model = ? AND predictions.species = labels.species "
+            "WHERE labels.species = ? ORDER BY predictions.probability DESC, labels.photo_id",
+            (model, species),
         ).fetchall()
+        predicted = [] if confirmed_only else self.db.execute(
+            "SELECT photo_id, probability FROM predictions WHERE model = ? AND species = ? AND rank <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM labels WHERE labels.photo_id = predictions.photo_id) "
+            "ORDER BY probability DESC, photo_id",
+            (model, species, in_top),
+        ).fetchall()
+        rows = confirmed + predicted
         photos = self._photos([pid for pid, _ in rows])
         return [(photos[pid], probability) for pid, probability in rows]
+
+    # --- the person's labels -----------------------------------------------------------------
+
+    @_guarded
+    def set_label(self, photo_id: int, species: str | None, *, source: str = "person") -> None:
+        """Label a photo (None clears its label). `species` is the caller's to check against the
+        model's names; NOT_A_BIRD and UNKNOWN_SPECIES are always allowed."""
+        if source not in LABEL_SOURCES:
+            raise ValueError(f"a label comes from one of {LABEL_SOURCES}, not {source!r}")
+        with self.db:
+            if species is None:
+                self.db.execute("DELETE FROM labels WHERE photo_id = ?", (photo_id,))
+            else:
+                self.db.execute(
+                    "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (photo_id) DO UPDATE SET species = excluded.species, set_at = excluded.set_at, "
+                    "source = excluded.source",
+                    (photo_id, species, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), source),
+                )
+
+    @_guarded
+    def labels(self) -> dict[int, tuple[str, str, str]]:
+        """photo id -> (species, set_at, source) of every labelled photo."""
+        return {pid: (species, set_at, source) for pid, species, set_at, source in self.db.execute(
+            "SELECT photo_id, species, set_at, source FROM labels"
+        )}
 
     @_guarded
     def species_counts(self) -> list[tuple[str, int]]:
@@ -445,11 +500,12 @@ class Library:
 
     @_guarded
     def export_csv(self, destination: Path) -> int:
-        """path, date, GPS, top-5 species and probabilities, model, error; one row per photo."""
+        """path, date, GPS, top-5 species and probabilities, model, error, the person's label;
+        one row per photo."""
         header = ["path", "taken_at", "latitude", "longitude"]
         for rank in range(1, TOP_SPECIES + 1):
             header += [f"species_{rank}", f"probability_{rank}"]
-        header += ["model", "error"]
+        header += ["model", "error", "label"]
         ids = [pid for (pid,) in self.db.execute("SELECT id FROM photos ORDER BY path")]
         photos = self._photos(ids)
         with atomic_write(destination, "w", newline="") as handle:  # csv writes its own line ends
@@ -461,7 +517,7 @@ class Library:
                 for rank in range(TOP_SPECIES):
                     name, probability = p.species[rank] if rank < len(p.species) else ("", None)
                     row += [name, "" if probability is None else f"{probability:.6f}"]
-                writer.writerow(row + [p.model or "", p.error or ""])
+                writer.writerow(row + [p.model or "", p.error or "", p.label or ""])
         return len(ids)
 
     @_guarded
@@ -480,12 +536,14 @@ class Library:
                 [model, *chunk],
             ):
                 species[pid].append((name, probability))
-            for pid, path, taken_at, lat, lon, error in self.db.execute(
-                f"SELECT id, path, taken_at, latitude, longitude, error FROM photos WHERE id IN ({marks})",
+            for pid, path, taken_at, lat, lon, error, label in self.db.execute(
+                "SELECT id, path, taken_at, latitude, longitude, error, "
+                "(SELECT species FROM labels WHERE labels.photo_id = photos.id) "
+                f"FROM photos WHERE id IN ({marks})",
                 chunk,
             ):
                 by = model if species[pid] else None
-                found[pid] = LibraryPhoto(pid, Path(path), taken_at, lat, lon, tuple(species[pid]), by, error)
+                found[pid] = LibraryPhoto(pid, Path(path), taken_at, lat, lon, tuple(species[pid]), by, error, label)
         return found
 
     # --- writing (the indexer's) -------------------------------------------------------------

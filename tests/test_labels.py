@@ -1,0 +1,90 @@
+"""A person's own labels: set from the command line, kept apart from the model's predictions,
+surviving re-indexing, a model change and a rename; found first by species search; exported."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+
+import pytest
+
+from birdid_app.cli import main
+from birdid_app.core.library import NOT_A_BIRD, Library
+from conftest import SPECIES, make_photo
+
+
+@pytest.fixture
+def indexed(tmp_path, small_model_file, capsys):
+    folder = tmp_path / "photos"
+    for i in range(6):
+        make_photo(folder / f"p{i}.jpg", size=(320, 240), seed=i)
+    library = tmp_path / "library.sqlite3"
+    common = ["--library", str(library), "--model", str(small_model_file)]
+    assert main(["index", str(folder), *common]) == 0
+    capsys.readouterr()
+    return folder, library, common
+
+
+def top_species(library, path) -> str:
+    with Library(library) as opened:
+        return opened.photo_by_path(path).species[0][0]
+
+
+def test_a_label_is_found_first_marked_and_survives_reindexing_and_a_rename(indexed, capsys):
+    folder, library, common = indexed
+    photo = folder / "p2.jpg"
+    predicted = top_species(library, photo)
+    corrected = next(name for name in SPECIES if name != predicted)
+    assert main(["label", str(photo), corrected.upper(), *common]) == 0  # names match in any case
+    assert capsys.readouterr().out.strip() == f"{photo}: labelled {corrected}"
+
+    assert main(["find", corrected, "--json", *common]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found[0]["path"] == str(photo) and found[0]["confirmed"] is True
+    assert all("confirmed" not in record for record in found[1:])
+    assert main(["find", predicted, "--in-top", "5", "--json", *common]) == 0
+    assert str(photo) not in [r["path"] for r in json.loads(capsys.readouterr().out)]  # labelled otherwise
+    assert main(["find", corrected, "--confirmed", "--json", *common]) == 0
+    assert [r["path"] for r in json.loads(capsys.readouterr().out)] == [str(photo)]
+
+    # Changed on disk and indexed again, then renamed: the label stays with the photo.
+    os.utime(photo, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert main(["index", *common]) == 0
+    renamed = folder / "renamed.jpg"
+    photo.rename(renamed)
+    assert main(["index", *common]) == 0
+    capsys.readouterr()
+    with Library(library) as opened:
+        assert opened.photo_by_path(renamed).label == corrected
+
+    out = folder.parent / "out.csv"
+    assert main(["export", str(out), *common]) == 0
+    with out.open(newline="") as handle:
+        rows = {os.path.basename(r["path"]): r for r in csv.DictReader(handle)}
+    assert rows["renamed.jpg"]["label"] == corrected and rows["p1.jpg"]["label"] == ""
+
+
+def test_not_a_bird_unknown_names_and_clearing(indexed, capsys):
+    folder, library, common = indexed
+    assert main(["label", str(folder / "p1.jpg"), "Not A Bird", *common]) == 0
+    with Library(library) as opened:
+        assert opened.photo_by_path(folder / "p1.jpg").label == NOT_A_BIRD
+    capsys.readouterr()
+    assert main(["label", str(folder / "p1.jpg"), "Dodo", *common]) == 2
+    assert "The model knows no species called 'Dodo'" in capsys.readouterr().err
+    assert main(["label", str(folder.parent / "elsewhere.jpg"), "Great Tit", *common]) == 2
+    assert "This photo is not in the library: index its folder first." in capsys.readouterr().err
+    assert main(["label", str(folder / "p1.jpg"), "--clear", *common]) == 0
+    with Library(library) as opened:
+        assert opened.photo_by_path(folder / "p1.jpg").label is None
+
+
+def test_a_label_survives_a_change_of_model(indexed, tmp_path, capsys):
+    folder, library, common = indexed
+    assert main(["label", str(folder / "p3.jpg"), "Grey Heron", *common]) == 0
+    with Library(library, model="another-model") as opened:  # read through a model with no rows
+        photo = opened.photo_by_path(folder / "p3.jpg")
+        assert photo.label == "Grey Heron" and photo.species == ()
+        assert [p.path.name for p, _ in opened.find_species("Grey Heron")] == ["p3.jpg"]
