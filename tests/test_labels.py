@@ -88,3 +88,45 @@ def test_a_label_survives_a_change_of_model(indexed, tmp_path, capsys):
         photo = opened.photo_by_path(folder / "p3.jpg")
         assert photo.label == "Grey Heron" and photo.species == ()
         assert [p.path.name for p, _ in opened.find_species("Grey Heron")] == ["p3.jpg"]
+
+
+def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, tmp_path, small_model_file, photo_dir):
+    from birdid_app.core.library import default_library_path
+    from birdid_app.core.model_store import ModelStore
+    from conftest import WINDOW_WAIT_MS, open_ready_window
+
+    folder = tmp_path / "birds"
+    for i in range(2):
+        make_photo(folder / f"b{i}.jpg", size=(320, 240), seed=i)
+    ModelStore().import_file(small_model_file)
+    assert main(["index", str(folder), "--device", "cpu"]) == 0
+    window = open_ready_window(qtbot)
+    panel = window.label_panel
+
+    def stored_label():
+        with Library(default_library_path()) as library:
+            return library.photo_by_path(folder / "b1.jpg").label
+
+    window.add_photos([folder / "b1.jpg"])
+    qtbot.waitUntil(lambda: panel.isEnabled() and panel.top_species is not None, timeout=WINDOW_WAIT_MS)
+    top = window.session.current.outcome().ranked[0].name
+    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
+        panel.confirm_button.click()
+    assert stored_label() == top and panel.state.text() == f"Your label: {top}"
+
+    corrected = next(name for name in SPECIES if name != top)
+    panel.species.setText(corrected.lower())
+    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
+        panel.set_button.click()
+    assert stored_label() == corrected
+
+    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
+        panel.clear_button.click()
+    assert stored_label() is None
+
+    window.add_photos([photo_dir / "robin.png"])  # not in the library: said, not stored
+    qtbot.waitUntil(lambda: panel.isEnabled(), timeout=WINDOW_WAIT_MS)
+    with qtbot.waitSignal(window.library_view.writer.failed, timeout=WINDOW_WAIT_MS):
+        panel.confirm_button.click()
+    assert "This photo is not in your library" in window.statusBar().currentMessage()
+    window.close()

@@ -208,7 +208,7 @@ class LibraryView(QWidget):
         self.writer.damaged.connect(self._library_damaged)
         self.writer.failed.connect(self.progress_label.setText)
         self._set_indexing(False)
-        self._read(lambda library: library.folders(), self._show_folders, when_missing=[])
+        self.read(lambda library: library.folders(), self._show_folders, when_missing=[])
 
     # --- the model and its species -----------------------------------------------------------
 
@@ -296,21 +296,21 @@ class LibraryView(QWidget):
             return library.find_species(names.get(text.casefold(), text), in_top=top)
 
         where = "among the top 5" if top == 5 else "as the top species"
-        self._read(search, lambda hits: self._show_hits(hits, f"{len(hits)} photos with {text} {where}"))
+        self.read(search, lambda hits: self._show_hits(hits, f"{len(hits)} photos with {text} {where}"))
 
     def find_similar(self) -> None:
         embedding = self.current_embedding
         if embedding is None:
             self.results_label.setText("Identify a photo first: its look is what is searched for.")
             return
-        self._read(
+        self.read(
             lambda library: library.similar(embedding, SIMILAR_K),
             lambda hits: self._show_hits(hits, f"The {len(hits)} most similar photos"),
         )
 
     def find_similar_to(self, photo_id: int, name: str) -> None:
         """The photos most like one already in the library, from its stored embedding."""
-        self._read(
+        self.read(
             lambda library: library.similar_to_photo(photo_id, SIMILAR_K),
             lambda hits: self._show_hits(hits, f"The {len(hits)} photos most like {name}"),
         )
@@ -322,7 +322,7 @@ class LibraryView(QWidget):
             groups = library.duplicate_groups(threshold)
             return [(photo, number) for number, group in enumerate(groups, 1) for photo in group]
 
-        self._read(
+        self.read(
             search,
             lambda hits: self._show_hits(hits, f"Near-duplicates (alike ≥ {threshold:.2f}), group by group", group=True),
         )
@@ -330,7 +330,7 @@ class LibraryView(QWidget):
     def export_csv(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export the library as CSV", "birdid-library.csv", "CSV (*.csv)")
         if name:
-            self._read(lambda library: library.export_csv(Path(name)),
+            self.read(lambda library: library.export_csv(Path(name)),
                        lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
 
     def _show_hits(self, hits, title: str, group: bool = False) -> None:
@@ -384,7 +384,7 @@ class LibraryView(QWidget):
 
     # --- the reader thread -------------------------------------------------------------------
 
-    def _read(self, query, on_result, *, when_missing=None) -> None:
+    def read(self, query, on_result, *, when_missing=None) -> None:
         """Run `query(library)` on the reader thread; `on_result` gets its answer here. With no
         library file yet, `on_result(when_missing)`, or a message when that is None; a damaged
         file is offered for rebuilding."""

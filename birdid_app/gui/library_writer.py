@@ -23,6 +23,7 @@ class LibraryWriter(QObject):
     rebuilt = Signal(object, object)  # where the damaged file was set aside, the folders kept
     damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
     failed = Signal(str)
+    label_set = Signal(object, object)  # the photo's path, its label now (None: cleared)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -46,6 +47,27 @@ class LibraryWriter(QObject):
                 raise BirdidError(f"The library's folders could not be changed: {error}") from None
 
         self._run(work, lambda folders: self.folders_changed.emit(library_path, folders))
+
+    def set_label(self, library_path: Path, photo: Path, species: str | None) -> None:
+        """Label a library photo (None clears it); label_set reports the photo and its label."""
+
+        def work(report, should_cancel):
+            try:
+                with Library(Path(library_path), create=False) as library:
+                    found = library.photo_by_path(photo)
+                    if found is None:
+                        raise BirdidError(
+                            f"{photo}: This photo is not in your library: add its folder in the Library tab "
+                            "and index it to keep a label."
+                        )
+                    library.set_label(found.id, species)
+                    return photo, species
+            except LibraryDamaged as error:
+                return error
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"{photo}: The label could not be saved: {error}") from None
+
+        self._run(work, lambda result: self.label_set.emit(*result))
 
     def rebuild(self, library_path: Path) -> None:
         """Set a damaged library file aside and start a new one with its folders."""

@@ -38,6 +38,7 @@ from birdid_app.gui.engine import (
 )
 from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
+from birdid_app.gui.label_panel import LabelPanel
 from birdid_app.gui.library_view import LibraryView
 from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
@@ -162,6 +163,8 @@ class MainWindow(QMainWindow):
         column_widget = QWidget()
         right = QVBoxLayout(column_widget)
         right.addWidget(self.results)
+        self.label_panel = LabelPanel()
+        right.addWidget(self.label_panel)
         right.addWidget(self.overlay)
         right.addStretch()
         scroll = QScrollArea()
@@ -178,6 +181,9 @@ class MainWindow(QMainWindow):
         self.identify_view = self.workspace
         self.library_view = LibraryView(self.engine)
         self.library_view.show_photo.connect(self._show_library_photo)
+        self.label_panel.label_chosen.connect(self._label_chosen)
+        self.library_view.writer.label_set.connect(self._label_set)
+        self.library_view.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
         self.tabs = QTabWidget()
         self.tabs.addTab(self.identify_view, "&Identify")
         self.tabs.addTab(self.library_view, "&Library")
@@ -266,6 +272,7 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, loaded: LoadedModel) -> None:
         self.loaded_model = loaded
         self.library_view.set_model(loaded.name, loaded.class_names)
+        self.label_panel.set_species_names(loaded.class_names)
         self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
         self.model_status.setToolTip(f"Precision: {loaded.precision_reason}")
         if self.statusBar().currentMessage() == MEASURING_PRECISION:
@@ -378,6 +385,7 @@ class MainWindow(QMainWindow):
 
     def _show_entry(self, entry: PhotoEntry) -> None:
         self.photo_view.clear_photo()
+        self.label_panel.setEnabled(False)  # until this photo's answer is shown
         if entry.image is not None:
             self.photo_view.set_photo(qimage_from_pil(entry.image))
             self._restore_region(entry)
@@ -431,9 +439,36 @@ class MainWindow(QMainWindow):
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
         self.library_view.current_embedding = outcome.identification.embedding
+        self._show_label(self.session.current, outcome.ranked[0].name)
         if self.loaded_model is not None:
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
+
+    # --- the person's label ------------------------------------------------------------------
+
+    def _show_label(self, entry: PhotoEntry | None, top_species: str | None) -> None:
+        """The label panel for the photo on screen: its label is read from the library."""
+        if entry is None or entry.path is None:
+            self.label_panel.setEnabled(False)  # a pasted picture is in no library
+            return
+        self.label_panel.show_photo(top_species, None)
+
+        def shown(photo) -> None:
+            if entry is self.session.current and photo:
+                self.label_panel.show_label(photo.label)
+
+        self.library_view.read(lambda library: library.photo_by_path(entry.path), shown, when_missing=False)
+
+    def _label_chosen(self, species: str | None) -> None:
+        entry = self.session.current
+        if entry is not None and entry.path is not None:
+            self.library_view.writer.set_label(self.library_view.library_path, entry.path, species)
+
+    def _label_set(self, path: Path, species: str | None) -> None:
+        current = self.session.current
+        if current is not None and current.path == path:
+            self.label_panel.show_label(species)
+        self.statusBar().showMessage(f"Labelled {path.name}: {species}" if species else f"Label removed from {path.name}", 5000)
 
     def _answer_changed(self, entry: PhotoEntry) -> None:
         if entry is not self.session.current:

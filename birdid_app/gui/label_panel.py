@@ -1,0 +1,73 @@
+"""The person's own label for the photo on screen: confirm the model's species, or correct it.
+
+Labels live in the library (core/library.py), so a photo must be in one of its folders; the
+window asks the library's writer to store them (library_writer.py).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+
+
+class LabelPanel(QWidget):
+    label_chosen = Signal(object)  # the species (or NOT_A_BIRD, UNKNOWN_SPECIES), or None to clear
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.names: dict[str, str] = {}  # casefolded -> the model's spelling, and the two extras
+        self.top_species: str | None = None
+        self.state = QLabel("Your label: none")
+        self.state.setAccessibleName("Your label")
+        self.confirm_button = QPushButton("C&onfirm")
+        self.confirm_button.setToolTip("Label this photo with the model's best match")
+        self.species = QLineEdit()
+        self.species.setPlaceholderText(f"Correct: a species, “{NOT_A_BIRD}” or “{UNKNOWN_SPECIES}”")
+        self.species.setAccessibleName("Correct the species")
+        self.set_button = QPushButton("Set &label")
+        self.clear_button = QPushButton("Clear")
+        row = QHBoxLayout()
+        row.addWidget(self.species, 1)
+        row.addWidget(self.set_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        top.addWidget(self.state, 1)
+        top.addWidget(self.confirm_button)
+        top.addWidget(self.clear_button)
+        layout.addLayout(top)
+        layout.addLayout(row)
+        self.confirm_button.clicked.connect(lambda: self.label_chosen.emit(self.top_species))
+        self.set_button.clicked.connect(self._set_typed)
+        self.species.returnPressed.connect(self._set_typed)
+        self.clear_button.clicked.connect(lambda: self.label_chosen.emit(None))
+        self.setEnabled(False)
+
+    def set_species_names(self, class_names: list[str]) -> None:
+        self.names = {name.casefold(): name for name in [*class_names, NOT_A_BIRD, UNKNOWN_SPECIES]}
+        completer = QCompleter(list(self.names.values()), self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.species.setCompleter(completer)
+
+    def show_photo(self, top_species: str | None, label: str | None) -> None:
+        """The photo now on screen: its model's best match (to confirm) and its label, if any."""
+        self.top_species = top_species
+        self.confirm_button.setText(f"C&onfirm {top_species}" if top_species else "C&onfirm")
+        self.confirm_button.setEnabled(top_species is not None)
+        self.show_label(label)
+        self.setEnabled(True)
+
+    def show_label(self, label: str | None) -> None:
+        self.state.setText(f"Your label: {label}" if label else "Your label: none")
+        self.clear_button.setEnabled(label is not None)
+
+    def _set_typed(self) -> None:
+        species = self.names.get(self.species.text().strip().casefold())
+        if species is None:
+            self.state.setText(f"“{self.species.text().strip()}” is not one of the model's species.")
+            return
+        self.species.clear()
+        self.label_chosen.emit(species)
