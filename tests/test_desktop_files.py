@@ -20,6 +20,10 @@ MIME_TYPES = {
     ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
     ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif",
     ".heic": "image/heic", ".heif": "image/heif", ".hif": "image/heif",
+    # RAW files, by the names shared-mime-info gives them.
+    ".cr2": "image/x-canon-cr2", ".cr3": "image/x-canon-cr3", ".nef": "image/x-nikon-nef",
+    ".arw": "image/x-sony-arw", ".dng": "image/x-adobe-dng", ".orf": "image/x-olympus-orf",
+    ".raf": "image/x-fuji-raf", ".rw2": "image/x-panasonic-rw2", ".pef": "image/x-pentax-pef",
 }
 
 

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from birdid_app.core.errors import PhotoError
 from birdid_app.core.files import open_regular_file, problem_from_os_error
+from birdid_app.core.raw import RAW_SUFFIXES, decode_raw, raw_metadata, raw_problem
 
 # Lets Image.open read HEIC/HEIF. Libheif applies the file's rotation and mirroring itself and
 # resets the EXIF orientation to 1, so the exif_transpose below does nothing more for HEIF.
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".hif"}
-)
-"""Lower-case file suffixes of the photos birdid reads (".hif" is Fujifilm's HEIF)."""
+) | RAW_SUFFIXES
+"""Lower-case file suffixes of the photos birdid reads (".hif" is Fujifilm's HEIF; camera RAW
+files, decoded by LibRaw, are recognised by their suffix: see core/raw.py)."""
 
 # The Pillow formats Image.open may try. The file's content decides the format, not its suffix,
 # but Pillow's readers for rarer formats (PSD, PCX, ICO, ...) are never reached.
@@ -53,7 +55,10 @@ _WHITE = (255, 255, 255)
 
 
 def decode_photo(
-    path: str | Path, *, draft_size: tuple[int, int] | None = DEFAULT_DRAFT_SIZE
+    path: str | Path,
+    *,
+    draft_size: tuple[int, int] | None = DEFAULT_DRAFT_SIZE,
+    raw_preview_any_size: bool = False,
 ) -> Image.Image:
     """Decode the photo at `path` to an 8-bit RGB image, turned upright as its EXIF says.
 
@@ -68,6 +73,10 @@ def decode_photo(
     a batch of large photos holds only small images. Pass None for full resolution (to crop
     a small region, say).
 
+    A camera RAW file (see core/raw.py) is decoded from its embedded JPEG preview when that is
+    at least `draft_size`, else demosaiced at half size; with `draft_size` None, demosaiced at
+    full size. `raw_preview_any_size`: its preview whatever its size (thumbnails: fast).
+
     Raises PhotoError for anything that is not a readable regular file (a missing file, a
     folder, a named pipe, a symbolic-link loop, ...), an empty, truncated or corrupt file, a
     file that is not an image birdid reads, one larger than Pillow's decompression-bomb limit,
@@ -78,9 +87,12 @@ def decode_photo(
         if os.fstat(file.fileno()).st_size == 0:
             raise PhotoError(path, "the file is empty.")
         try:
+            if path.suffix.lower() in RAW_SUFFIXES:
+                image = decode_raw(file, draft_size, any_preview=raw_preview_any_size)
+                return _reduced(image, draft_size)
             return _decode(file, draft_size)
         except Exception as error:  # whatever a decoder raises on a file is that file's problem
-            problem = _decoder_problem(error)
+            problem = raw_problem(error) or _decoder_problem(error)
     # Raised outside the except clause: as its __context__ the decoder's exception would keep
     # the decoder's frames, and the images in them, alive as long as the PhotoError is kept.
     raise PhotoError(path, problem)
@@ -94,11 +106,17 @@ def _decode(file, draft_size: tuple[int, int] | None) -> Image.Image:
         ImageOps.exif_transpose(source, in_place=True)
         # A new image: `source` is unusable once the `with` closes it.
         image = _to_8bit(source)
+    image = _reduced(image, draft_size)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _reduced(image: Image.Image, draft_size: tuple[int, int] | None) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps both sides at least `draft_size`."""
     if draft_size is not None:
         factor = min(image.width // max(1, draft_size[0]), image.height // max(1, draft_size[1]))
         if factor >= 2:
             image = image.reduce(factor)  # of grey: the same pixels as reducing its RGB
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return image
 
 
 def _decoder_problem(error: Exception) -> str:
@@ -303,6 +321,9 @@ def photo_metadata(path: str | Path) -> tuple[str | None, float | None, float | 
     try:
         # DEBUG: decode_photo reads the same EXIF and logs the same warnings for the file.
         with _WarningsLogged(path, logging.DEBUG), open_regular_file(path) as file:
+            if path.suffix.lower() in RAW_SUFFIXES:
+                taken, gps = raw_metadata(file)
+                return _iso_date(taken), _gps_degrees(gps, 2, 1, "S"), _gps_degrees(gps, 4, 3, "W")
             # For a PNG without an eXIf chunk before its pixels, getexif decodes all of them
             # to look for one after.
             with Image.open(file, formats=_PILLOW_FORMATS) as image:
@@ -336,6 +357,6 @@ def _gps_degrees(gps, value_tag: int, ref_tag: int, negative_ref: str) -> float 
 def decode_thumbnail(path: str | Path, side: int) -> Image.Image:
     """The photo, upright, fitted in a square of `side` pixels, decoded at a reduced scale where
     the format allows: what thumbnail grids and strips show."""
-    image = decode_photo(path, draft_size=(side, side))
+    image = decode_photo(path, draft_size=(side, side), raw_preview_any_size=True)
     image.thumbnail((side, side))
     return image
