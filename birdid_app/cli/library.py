@@ -104,6 +104,7 @@ def index_folders(args: argparse.Namespace) -> int:
         job = IndexJob(
             library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
             progress=printer.update, decode_size=classifier.image_size, wait_for_lock=True,
+            species_names=classifier.class_names,
             on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
                                   "(Ctrl+C to stop)…", file=sys.stderr, flush=True),
         )

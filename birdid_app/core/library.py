@@ -40,7 +40,7 @@ from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo, photo_metadata
 from birdid_app.core.vectors import VectorIndex
 
 LIBRARY_VARIABLE = "BIRDID_LIBRARY"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TOP_SPECIES = 5
 BATCH_SIZE = 8  # photos per forward pass and per committed transaction
 FINGERPRINT_SAMPLE = 256 * 1024  # bytes read from the start and from the end of a file
@@ -131,8 +131,19 @@ _V2_TO_V3 = [
     )""",
     "CREATE INDEX labels_by_species ON labels (species)",
 ]
+# Version 4: a RAW file and a JPEG (or HEIF) of the same name in the same folder are one photo:
+# the RAW is its row, identified once, and the other path is kept as its companion.
+_V3_TO_V4 = [
+    """CREATE TABLE companions (
+        path TEXT PRIMARY KEY,
+        photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE
+    )""",
+    "CREATE INDEX companions_by_photo ON companions (photo_id)",
+]
 # Version N's schema is reached from N-1 by MIGRATIONS[N]; version 1 is _SCHEMA_V1 from nothing.
-MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3}
+MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3, 4: _V3_TO_V4}
+# What a camera writes beside a RAW file as the same picture.
+COMPANION_SUFFIXES = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".hif"})
 # Labels for what is not one of the model's species.
 NOT_A_BIRD = "not a bird"
 UNKNOWN_SPECIES = "unknown species"
@@ -396,10 +407,26 @@ class Library:
         path = Path(path)
         candidates = dict.fromkeys([str(Path(os.path.abspath(path))), str(path.resolve())])
         for candidate in candidates:
-            row = self.db.execute("SELECT id FROM photos WHERE path = ?", (candidate,)).fetchone()
+            row = self.db.execute(
+                "SELECT id FROM photos WHERE path = ? UNION ALL SELECT photo_id FROM companions WHERE path = ?",
+                (candidate, candidate),
+            ).fetchone()
             if row:
                 return self.photo(row[0])
         return None
+
+    @_guarded
+    def all_photos(self) -> list[LibraryPhoto]:
+        """Every photo, by path."""
+        ids = [pid for (pid,) in self.db.execute("SELECT id FROM photos ORDER BY path")]
+        photos = self._photos(ids)
+        return [photos[pid] for pid in ids]
+
+    @_guarded
+    def companions(self, photo_id: int) -> list[Path]:
+        """The other files of the same picture (the JPEG beside a RAW)."""
+        return [Path(p) for (p,) in self.db.execute("SELECT path FROM companions WHERE photo_id = ? ORDER BY path",
+                                                     (photo_id,))]
 
     def has_embedding(self, photo_id: int) -> bool:
         return photo_id in self.vectors()
@@ -668,6 +695,7 @@ class _Decoded:
     error: str | None  # the sentence saying why it could not be read
     fingerprint: str | None  # None when the file's bytes could not be read at all
     vanished: bool = False  # deleted since the scan: not an error, the next run sees it gone
+    keywords: tuple[str, ...] = ()  # what an editor (or the camera) already tagged it with
 
 
 _NO_METADATA = (None, None, None)
@@ -705,9 +733,13 @@ class IndexJob:
         decode_size: tuple[int, int] = (384, 384),
         wait_for_lock: bool = False,
         on_wait: Callable[[], None] | None = None,
+        species_names: Iterable[str] = (),
     ) -> None:
         self.library = library
         self.classify = classify
+        # The model's species by lower-case name: a photo's own keyword that names one of them
+        # becomes its label (source "keywords"), so years of keywording in an editor count.
+        self.species_names = {name.casefold(): name for name in species_names}
         self.model_name = model_name
         self.progress = progress
         self.batch_size = batch_size
@@ -720,6 +752,7 @@ class IndexJob:
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="birdid-decode")
         self._next: list[Future] | None = None
         self._batch: _OpenBatch | None = None  # the batch being identified, not yet committed
+        self._pairs: dict[str, str] = {}  # RAW path -> the JPEG beside it, as planned
         self._scanning: Future | None = None
         self._started = time.monotonic()
         self.cancelled = threading.Event()
@@ -754,6 +787,7 @@ class IndexJob:
             folders = self.library.folders()
             found = (folders, dict(_scan(folders)))
         folders, found = found
+        found, pairs = _pair_companions(found)
         known = self.library._known(self.model_name)
         self.summary.scanned = len(found)
         self.pending = []
@@ -794,6 +828,18 @@ class IndexJob:
                 "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", renames
             )
             self.library.db.executemany("DELETE FROM photos WHERE id = ?", [(row[0],) for row in missing.values()])
+            # The companions as found now: those of photos already in the library at once, the
+            # others when their photo is committed (_commit).
+            paired = set(pairs.values())
+            gone = [(p,) for (p,) in self.library.db.execute("SELECT path FROM companions")
+                    if p not in paired and _inside_any(Path(p), folders)]
+            self.library.db.executemany("DELETE FROM companions WHERE path = ?", gone)
+            self.library.db.executemany(
+                "INSERT INTO companions (path, photo_id) SELECT ?, id FROM photos WHERE path = ? "
+                "ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id",
+                [(companion, raw) for raw, companion in pairs.items()],
+            )
+        self._pairs = pairs
         if self.library._vectors is not None:
             self.library._vectors.remove([row[0] for row in missing.values()])
         self.summary.renamed = len(renames)
@@ -868,7 +914,8 @@ class IndexJob:
         self._lock.release()
 
     def _decode(self, batch: list[_Work]) -> list[Future]:
-        return [self._pool.submit(_decode_for_index, work, self.decode_size) for work in batch]
+        read_keywords = bool(self.species_names)
+        return [self._pool.submit(_decode_for_index, work, self.decode_size, read_keywords) for work in batch]
 
     def _commit(self, rows: list[tuple[_Work, _Decoded, object]]) -> None:
         vectors_ids, vectors = [], []
@@ -886,12 +933,19 @@ class IndexJob:
                     (str(work.path), work.size, work.mtime_ns, work.fingerprint, taken_at, latitude, longitude,
                      result.error),
                 ).fetchone()[0]
+                if str(work.path) in self._pairs:
+                    db.execute(
+                        "INSERT INTO companions (path, photo_id) VALUES (?, ?) "
+                        "ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id",
+                        (self._pairs[str(work.path)], photo_id),
+                    )
                 if work.file_changed:  # every model's identification described the old content
                     db.execute("DELETE FROM identifications WHERE photo_id = ?", (photo_id,))
                 else:
                     db.execute(
                         "DELETE FROM identifications WHERE photo_id = ? AND model = ?", (photo_id, self.model_name)
                     )
+                self._label_from_keywords(db, photo_id, result.keywords)
                 if identification is None:
                     self.summary.failed += 1
                     continue
@@ -912,6 +966,17 @@ class IndexJob:
         if library._vectors is not None and library._vectors_model == self.model_name and vectors_ids:
             library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
 
+    def _label_from_keywords(self, db, photo_id: int, keywords: tuple[str, ...]) -> None:
+        """Label the photo with the first of its keywords that names one of the model's species,
+        unless it has a label already (the person's own always wins)."""
+        named = next((self.species_names[k.casefold()] for k in keywords if k.casefold() in self.species_names), None)
+        if named is not None:
+            db.execute(
+                "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, 'keywords') "
+                "ON CONFLICT (photo_id) DO NOTHING",
+                (photo_id, named, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            )
+
     def _report(self, current: str) -> None:
         if self.progress is None:
             return
@@ -921,7 +986,7 @@ class IndexJob:
         self.progress(IndexProgress(self.done, self.total, rate, left, current))
 
 
-def _decode_for_index(work: _Work, size: tuple[int, int]) -> _Decoded:
+def _decode_for_index(work: _Work, size: tuple[int, int], read_keywords: bool = False) -> _Decoded:
     """The photo decoded for the model, with its metadata and fingerprint, on a decoder thread.
     Never raises for anything about the file: whatever is wrong with it is its recorded error."""
     try:
@@ -934,7 +999,18 @@ def _decode_for_index(work: _Work, size: tuple[int, int]) -> _Decoded:
         image = decode_photo(work.path, draft_size=size)
     except PhotoError as error:
         return _Decoded(None, _NO_METADATA, str(error), fp)
-    return _Decoded(image, photo_metadata(work.path), None, fp)
+    return _Decoded(image, photo_metadata(work.path), None, fp, keywords=_keywords(work.path) if read_keywords else ())
+
+
+def _keywords(path: Path) -> tuple[str, ...]:
+    """The keywords of the photo and its sidecars; none when they cannot be read (an unreadable
+    sidecar is the keywords command's to report, not the indexer's)."""
+    from birdid_app.core.sidecar import SidecarError, read_keywords  # exiv2: only when indexing
+
+    try:
+        return tuple(read_keywords(path))
+    except SidecarError:
+        return ()
 
 
 def _scan(folders: list[Path], should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, tuple[int, int]]]:
@@ -969,6 +1045,26 @@ def _scan(folders: list[Path], should_stop: Callable[[], bool] = lambda: False) 
                     except OSError:
                         continue  # vanished since the folder was listed
                 yield path, (info.st_size, info.st_mtime_ns)
+
+
+def _pair_companions(found: dict[str, tuple[int, int]]) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """(found without the JPEGs that have a RAW of the same name beside them, RAW path -> that
+    JPEG). The RAW is the photo; the JPEG is the same picture as the camera rendered it."""
+    from birdid_app.core.raw import RAW_SUFFIXES
+
+    by_stem: dict[tuple[str, str], list[str]] = {}
+    for path in found:
+        head, name = os.path.split(path)
+        stem, suffix = os.path.splitext(name)
+        by_stem.setdefault((head, stem.casefold()), []).append(path)
+    pairs: dict[str, str] = {}
+    for paths in by_stem.values():
+        raws = [p for p in paths if os.path.splitext(p)[1].lower() in RAW_SUFFIXES]
+        others = sorted(p for p in paths if os.path.splitext(p)[1].lower() in COMPANION_SUFFIXES)
+        if len(raws) == 1 and others:
+            pairs[raws[0]] = others[0]
+    companions = set(pairs.values())
+    return {p: info for p, info in found.items() if p not in companions}, pairs
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -35,6 +35,7 @@ AUTOMATIC_CPU_THREADS = 0  # leave the thread count to torch
 MAX_RECENT = 10
 OVERLAY_MODES = options.OVERLAY_MODES
 OVERLAY_COLORMAPS = options.COLORMAPS
+SIDECAR_STYLES = ("lightroom", "darktable")  # as core/sidecar.py names them (it imports exiv2)
 
 _CUDA_INDEXED = re.compile(r"cuda:[0-9]+")  # [0-9], not \d: \d also matches non-ASCII digits
 
@@ -60,6 +61,12 @@ class Settings:
     overlay_opacity: float = options.DEFAULT_OPACITY
     # The main window's size and place when it was last closed: Qt's saveGeometry, in base64.
     window_geometry: str = ""
+    # Keywords for photo editors (core/sidecar.py): the sidecar naming of the editor used
+    # ("lightroom": photo.xmp, also Capture One; "darktable": photo.ext.xmp, also digiKam), the
+    # root of the hierarchical keyword, and whether to write into JPEGs themselves.
+    sidecar_style: str = "lightroom"
+    keyword_root: str = "Birds"
+    embed_in_jpeg: bool = False
 
 
 def settings_path() -> Path:
@@ -189,6 +196,18 @@ def _valid_window_geometry(value: object) -> str | None:
     return value
 
 
+def _valid_sidecar_style(value: object) -> str | None:
+    return value if value in SIDECAR_STYLES else None
+
+
+def _valid_keyword_root(value: object) -> str | None:
+    return value.strip("|") if isinstance(value, str) and value.strip("| ") else None
+
+
+def _valid_flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 _VALIDATORS = {
     "device": _valid_device,
     "precision": _valid_precision,
@@ -200,4 +219,7 @@ _VALIDATORS = {
     "overlay_colormap": _valid_overlay_colormap,
     "overlay_opacity": _valid_overlay_opacity,
     "window_geometry": _valid_window_geometry,
+    "sidecar_style": _valid_sidecar_style,
+    "keyword_root": _valid_keyword_root,
+    "embed_in_jpeg": _valid_flag,
 }

@@ -304,6 +304,7 @@ class Engine(QThread):
         self._index_job = IndexJob(
             self._library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
             progress=self.index_progress.emit, decode_size=classifier.image_size,
+            species_names=classifier.class_names,
         )
         self._index_planned = False
         self._index_job.start_scan()
