@@ -76,3 +76,23 @@ def test_keywords_an_editor_wrote_become_labels_when_indexed(tmp_path, small_mod
     assert main(["index", *common]) == 0
     with Library(library) as opened:
         assert opened.photo_by_path(mine).label == "Great Tit"  # the person's own label wins
+
+
+def test_the_library_tab_writes_keywords(qtbot, tmp_path, small_model_file):
+    from birdid_app.core.library import default_library_path
+    from birdid_app.core.model_store import ModelStore
+    from conftest import WINDOW_WAIT_MS, open_ready_window
+
+    folder = tmp_path / "birds"
+    photo = make_photo(folder / "b0.jpg", size=(320, 240), seed=0)
+    ModelStore().import_file(small_model_file)
+    assert main(["index", str(folder), "--device", "cpu"]) == 0
+    assert main(["label", str(photo), "Common Kingfisher"]) == 0
+    window = open_ready_window(qtbot)
+    view = window.library_view
+    with qtbot.waitSignal(view.writer.keywords_written, timeout=WINDOW_WAIT_MS):
+        view.keywords_button.click()
+    assert view.results_label.text().startswith("Keywords written for 1 photos (1 with a species).")
+    assert "Birds|Common Kingfisher" in as_list(tags(folder / "b0.xmp").get("XMP-lr:HierarchicalSubject"))
+    assert default_library_path().exists()
+    window.close()

@@ -34,39 +34,19 @@ def add_commands(commands) -> None:
 
 def write_keywords(args: argparse.Namespace) -> int:
     from birdid_app.cli.library import _open_library
-    from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+    from birdid_app.core.keywords import write_library_keywords
     from birdid_app.core.settings import load_settings
-    from birdid_app.core.sidecar import SidecarError, write_keywords
 
     settings = load_settings()
     style = args.style or settings.sidecar_style
-    root = args.root or settings.keyword_root
     embed = args.embed or settings.embed_in_jpeg
-    written = with_species = failed = 0
     with _open_library(args) as library:
-        model = library.reading_model()
-        for photo in library.all_photos():
-            if photo.error is not None:
-                continue
-            probabilities = dict(photo.species)
-            if photo.label is not None:
-                # Yours always; "not a bird" and "unknown species" take birdid's keywords away.
-                species = None if photo.label in (NOT_A_BIRD, UNKNOWN_SPECIES) else photo.label
-                confirmed = True
-            elif not args.confirmed_only and photo.species and photo.species[0][1] >= args.min_probability:
-                species, confirmed = photo.species[0][0], False
-            else:
-                species, confirmed = None, False  # below the bar now: what birdid wrote before goes
-            try:
-                write_keywords(photo.path, species, model=model or "", probability=probabilities.get(species),
-                               confirmed=confirmed, root=root, style=style, embed=embed)
-            except SidecarError as error:
-                failed += 1
-                print(f"birdid: {error}", file=sys.stderr)
-                continue
-            written += 1
-            with_species += species is not None
+        summary = write_library_keywords(
+            library, min_probability=args.min_probability, confirmed_only=args.confirmed_only, style=style,
+            root=args.root or settings.keyword_root, embed=embed,
+            on_error=lambda message: print(f"birdid: {message}", file=sys.stderr),
+        )
     where = "JPEGs" if embed else f"{style} sidecars"
-    print(f"keywords written for {written} photos ({with_species} with a species) in {where}"
-          + (f"; {failed} could not be written" if failed else ""))
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    print(f"keywords written for {summary.written} photos ({summary.with_species} with a species) in {where}"
+          + (f"; {summary.failed} could not be written" if summary.failed else ""))
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK

@@ -127,6 +127,11 @@ class LibraryView(QWidget):
             "0.95 bursts and re-saved copies, lower ones similar scenes"
         )
         self.export_button = QPushButton("&Export CSV…")
+        self.keywords_button = QPushButton("Write &keywords")
+        self.keywords_button.setToolTip(
+            "Write each photo's species (your label, else the model's best match from 50%) into its XMP "
+            "sidecar, merged with what your editor wrote there; originals are not changed"
+        )
         # Shown only when the library file is damaged: sets it aside and starts a new one.
         self.rebuild_button = QPushButton("Re&build the library")
         self.rebuild_button.setToolTip(
@@ -159,6 +164,7 @@ class LibraryView(QWidget):
         row.addWidget(self.cancel_button)
         column.addLayout(row)
         column.addWidget(self.export_button)
+        column.addWidget(self.keywords_button)
         column.addWidget(self.rebuild_button)
 
         right = QWidget()
@@ -193,6 +199,7 @@ class LibraryView(QWidget):
         self.similar_button.clicked.connect(self.find_similar)
         self.duplicates_button.clicked.connect(self.find_duplicates)
         self.export_button.clicked.connect(self.export_csv)
+        self.keywords_button.clicked.connect(self.write_keywords)
         self.rebuild_button.clicked.connect(self.rebuild_library)
         self.results.itemActivated.connect(lambda item: self.show_photo.emit(item.data(PHOTO_ROLE)))
         self.results.customContextMenuRequested.connect(self._context_menu)
@@ -207,6 +214,7 @@ class LibraryView(QWidget):
         self.writer.rebuilt.connect(self._library_rebuilt)
         self.writer.damaged.connect(self._library_damaged)
         self.writer.failed.connect(self.progress_label.setText)
+        self.writer.keywords_written.connect(self._keywords_written)
         self._set_indexing(False)
         self.read(lambda library: library.folders(), self._show_folders, when_missing=[])
 
@@ -332,6 +340,20 @@ class LibraryView(QWidget):
         if name:
             self.read(lambda library: library.export_csv(Path(name)),
                        lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
+
+    def write_keywords(self) -> None:
+        from birdid_app.core.settings import load_settings
+
+        self.keywords_button.setEnabled(False)
+        self.results_label.setText("Writing keywords…")
+        self.writer.write_keywords(self.library_path, self.model_name, load_settings())
+
+    def _keywords_written(self, summary, problems: list[str]) -> None:
+        self.keywords_button.setEnabled(True)
+        text = f"Keywords written for {summary.written} photos ({summary.with_species} with a species)."
+        if problems:
+            text += f" {len(problems)} could not be written: {problems[0]}"
+        self.results_label.setText(text)
 
     def _show_hits(self, hits, title: str, group: bool = False) -> None:
         grid = self.tickets.issue("grid")  # thumbnails still on their way belong to the old items

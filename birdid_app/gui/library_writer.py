@@ -17,6 +17,8 @@ from birdid_app.core.errors import BirdidError
 from birdid_app.core.library import Library, LibraryDamaged, rebuild_library
 from birdid_app.gui.jobs import Job
 
+KEYWORDS_MIN_PROBABILITY = 0.5  # as `birdid keywords write`: the model's species only from here
+
 
 class LibraryWriter(QObject):
     folders_changed = Signal(object, object)  # library path, its folders (list[Path]) after the change
@@ -24,6 +26,7 @@ class LibraryWriter(QObject):
     damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
     failed = Signal(str)
     label_set = Signal(object, object)  # the photo's path, its label now (None: cleared)
+    keywords_written = Signal(object, object)  # KeywordsSummary, the sentences of the failures
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +71,27 @@ class LibraryWriter(QObject):
                 raise BirdidError(f"{photo}: The label could not be saved: {error}") from None
 
         self._run(work, lambda result: self.label_set.emit(*result))
+
+    def write_keywords(self, library_path: Path, model: str | None, settings) -> None:
+        """Every library photo's species as keywords for the person's editor (their settings);
+        keywords_written reports the summary and the sentences of the sidecars that failed."""
+
+        def work(report, should_cancel):
+            from birdid_app.core.keywords import write_library_keywords
+
+            problems: list[str] = []
+            try:
+                with Library(Path(library_path), model=model, create=False) as library:
+                    summary = write_library_keywords(
+                        library, min_probability=KEYWORDS_MIN_PROBABILITY, confirmed_only=False,
+                        style=settings.sidecar_style, root=settings.keyword_root, embed=settings.embed_in_jpeg,
+                        on_error=problems.append,
+                    )
+            except LibraryDamaged as error:
+                return error
+            return summary, problems
+
+        self._run(work, lambda result: self.keywords_written.emit(*result))
 
     def rebuild(self, library_path: Path) -> None:
         """Set a damaged library file aside and start a new one with its folders."""
