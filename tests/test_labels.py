@@ -130,3 +130,24 @@ def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, t
         panel.confirm_button.click()
     assert "This photo is not in your library" in window.statusBar().currentMessage()
     window.close()
+
+
+def test_the_library_tab_lists_labelled_photos_first_and_marks_them(qtbot, tmp_path, small_model_file):
+    from birdid_app.core.model_store import ModelStore
+    from conftest import WINDOW_WAIT_MS, open_ready_window
+
+    folder = tmp_path / "birds"
+    for i in range(4):
+        make_photo(folder / f"b{i}.jpg", size=(320, 240), seed=i)
+    ModelStore().import_file(small_model_file)
+    assert main(["index", str(folder), "--device", "cpu"]) == 0
+    assert main(["label", str(folder / "b3.jpg"), "Common Kingfisher"]) == 0
+    window = open_ready_window(qtbot)
+    view = window.library_view
+    window.tabs.setCurrentWidget(view)
+    view.species.setText("common kingfisher")
+    view.find_button.click()
+    qtbot.waitUntil(lambda: view.results.count() >= 1, timeout=WINDOW_WAIT_MS)
+    first = view.results.item(0)
+    assert first.data(0x0100) == folder / "b3.jpg" and first.text().endswith("yours")
+    window.close()

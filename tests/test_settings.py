@@ -362,3 +362,17 @@ def test_overlay_choices_round_trip_and_bad_ones_fall_back(tmp_path):
     assert (loaded.overlay_stage, loaded.overlay_mode, loaded.overlay_colormap, loaded.overlay_opacity) == (
         3, "pca", "viridis", 1.0,
     )
+
+
+def test_the_photo_editor_keyword_root_and_embedding_come_back_after_ok_and_survive_a_restart(qtbot, open_dialog):
+    dialog = open_dialog(Settings(), ENGINE_DEVICES)
+    assert dialog.editor_box.currentData() == "lightroom" and dialog.keyword_root_edit.text() == "Birds"
+    dialog.editor_box.setCurrentIndex(dialog.editor_box.findData("darktable"))
+    dialog.keyword_root_edit.setText("|Animals|Birds|")
+    dialog.embed_box.setChecked(True)
+    with qtbot.waitSignal(dialog.accepted):
+        press(qtbot, dialog, QDialogButtonBox.StandardButton.Ok)
+    chosen = dialog.settings()
+    assert (chosen.sidecar_style, chosen.keyword_root, chosen.embed_in_jpeg) == ("darktable", "Animals|Birds", True)
+    save_settings(chosen)
+    assert load_settings() == chosen

@@ -155,8 +155,7 @@ def _warn_if_not_identified_by(library) -> None:
 
 def find_species(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
-        names = {name.casefold(): name for name, _ in library.species_counts()}
-        species = names.get(args.species.casefold(), args.species)
+        species = library.species_named(args.species)
         hits = library.find_species(species, in_top=args.in_top, confirmed_only=args.confirmed)
         _warn_if_not_identified_by(library)
     records = []

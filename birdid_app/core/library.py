@@ -486,6 +486,20 @@ class Library:
         photos = self._photos([pid for pid, _ in rows])
         return [(photos[pid], probability) for pid, probability in rows]
 
+    @_guarded
+    def species_named(self, text: str) -> str:
+        """`text` as the library spells that species (in labels or predictions), whatever its
+        case; `text` itself when no photo has it."""
+        text = text.strip()
+        for query in (
+            "SELECT species FROM labels WHERE species = ? COLLATE NOCASE LIMIT 1",
+            "SELECT species FROM predictions WHERE species = ? COLLATE NOCASE LIMIT 1",
+        ):
+            row = self.db.execute(query, (text,)).fetchone()
+            if row:
+                return row[0]
+        return text
+
     # --- the person's labels -----------------------------------------------------------------
 
     @_guarded

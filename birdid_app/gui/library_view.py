@@ -300,8 +300,7 @@ class LibraryView(QWidget):
             return
 
         def search(library):
-            names = {name.casefold(): name for name, _ in library.species_counts()}
-            return library.find_species(names.get(text.casefold(), text), in_top=top)
+            return library.find_species(library.species_named(text), in_top=top)
 
         where = "among the top 5" if top == 5 else "as the top species"
         self.read(search, lambda hits: self._show_hits(hits, f"{len(hits)} photos with {text} {where}"))
@@ -360,7 +359,13 @@ class LibraryView(QWidget):
         self.results.clear()
         self.results_label.setText(title)
         for photo, value in hits:
-            caption = f"{photo.path.name}\n" + (f"group {value}" if group else f"{value:.0%}" if value <= 1 else "")
+            if group:
+                detail = f"group {value}"
+            else:
+                detail = "" if value is None or value > 1 else f"{value:.0%}"
+                if photo.label is not None:
+                    detail = f"{detail} · yours".lstrip(" ·")  # labelled so by the person: listed first
+            caption = f"{photo.path.name}\n{detail}"
             item = QListWidgetItem(caption)
             item.setData(PHOTO_ROLE, photo.path)
             item.setData(PHOTO_ID_ROLE, photo.id)

@@ -10,11 +10,13 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QLineEdit,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -92,12 +94,27 @@ class SettingsDialog(QDialog):
         self.threads_box.setValue(settings.cpu_threads)
         self.threads_box.setToolTip("Threads for running the model on the CPU; Automatic lets PyTorch choose.")
 
+        # Keywords for photo editors (Library > Write keywords, `birdid keywords write`).
+        self.editor_box = QComboBox()
+        self.editor_box.addItem("Lightroom, Capture One (photo.xmp)", "lightroom")
+        self.editor_box.addItem("darktable, digiKam (photo.jpg.xmp)", "darktable")
+        self.editor_box.setCurrentIndex(max(self.editor_box.findData(settings.sidecar_style), 0))
+        self.editor_box.setToolTip("How new XMP sidecars are named; a sidecar that is already there is always used.")
+        self.keyword_root_edit = QLineEdit(settings.keyword_root)
+        self.keyword_root_edit.setToolTip("The top of the hierarchical keyword, as in Birds|Great Tit.")
+        self.embed_box = QCheckBox("Write keywords into JPEGs themselves, not sidecars")
+        self.embed_box.setChecked(settings.embed_in_jpeg)
+        self.embed_box.setToolTip("Changes the original JPEG files; off, only sidecars are written.")
+
         form = QFormLayout()
         for text, name, widget in (
             ("&Device:", "Device", self.device_box),
             ("&Precision:", "Precision", self.precision_box),
             ("&Species shown per photo:", "Species shown per photo", self.top_k_box),
             ("CPU &threads:", "CPU threads", self.threads_box),
+            ("Photo &editor:", "Photo editor", self.editor_box),
+            ("&Keyword root:", "Keyword root", self.keyword_root_edit),
+            ("", "Embed keywords in JPEGs", self.embed_box),
         ):
             widget.setAccessibleName(name)
             widget.setAccessibleDescription(widget.toolTip())
@@ -122,4 +139,7 @@ class SettingsDialog(QDialog):
             top_k=self.top_k_box.value(),
             cpu_threads=self.threads_box.value(),
             recent_files=list(self._initial.recent_files),
+            sidecar_style=self.editor_box.currentData(),
+            keyword_root=self.keyword_root_edit.text().strip().strip("|") or self._initial.keyword_root,
+            embed_in_jpeg=self.embed_box.isChecked(),
         )
