@@ -287,3 +287,24 @@ def test_a_raw_and_a_jpeg_of_the_same_name_are_one_photo_in_the_library(tmp_path
     assert main(["index", *common]) == 0
     with Library(library) as opened:
         assert opened.count() == 2 and opened.companions(opened.photo_by_path(raw).id) == []
+
+
+def test_identify_explain_and_similar_read_a_dng(tmp_path, small_model_file, capsys):
+    import json
+
+    from birdid_app.cli import main
+
+    (tmp_path / "card").mkdir()
+    raw = write_dng(tmp_path / "card" / "IMG_0005.dng")
+    assert main(["identify", str(raw), "--model", str(small_model_file), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert len(record["species"]) == 5
+    out = tmp_path / "seen.png"
+    assert main(["explain", str(raw), "--model", str(small_model_file), "--mode", "mean", "--out", str(out)]) == 0
+    with Image.open(out) as picture:  # the map over the demosaiced photo, at its size
+        assert picture.size == decode_photo(raw, draft_size=None).size
+    library = ["--library", str(tmp_path / "l.sqlite3"), "--model", str(small_model_file)]
+    assert main(["index", str(raw.parent), *library]) == 0
+    capsys.readouterr()
+    assert main(["similar", str(raw), "--top-k", "1", "--json", *library]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # the only photo is itself, left out
