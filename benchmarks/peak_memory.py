@@ -6,6 +6,7 @@ side in one run: the model loaded on one small photo (the floor), one camera JPE
 PNGs (the same 24-megapixel file under 100 names), one 100-megapixel PNG in 8-bit colour and in
 16-bit grey, and `explain` on the 100-megapixel PNG. Peak memory should not grow with the number
 of photos beyond one batch, and one photo's peak should stay near the floor plus its decoded size.
+Last, the window (offscreen) with the model loaded and a camera JPEG identified and shown.
 
 Run: `.venv/bin/python benchmarks/peak_memory.py`. To measure another checkout with the same
 script (the commit before a change, say): `PYTHONPATH=/that/checkout .venv/bin/python
@@ -52,8 +53,40 @@ def smooth_picture(size: tuple[int, int], seed: int, mode: str = "RGB") -> Image
     return picture
 
 
-def peak_mib(args: list[str]) -> tuple[float, int]:
-    done = subprocess.run([sys.executable, "-c", MEASURE, *args], capture_output=True, text=True, timeout=1800)
+# The window, offscreen, with the model installed in a throwaway store and fp32 on the CPU chosen
+# in its settings: a photo is opened, identified and shown, and then the window closes.
+WINDOW_MEASURE = (
+    "import os, resource, sys, tempfile\n"
+    "from pathlib import Path\n"
+    "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+    "scratch = Path(tempfile.mkdtemp())\n"
+    "os.environ['BIRDID_DATA_DIR'] = str(scratch / 'data')\n"
+    "os.environ['BIRDID_CONFIG_DIR'] = str(scratch / 'config')\n"
+    "from PySide6.QtCore import QTimer\n"
+    "from PySide6.QtWidgets import QApplication\n"
+    "from birdid_app.core.model_store import ModelStore\n"
+    "from birdid_app.core.settings import Settings, save_settings\n"
+    "save_settings(Settings(device='cpu', precision='fp32'))\n"
+    "ModelStore().import_file(Path(sys.argv[1]))\n"
+    "app = QApplication([])\n"
+    "from birdid_app.gui.main_window import MainWindow\n"
+    "window = MainWindow()\n"
+    "window.show()\n"
+    "window.add_photos([Path(sys.argv[2])])\n"
+    "def check():\n"
+    "    entry = window.session.current\n"
+    "    if entry is not None and (entry.outcome() is not None or entry.error):\n"
+    "        QTimer.singleShot(1500, lambda: (window.close(), app.quit()))  # the photo drawn, too\n"
+    "    else:\n"
+    "        QTimer.singleShot(100, check)\n"
+    "check()\n"
+    "app.exec()\n"
+    "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def peak_mib(args: list[str], code: str = MEASURE) -> tuple[float, int]:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=1800)
     line = next((text for text in done.stderr.splitlines() if text.startswith("PEAK_KIB")), None)
     if line is None:
         raise SystemExit(f"birdid {' '.join(args[:2])} failed:\n{done.stderr[-2000:]}")
@@ -108,6 +141,8 @@ def main() -> None:
         for label, args, decoded_bytes in cases:
             peak, code = peak_mib(args)
             print(f"{label:40} {peak:12.0f} {decoded_bytes / 2**20:12.0f} {code:5d}", flush=True)
+        peak, code = peak_mib([str(model_file), str(camera)], WINDOW_MEASURE)
+        print(f"{'window, 1 JPEG 6000x4000 identified':40} {peak:12.0f} {6000 * 4000 * 3 / 2**20:12.0f} {code:5d}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
 - Index control (start, pause, cancel, plan again after a folder change) only sets state here;
   the work itself is priority 4.
 - The engine writes the library only as the index job's commits. What a person changes in the
-  library (folders, a rebuild) goes to the LibraryWriter (library_writer.py), a thread of its own.
+  library (folders, a rebuild, labels, keywords) goes to the LibraryWriter (library_writer.py), a
+  thread of its own.
 """
 
 from __future__ import annotations

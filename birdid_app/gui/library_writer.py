@@ -1,5 +1,5 @@
-"""The library's writer for what a person changes: folders added and removed, a damaged file
-rebuilt (and, later, labels and sidecars). One thread of its own, so these writes never wait
+"""The library's writer for what a person changes: folders added and removed, labels, keywords
+written into sidecars, a damaged file rebuilt. One thread of its own, so these writes never wait
 behind the model, and never run two at once; results come back as signals on the GUI thread.
 
 The index job's own commits are the engine's (engine.py); SQLite's busy timeout lets the two
