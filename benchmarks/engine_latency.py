@@ -26,7 +26,7 @@ from PySide6.QtCore import QCoreApplication, Qt
 
 from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
-from machine import machine_description  # benchmarks/machine.py
+from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 
@@ -73,10 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=40)
     args = parser.parse_args()
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        flags = next((row.split(":", 1)[1].split() for row in cpuinfo if row.startswith("flags")), [])
     print(machine_description())
-    print("cpu flags:", " ".join(f for f in flags if f.startswith(("avx", "amx", "fma"))))
+    print(cpu_flags())
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
-from machine import machine_description  # benchmarks/machine.py
+from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 
@@ -95,9 +95,7 @@ def peak_mib(args: list[str], code: str = MEASURE) -> tuple[float, int]:
 
 def main() -> None:
     print(machine_description())
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        flags = next((row.split(":", 1)[1].split() for row in cpuinfo if row.startswith("flags")), [])
-    print("cpu flags:", " ".join(f for f in flags if f.startswith(("avx", "amx", "fma"))))
+    print(cpu_flags())
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         model_file = root / "base.pt"

@@ -19,23 +19,13 @@ import time
 from pathlib import Path
 
 from birdid_app.core.photo import decode_photo, decode_thumbnail
-from machine import machine_description  # benchmarks/machine.py
+from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_raw import write_dng  # noqa: E402  (tests/ holds the DNG writer the tests use)
 
 SENSOR = (6000, 4000)
 PREVIEW = (1600, 1067)
-FLAGS = ("avx2", "avx512f", "avx512_bf16")
-
-
-def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            present = set(next(line for line in cpuinfo if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return "cpu flags: unknown (no /proc/cpuinfo)"
-    return "cpu flags: " + ", ".join(f"{flag} {'yes' if flag in present else 'no'}" for flag in FLAGS)
 
 
 def median_ms(call, repeats: int) -> tuple[float, object]:

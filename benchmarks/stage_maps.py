@@ -21,21 +21,11 @@ from PIL import Image
 from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.inference import Classifier
-from machine import machine_description  # benchmarks/machine.py
+from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 RGB = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 BATCH = 8
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-
-
-def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            present = set(next(line for line in cpuinfo if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return "cpu flags: unknown (no /proc/cpuinfo)"
-    return "cpu flags: " + ", ".join(f"{flag} {'yes' if flag in present else 'no'}" for flag in FLAGS)
 
 
 def alternating_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
