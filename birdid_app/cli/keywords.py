@@ -12,7 +12,7 @@ from birdid_app.cli.common import EXIT_OK, EXIT_SOME_FAILED, Parser, fraction, m
 
 
 def add_commands(commands) -> None:
-    from birdid_app.core.settings import SIDECAR_STYLES
+    from birdid_app.core.options import SIDECAR_STYLES
 
     library_file = argparse.ArgumentParser(add_help=False)
     library_file.add_argument("--library", type=Path, metavar="PATH", help="the library file (default: yours)")

@@ -37,6 +37,7 @@ from birdid_app.core.errors import BirdidError, PhotoError
 from birdid_app.core.files import open_regular_file
 from birdid_app.core.paths import data_dir
 from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo, photo_metadata
+from birdid_app.core.raw import RAW_SUFFIXES
 from birdid_app.core.vectors import VectorIndex
 
 LIBRARY_VARIABLE = "BIRDID_LIBRARY"
@@ -516,7 +517,7 @@ class Library:
                     "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (photo_id) DO UPDATE SET species = excluded.species, set_at = excluded.set_at, "
                     "source = excluded.source",
-                    (photo_id, species, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), source),
+                    (photo_id, species, _utc_now(), source),
                 )
 
     @_guarded
@@ -988,7 +989,7 @@ class IndexJob:
             db.execute(
                 "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, 'keywords') "
                 "ON CONFLICT (photo_id) DO NOTHING",
-                (photo_id, named, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                (photo_id, named, _utc_now()),
             )
 
     def _report(self, current: str) -> None:
@@ -1064,8 +1065,6 @@ def _scan(folders: list[Path], should_stop: Callable[[], bool] = lambda: False) 
 def _pair_companions(found: dict[str, tuple[int, int]]) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
     """(found without the JPEGs that have a RAW of the same name beside them, RAW path -> that
     JPEG). The RAW is the photo; the JPEG is the same picture as the camera rendered it."""
-    from birdid_app.core.raw import RAW_SUFFIXES
-
     by_stem: dict[tuple[str, str], list[str]] = {}
     for path in found:
         head, name = os.path.split(path)
@@ -1079,6 +1078,11 @@ def _pair_companions(found: dict[str, tuple[int, int]]) -> tuple[dict[str, tuple
             pairs[raws[0]] = others[0]
     companions = set(pairs.values())
     return {p: info for p, info in found.items() if p not in companions}, pairs
+
+
+def _utc_now() -> str:
+    """When a label was set: ISO 8601, in UTC."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _inside(path: Path, folder: Path) -> bool:

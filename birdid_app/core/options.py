@@ -19,3 +19,7 @@ DEFAULT_STAGE = 3
 DEFAULT_OVERLAY_MODE = "pca"
 DEFAULT_COLORMAP = "viridis"
 DEFAULT_OPACITY = 0.6
+
+# How new XMP sidecars are named (core/sidecar.py, which imports exiv2): "lightroom" photo.xmp
+# (also Capture One), "darktable" photo.ext.xmp (also digiKam).
+SIDECAR_STYLES = ("lightroom", "darktable")

@@ -35,7 +35,7 @@ AUTOMATIC_CPU_THREADS = 0  # leave the thread count to torch
 MAX_RECENT = 10
 OVERLAY_MODES = options.OVERLAY_MODES
 OVERLAY_COLORMAPS = options.COLORMAPS
-SIDECAR_STYLES = ("lightroom", "darktable")  # as core/sidecar.py names them (it imports exiv2)
+SIDECAR_STYLES = options.SIDECAR_STYLES
 
 _CUDA_INDEXED = re.compile(r"cuda:[0-9]+")  # [0-9], not \d: \d also matches non-ASCII digits
 

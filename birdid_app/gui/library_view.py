@@ -431,11 +431,11 @@ class LibraryView(QWidget):
                 if self._reader is not None:
                     self._reader.library.close()
                     self._reader = None
-                return _Damaged(str(error))
+                return error  # as a result, not raised: a failed Job passes on its sentence only
 
         def answer(result) -> None:
-            if isinstance(result, _Damaged):
-                self._library_damaged(result.message)
+            if isinstance(result, LibraryDamaged):
+                self._library_damaged(str(result))
             elif result is _NO_LIBRARY:
                 if when_missing is not None:
                     on_result(when_missing)
@@ -484,13 +484,6 @@ class LibraryView(QWidget):
         self._close_reader()
         self.reader_pool.waitForDone(5000)
         self.writer.shutdown()
-
-
-class _Damaged:
-    """A reader's answer when the library file turned out to be damaged."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
 
 
 _NO_LIBRARY = object()  # a reader's answer when there is no library file yet
