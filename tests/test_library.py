@@ -264,3 +264,36 @@ def test_killed_while_indexing_the_next_run_finishes_consistently(tmp_path, smal
         assert opened.count() == 120
         assert opened.db.execute("SELECT COUNT(DISTINCT path) FROM photos").fetchone()[0] == 120
         assert opened.db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 120 * 5
+
+
+def test_a_large_librarys_index_holds_float16_and_reads_its_candidates_back_from_the_file(
+    tmp_path, folder, classifier, monkeypatch
+):
+    from birdid_app.core import vectors as vectors_module
+
+    with Library(tmp_path / "library.sqlite3") as library:
+        library.add_folder(folder)
+        index(library, classifier)
+    monkeypatch.setattr(vectors_module, "TWO_PASS_MIN_ROWS", 0)  # "large" from the first row
+    with Library(tmp_path / "library.sqlite3") as library:
+        rows = library.db.execute(
+            "SELECT photo_id, embedding FROM identifications WHERE model = 'small-hiera'").fetchall()
+        ids = np.array([r[0] for r in rows])
+        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        assert not library.vectors().holds_float32
+        assert library.vectors().nbytes() == matrix.size * 2 + ids.size * 8
+
+        for position in (0, 3, 7):
+            scores = matrix @ matrix[position]
+            order = [i for i in np.lexsort((ids, -scores)) if i != position][:6]
+            hits = library.similar_to_photo(int(ids[position]), 6)
+            assert [p.id for p, _ in hits] == [int(ids[i]) for i in order]
+            assert [s for _, s in hits] == pytest.approx([float(scores[i]) for i in order], abs=1e-6)
+
+        # Another process forgets a photo while this index is loaded: it is no longer an answer.
+        other = sqlite3.connect(tmp_path / "library.sqlite3")
+        with other:
+            other.execute("DELETE FROM identifications WHERE photo_id = ?", (int(ids[1]),))
+        other.close()
+        assert int(ids[1]) not in [p.id for p, _ in library.similar_to_photo(int(ids[0]), len(ids))]

@@ -353,3 +353,77 @@ def test_float16_scores_stay_well_inside_the_bound_the_two_pass_search_relies_on
     exact = matrix @ query
     approx = torch.mv(torch.from_numpy(matrix).half(), torch.from_numpy(query).half()).float().numpy()
     assert np.abs(approx - exact).max() < FLOAT16_SCORE_ERROR / 2
+
+
+def assert_same_hits(found, expected):
+    """The same ids in the same order, scores equal but for float32 rounding (the matrix-vector
+    product's summation order depends on the number of rows)."""
+    assert [id for id, _ in found] == [id for id, _ in expected]
+    np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], atol=1e-6)
+
+
+def test_an_index_that_reads_back_float32_holds_float16_only_and_answers_the_same(monkeypatch):
+    from birdid_app.core import vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "TWO_PASS_MIN_ROWS", 1000)
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((4000, 64)).astype(np.float32)
+    base[100:140] = base[7] + 1e-4 * rng.standard_normal((40, 64))  # a crowd of near-ties
+    ids = np.arange(4000) * 5 + 2
+    on_disk = dict(zip(ids.tolist(), base, strict=True))  # the owner's float32 store, raw lengths
+    asked_for = []
+
+    def exact_rows(wanted: np.ndarray) -> np.ndarray:
+        asked_for.append(len(wanted))
+        return np.stack([on_disk.get(id, np.full(64, np.nan, dtype=np.float32)) for id in wanted.tolist()])
+
+    compact = VectorIndex.from_arrays(ids, base, exact_rows=exact_rows)
+    full = VectorIndex.from_arrays(ids, base)
+
+    assert not compact.holds_float32 and full.holds_float32
+    assert compact.nbytes() == 4000 * 64 * 2 + 4000 * 8  # float16 rows and the ids, nothing else
+    for query_row in (7, 123, 2500):
+        for k in (1, 20, 50):
+            assert_same_hits(compact.search(base[query_row], k), full.search(base[query_row], k))
+        excluded = [ids[query_row]]
+        assert_same_hits(compact.search(base[query_row], 5, exclude=excluded), full.search(base[query_row], 5, exclude=excluded))
+    assert max(asked_for) < 200  # the candidates only, never the whole matrix
+    np.testing.assert_array_equal(compact.vector(ids[9]), full.vector(ids[9]))
+
+    # Changes keep both in step: new rows (float16 from the start), a removal, a replaced vector.
+    extra = rng.standard_normal((50, 64)).astype(np.float32)
+    extra_ids = np.arange(50) * 5 + 30_000
+    on_disk.update(zip(extra_ids.tolist(), extra, strict=True))
+    on_disk[int(ids[3])] = base[7] * 2
+    for index in (compact, full):
+        index.upsert(extra_ids, extra)
+        index.upsert([ids[3]], base[7:8] * 2)
+        index.remove(ids[100:120])
+    for query in (base[7], extra[4], base[3000]):
+        assert_same_hits(compact.search(query, 30), full.search(query, 30))
+    for compact_hits, full_hits in zip(compact.search_many(extra[:3], 4), full.search_many(extra[:3], 4), strict=True):
+        assert_same_hits(compact_hits, full_hits)
+    assert compact.near_duplicate_groups(0.999) == full.near_duplicate_groups(0.999)
+
+    # Photos the owner no longer has (deleted by another process) are forgotten, and the answer is
+    # still the exact one over those left, the excluded id still excluded.
+    for gone in (extra_ids[4], extra_ids[5], ids[200]):
+        del on_disk[int(gone)]
+    full.remove([extra_ids[4], extra_ids[5], ids[200]])
+    query = extra[4] + extra[5]
+    assert_same_hits(compact.search(query, 10, exclude=[ids[300]]), full.search(query, 10, exclude=[ids[300]]))
+    assert extra_ids[4] not in compact and extra_ids[5] not in compact  # candidates, found gone
+    with pytest.raises(KeyError):
+        compact.vector(ids[200])
+
+
+def test_ids_are_found_however_they_are_ordered_and_spread():
+    ids = np.array([2**40, -7, 0, 5, 2**62, 3])
+    index = VectorIndex.from_arrays(ids, np.eye(6, dtype=np.float32))
+
+    for position, id in enumerate(ids.tolist()):
+        assert id in index
+        assert index.search(np.eye(6)[position], 1) == [(id, 1.0)]
+    assert 4 not in index and "5" not in index and 2**63 + 1 not in index
+    index.remove([0, 2**62])
+    assert index.ids().tolist() == sorted([2**40, -7, 5, 3])

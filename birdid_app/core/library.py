@@ -46,6 +46,8 @@ TOP_SPECIES = 5
 BATCH_SIZE = 8  # photos per forward pass and per committed transaction
 FINGERPRINT_SAMPLE = 256 * 1024  # bytes read from the start and from the end of a file
 BUSY_TIMEOUT_SECONDS = 30  # how long a connection waits for another process's write to finish
+_VECTOR_LOAD_ROWS = 65_536  # embeddings read per step when the index is loaded (200 MB at 768-d)
+_SQL_VARIABLES = 900  # ids per "IN (...)": SQLite before 3.32 allows at most 999 variables
 
 _SCHEMA_V1 = [
     """CREATE TABLE folders (
@@ -434,17 +436,44 @@ class Library:
 
     @_guarded
     def vectors(self) -> VectorIndex:
-        """The reading model's embeddings as one in-memory matrix, loaded on first use, then kept in step."""
+        """The reading model's embeddings as one in-memory index, loaded on first use, then kept in step.
+
+        They are read in chunks, so loading never holds every row twice; a large library's index
+        keeps them in float16 and reads its search candidates back from this file in float32.
+        """
         model = self.reading_model()
         if self._vectors is None or self._vectors_model != model:
-            rows = self.db.execute(
-                "SELECT photo_id, embedding FROM identifications WHERE model = ?", (model,)
-            ).fetchall()
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-            self._vectors = VectorIndex.from_arrays(ids, matrix) if len(rows) else VectorIndex()
+            self._vectors = None  # the old model's rows go before the new ones are read
+            count = self.db.execute("SELECT COUNT(*) FROM identifications WHERE model = ?", (model,)).fetchone()[0]
+            cursor = self.db.execute("SELECT photo_id, embedding FROM identifications WHERE model = ?", (model,))
+            index = None
+            while rows := cursor.fetchmany(_VECTOR_LOAD_ROWS):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+                if index is None:
+                    read_back = functools.partial(self._embeddings, model, dim=matrix.shape[1])
+                    index = VectorIndex(matrix.shape[1], exact_rows=read_back)
+                    index.reserve(count)
+                index.upsert(ids, matrix)
+            self._vectors = index if index is not None else VectorIndex()
             self._vectors_model = model
         return self._vectors
+
+    def _embeddings(self, model: str | None, ids: np.ndarray, dim: int) -> np.ndarray:
+        """The float32 embeddings [n, dim] by `model` of photos `ids` [n], in that order; a row of
+        NaN for a photo that has none (removed since the index was loaded)."""
+        vectors = np.full((ids.shape[0], dim), np.nan, dtype=np.float32)
+        row_of = {photo_id: row for row, photo_id in enumerate(ids.tolist())}
+        id_list = list(row_of)
+        for start in range(0, len(id_list), _SQL_VARIABLES):
+            chunk = id_list[start : start + _SQL_VARIABLES]
+            for photo_id, embedding in self.db.execute(
+                f"SELECT photo_id, embedding FROM identifications WHERE model = ? "
+                f"AND photo_id IN ({','.join('?' * len(chunk))})",
+                (model, *chunk),
+            ):
+                vectors[row_of[photo_id]] = np.frombuffer(embedding, dtype=np.float32)
+        return vectors
 
     def similar(self, embedding: np.ndarray, k: int, exclude: Iterable[int] = ()) -> list[tuple[LibraryPhoto, float]]:
         """The k photos whose embeddings by the reading model are most like `embedding`, which

@@ -11,13 +11,20 @@ bytes to read) finds every row that could be in the top k, given a proven bound 
 error, and only those rows are scored again in float32. torch is imported for that first pass
 only when an index is that large (float16 matrix products in numpy are far slower), so the
 window can load this module while it starts.
+
+An index given `exact_rows` (a function returning the float32 vectors of some ids, read from
+disk: the library's SQLite file) holds no float32 matrix once it is large: its rows are kept in
+float16 only, and the few candidates of the first pass are read back in float32 to be scored
+exactly. At 1M x 768 that is 1.5 GB held instead of 4.5 GB (float32 and its float16 copy), with
+the same answers. Ids are looked up through sorted numpy arrays (16 bytes per id; a dict of
+Python ints takes ~100).
 The index is not synchronised: a caller that upserts on one thread and searches on another must
 hold a lock around both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -36,28 +43,44 @@ TWO_PASS_MIN_ROWS = 50_000
 FLOAT16_SCORE_ERROR = 0.004
 
 
-class VectorIndex:
-    """Exact cosine top-k search over L2-normalised float32 vectors, addressed by int64 ids."""
+# Given ids [n], their float32 vectors [n, dim] (any length, not necessarily normalised), read
+# from where the index's owner keeps them; a row of NaN for an id the owner no longer has.
+ExactRows = Callable[[np.ndarray], np.ndarray]
 
-    def __init__(self, dim: int = DEFAULT_DIM) -> None:
+
+class VectorIndex:
+    """Exact cosine top-k search over L2-normalised vectors, addressed by int64 ids.
+
+    Without `exact_rows` the rows are held in float32. With it, an index of TWO_PASS_MIN_ROWS rows
+    or more holds them in float16 only and reads candidates back through `exact_rows` to score
+    them in float32, so the answers are the same either way.
+    """
+
+    def __init__(self, dim: int = DEFAULT_DIM, *, exact_rows: ExactRows | None = None) -> None:
         if int(dim) < 1:
             raise ValueError(f"A vector index needs a dimension of at least 1, not {dim}.")
         self.dim = int(dim)
+        self._exact_rows = exact_rows
         self._count = 0
         # Rows [0, _count) are live; the rest is spare capacity, so appending is amortised O(1).
-        self._matrix = np.empty((0, self.dim), dtype=np.float32)  # [capacity, dim]
+        self._matrix = np.empty((0, self.dim), dtype=np.float32)  # [capacity, dim], float32 or float16
         self._row_ids = np.empty(0, dtype=np.int64)  # [capacity], the id stored in each row
-        self._row_of_id: dict[int, int] = {}
-        self._half = None  # torch float16 copy of the live rows for the first pass; None after changes
+        # Lookup from id to row: the live ids sorted [N] and the row of each [N]; None after changes
+        # to the rows, and built again (one argsort) at the next lookup.
+        self._sorted_ids: np.ndarray | None = np.empty(0, dtype=np.int64)
+        self._rows_by_sorted_id: np.ndarray | None = np.empty(0, dtype=np.int64)
+        self._half = None  # torch float16 copy of float32 rows for the first pass; None after changes
 
     @classmethod
-    def from_arrays(cls, ids: np.ndarray | Sequence[int], vectors: np.ndarray) -> VectorIndex:
+    def from_arrays(
+        cls, ids: np.ndarray | Sequence[int], vectors: np.ndarray, *, exact_rows: ExactRows | None = None
+    ) -> VectorIndex:
         """An index holding `vectors` [n, dim] under `ids` [n]; its capacity is exactly n rows."""
         vectors = np.asarray(vectors)
         if vectors.ndim != 2:
             raise ValueError(f"Vectors must be a 2-D array [n, dim], not shape {vectors.shape}.")
-        index = cls(dim=vectors.shape[1])
-        index._reserve(vectors.shape[0])
+        index = cls(dim=vectors.shape[1], exact_rows=exact_rows)
+        index.reserve(vectors.shape[0])
         index.upsert(ids, vectors)
         return index
 
@@ -65,7 +88,16 @@ class VectorIndex:
         return self._count
 
     def __contains__(self, id: object) -> bool:
-        return id in self._row_of_id
+        try:
+            ids = _as_id_array([id])
+        except (ValueError, TypeError):
+            return False
+        return bool(self._rows_of(ids)[0] >= 0)
+
+    @property
+    def holds_float32(self) -> bool:
+        """False once a large index with `exact_rows` keeps its rows in float16 only."""
+        return self._matrix.dtype == np.float32
 
     def ids(self) -> np.ndarray:
         """The ids held, ascending (int64 [N]); a copy, so later changes do not show through."""
@@ -75,17 +107,19 @@ class VectorIndex:
         """Bytes of the arrays behind the index (matrix and row ids, spare capacity included,
         and the float16 copy a large index searches first, once made).
 
-        The dict from id to row is extra: Python keeps it at roughly 100 bytes per id.
+        The id lookup (16 bytes per id) is counted once built; it is built again after changes.
         """
         half = 0 if self._half is None else self._half.numel() * self._half.element_size()
-        return self._matrix.nbytes + self._row_ids.nbytes + half
+        lookup = 0 if self._sorted_ids is None else self._sorted_ids.nbytes + self._rows_by_sorted_id.nbytes
+        return self._matrix.nbytes + self._row_ids.nbytes + lookup + half
 
     def vector(self, id: int) -> np.ndarray:
-        """The stored, normalised vector [dim] of `id` (a copy); KeyError when `id` is not held."""
-        row = self._row_of_id.get(int(id))
-        if row is None:
+        """The normalised float32 vector [dim] of `id` (a copy); KeyError when `id` is not held."""
+        row = int(self._rows_of(_as_id_array([id]))[0])
+        vector = self._float32_rows(np.array([row]))[0] if row >= 0 else None
+        if vector is None or not np.isfinite(vector).all():  # not held, or gone from the owner's store
             raise KeyError(id)
-        return self._matrix[row].copy()
+        return vector
 
     # --- changes ----------------------------------------------------------------------------
 
@@ -121,11 +155,11 @@ class VectorIndex:
                 "finite and not all zeros."
             )
 
-        id_list = ids.tolist()
-        rows = np.fromiter((self._row_of_id.get(i, -1) for i in id_list), dtype=np.int64, count=len(id_list))
+        rows = self._rows_of(ids)
         is_new = rows < 0
         new_count = int(is_new.sum())
-        self._reserve(self._count + new_count)
+        self.reserve(self._count + new_count)
+        self._half = None
         rows[is_new] = np.arange(self._count, self._count + new_count)
         for start in range(0, ids.shape[0], _UPSERT_CHUNK_ROWS):
             stop = start + _UPSERT_CHUNK_ROWS
@@ -138,38 +172,69 @@ class VectorIndex:
             else:
                 self._matrix[chunk_rows] = chunk / norms[start:stop, None]
         self._row_ids[rows[is_new]] = ids[is_new]
-        self._row_of_id.update(zip(ids[is_new].tolist(), rows[is_new].tolist(), strict=True))
         self._count += new_count
+        if new_count:
+            self._sorted_ids = self._rows_by_sorted_id = None
 
     def remove(self, ids: Iterable[int]) -> None:
         """Drop `ids`, moving the last live row into each freed one; ids not held are skipped,
         since a photo deleted before it was ever embedded has no row to remove."""
-        self._half = None
-        for id in _as_id_array(ids).tolist():
-            row = self._row_of_id.pop(id, None)
-            if row is None:
+        ids = _as_id_array(ids)
+        # The row of each id to remove, kept up to date as rows move below. [n] -> {id: row}
+        row_of = dict(zip(ids.tolist(), self._rows_of(ids).tolist(), strict=True))
+        for id in ids.tolist():
+            row = row_of[id]
+            if row < 0:
                 continue
+            row_of[id] = -1
             last = self._count - 1
             if row != last:
                 moved_id = int(self._row_ids[last])
                 self._matrix[row] = self._matrix[last]
                 self._row_ids[row] = moved_id
-                self._row_of_id[moved_id] = row
+                if moved_id in row_of:
+                    row_of[moved_id] = row
             self._count = last
+            self._half = None
+            self._sorted_ids = self._rows_by_sorted_id = None
 
-    def _reserve(self, rows_needed: int) -> None:
-        self._half = None
-        """Grow capacity to at least `rows_needed`, doubling, so n appends copy O(n) rows in all."""
+    def reserve(self, rows_needed: int) -> None:
+        """Grow capacity to at least `rows_needed`, doubling, so n appends copy O(n) rows in all.
+
+        This is also where a large index with `exact_rows` turns its rows into float16.
+        """
         capacity = self._matrix.shape[0]
         if rows_needed <= capacity:
             return
         # An empty index takes exactly what it is asked for: from_arrays wants no slack at 1M rows.
         new_capacity = rows_needed if capacity == 0 else max(rows_needed, 2 * capacity, _MIN_CAPACITY)
-        matrix = np.empty((new_capacity, self.dim), dtype=np.float32)
+        compact = self._exact_rows is not None and rows_needed >= TWO_PASS_MIN_ROWS
+        dtype = np.float16 if compact or not self.holds_float32 else np.float32
+        matrix = np.empty((new_capacity, self.dim), dtype=dtype)
         matrix[: self._count] = self._matrix[: self._count]
         row_ids = np.empty(new_capacity, dtype=np.int64)
         row_ids[: self._count] = self._row_ids[: self._count]
         self._matrix, self._row_ids = matrix, row_ids
+        self._half = None
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The row holding each of `ids` [n], or -1 for an id not held. int64 [n]."""
+        if self._sorted_ids is None:
+            live_ids = self._row_ids[: self._count]
+            order = np.argsort(live_ids, kind="stable")
+            self._sorted_ids, self._rows_by_sorted_id = live_ids[order], order.astype(np.int64)
+        if self._sorted_ids.shape[0] == 0:
+            return np.full(ids.shape[0], -1, dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self._sorted_ids, ids), self._sorted_ids.shape[0] - 1)
+        return np.where(self._sorted_ids[positions] == ids, self._rows_by_sorted_id[positions], -1)
+
+    def _float32_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The normalised float32 vectors [n, dim] of `rows` [n]: held ones, or read through
+        `exact_rows` (NaN rows stay NaN: their ids are gone from the owner's store)."""
+        if self.holds_float32:
+            return self._matrix[rows].copy()
+        vectors = np.asarray(self._exact_rows(self._row_ids[rows]), dtype=np.float32).reshape(len(rows), self.dim)
+        return vectors / _row_norms(vectors)[:, None]
 
     # --- search -----------------------------------------------------------------------------
 
@@ -186,9 +251,9 @@ class VectorIndex:
         k = _checked_k(k)
         if k == 0 or self._count == 0:
             return []
-        excluded_rows = {self._row_of_id.get(id) for id in _as_id_array(exclude).tolist()} - {None}
+        excluded_rows = set(self._rows_of(_as_id_array(exclude)).tolist()) - {-1}
         k = min(k, self._count - len(excluded_rows))
-        if self._count >= TWO_PASS_MIN_ROWS and k > 0:
+        if (self._count >= TWO_PASS_MIN_ROWS or not self.holds_float32) and k > 0:
             return self._two_pass_search(query, k, excluded_rows)
         scores = self._matrix[: self._count] @ query  # [N] float32, one BLAS gemv
         if excluded_rows:
@@ -199,18 +264,28 @@ class VectorIndex:
         """Exact top k, reading float16 first. If t is the true k-th best score and a the k-th
         best float16 score, then a <= t + e (else k rows would truly beat t), and every true
         top-k row has a float16 score >= t - e >= a - 2e: so the rows at or above a - 2e hold
-        the whole answer, and scoring just those in float32 gives it exactly."""
+        the whole answer, and scoring just those in float32 gives it exactly.
+        A candidate that `exact_rows` no longer has (NaN) is removed, and the search runs again."""
         import torch
 
-        if self._half is None:
-            self._half = torch.from_numpy(self._matrix[: self._count]).to(torch.float16)  # [N, dim]
-        approx = torch.mv(self._half, torch.from_numpy(query).to(torch.float16)).float().numpy()  # [N]
+        if not self.holds_float32:
+            half = torch.from_numpy(self._matrix[: self._count])  # [N, dim] float16, no copy
+        else:
+            if self._half is None:
+                self._half = torch.from_numpy(self._matrix[: self._count]).to(torch.float16)  # [N, dim]
+            half = self._half
+        approx = torch.mv(half, torch.from_numpy(query).to(torch.float16)).float().numpy()  # [N]
         if excluded_rows:
             approx[list(excluded_rows)] = -np.inf
         kth_approx = np.partition(approx, approx.shape[0] - k)[approx.shape[0] - k]
         candidate_rows = np.flatnonzero(approx >= kth_approx - 2 * FLOAT16_SCORE_ERROR)
-        exact = self._matrix[candidate_rows] @ query  # [candidates] float32
+        exact = self._float32_rows(candidate_rows) @ query  # [candidates] float32
         candidate_ids = self._row_ids[candidate_rows]
+        gone = np.isnan(exact)
+        if gone.any():  # the owner no longer has them: forget them and search again, still exact
+            excluded_ids = self._row_ids[sorted(excluded_rows)]  # by id: the rows move in remove
+            self.remove(candidate_ids[gone])
+            return self.search(query, k, exclude=excluded_ids)
         order = np.lexsort((candidate_ids, -exact))[:k]
         return list(zip(candidate_ids[order].tolist(), exact[order].tolist(), strict=True))
 
@@ -220,6 +295,8 @@ class VectorIndex:
         k = _checked_k(k)
         if k == 0 or self._count == 0:
             return [[] for _ in range(queries.shape[0])]
+        if not self.holds_float32:  # float16 rows: each query's two passes (exact, one at a time)
+            return [self.search(query, k) for query in queries]
         live = self._matrix[: self._count]
         batch = max(1, _SEARCH_MANY_SCORE_BYTES // (4 * self._count))
         results = []
@@ -273,7 +350,8 @@ class VectorIndex:
         if block < 1:
             raise ValueError(f"block must be at least 1, not {block}.")
         count = self._count
-        live = self._matrix[:count]
+        # float16 rows are read back in float32 first (at 1M x 768 that is 3 GB for the while).
+        live = self._matrix[:count] if self.holds_float32 else self._float32_rows(np.arange(count))
         parent = list(range(count))  # union-find over rows; parent[r] == r marks a root
 
         def root(row: int) -> int:
