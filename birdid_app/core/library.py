@@ -962,64 +962,8 @@ class IndexJob:
         return [self._pool.submit(_decode_for_index, work, self.decode_size, read_keywords) for work in batch]
 
     def _commit(self, rows: list[tuple[_Work, _Decoded, object]]) -> None:
-        vectors_ids, vectors = [], []
-        with self.library.db:  # one transaction: the whole batch, or none of it
-            db = self.library.db
-            for work, result, identification in rows:
-                taken_at, latitude, longitude = result.metadata
-                # A changed file keeps its row (and id): the upsert below rewrites it.
-                photo_id = db.execute(
-                    "INSERT INTO photos (path, size, mtime_ns, fingerprint, taken_at, latitude, longitude, error) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
-                    "fingerprint = excluded.fingerprint, taken_at = excluded.taken_at, latitude = excluded.latitude, "
-                    "longitude = excluded.longitude, error = excluded.error RETURNING id",
-                    (str(work.path), work.size, work.mtime_ns, work.fingerprint, taken_at, latitude, longitude,
-                     result.error),
-                ).fetchone()[0]
-                if str(work.path) in self._pairs:
-                    db.execute(
-                        "INSERT INTO companions (path, photo_id) VALUES (?, ?) "
-                        "ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id",
-                        (self._pairs[str(work.path)], photo_id),
-                    )
-                if work.file_changed:  # every model's identification described the old content
-                    db.execute("DELETE FROM identifications WHERE photo_id = ?", (photo_id,))
-                else:
-                    db.execute(
-                        "DELETE FROM identifications WHERE photo_id = ? AND model = ?", (photo_id, self.model_name)
-                    )
-                self._label_from_keywords(db, photo_id, result.keywords)
-                if identification is None:
-                    self.summary.failed += 1
-                    continue
-                self.summary.embedded += 1
-                embedding = identification.embedding.astype(np.float32)
-                db.execute(
-                    "INSERT INTO identifications (photo_id, model, embedding) VALUES (?, ?, ?)",
-                    (photo_id, self.model_name, embedding.tobytes()),
-                )
-                db.executemany(
-                    "INSERT INTO predictions (photo_id, model, rank, species, probability) VALUES (?, ?, ?, ?, ?)",
-                    [(photo_id, self.model_name, rank, s.name, s.probability)
-                     for rank, s in enumerate(identification.ranked(TOP_SPECIES), start=1)],
-                )
-                vectors_ids.append(photo_id)
-                vectors.append(embedding)
-        library = self.library
-        if library._vectors is not None and library._vectors_model == self.model_name and vectors_ids:
-            library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
-
-    def _label_from_keywords(self, db, photo_id: int, keywords: tuple[str, ...]) -> None:
-        """Label the photo with the first of its keywords that names one of the model's species,
-        unless it has a label already (the person's own always wins)."""
-        named = next((self.species_names[k.casefold()] for k in keywords if k.casefold() in self.species_names), None)
-        if named is not None:
-            db.execute(
-                "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, 'keywords') "
-                "ON CONFLICT (photo_id) DO NOTHING",
-                (photo_id, named, _utc_now()),
-            )
+        store_rows(self.library, self.model_name, rows, pairs=self._pairs, species_names=self.species_names,
+                   summary=self.summary)
 
     def _report(self, current: str) -> None:
         if self.progress is None:
@@ -1028,6 +972,80 @@ class IndexJob:
         rate = self.done / elapsed
         left = len(self.pending) / rate if rate > 0 else None
         self.progress(IndexProgress(self.done, self.total, rate, left, current))
+
+
+def store_rows(
+    library: Library,
+    model_name: str,
+    rows: list[tuple[_Work, _Decoded, object]],
+    *,
+    pairs: dict[str, str],
+    species_names: dict[str, str],
+    summary: IndexSummary,
+) -> None:
+    """Write photos as decoded and identified (`rows` of work, decoded result, Identification or
+    None) into the library in one transaction, counting them in `summary`: the desktop indexer's
+    commit, and `birdid library import`'s for rows computed elsewhere (core/shards.py).
+    `pairs` maps a RAW path to the JPEG beside it; `species_names` maps lower-case names of the
+    model's species to the names, for keywords that become labels."""
+    vectors_ids, vectors = [], []
+    with library.db:  # one transaction: the whole batch, or none of it
+        db = library.db
+        for work, result, identification in rows:
+            taken_at, latitude, longitude = result.metadata
+            # A changed file keeps its row (and id): the upsert below rewrites it.
+            photo_id = db.execute(
+                "INSERT INTO photos (path, size, mtime_ns, fingerprint, taken_at, latitude, longitude, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "fingerprint = excluded.fingerprint, taken_at = excluded.taken_at, latitude = excluded.latitude, "
+                "longitude = excluded.longitude, error = excluded.error RETURNING id",
+                (str(work.path), work.size, work.mtime_ns, work.fingerprint, taken_at, latitude, longitude,
+                 result.error),
+            ).fetchone()[0]
+            if str(work.path) in pairs:
+                db.execute(
+                    "INSERT INTO companions (path, photo_id) VALUES (?, ?) "
+                    "ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id",
+                    (pairs[str(work.path)], photo_id),
+                )
+            if work.file_changed:  # every model's identification described the old content
+                db.execute("DELETE FROM identifications WHERE photo_id = ?", (photo_id,))
+            else:
+                db.execute(
+                    "DELETE FROM identifications WHERE photo_id = ? AND model = ?", (photo_id, model_name)
+                )
+            _label_from_keywords(db, photo_id, result.keywords, species_names)
+            if identification is None:
+                summary.failed += 1
+                continue
+            summary.embedded += 1
+            embedding = identification.embedding.astype(np.float32)
+            db.execute(
+                "INSERT INTO identifications (photo_id, model, embedding) VALUES (?, ?, ?)",
+                (photo_id, model_name, embedding.tobytes()),
+            )
+            db.executemany(
+                "INSERT INTO predictions (photo_id, model, rank, species, probability) VALUES (?, ?, ?, ?, ?)",
+                [(photo_id, model_name, rank, s.name, s.probability)
+                 for rank, s in enumerate(identification.ranked(TOP_SPECIES), start=1)],
+            )
+            vectors_ids.append(photo_id)
+            vectors.append(embedding)
+    if library._vectors is not None and library._vectors_model == model_name and vectors_ids:
+        library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
+
+
+def _label_from_keywords(db, photo_id: int, keywords: tuple[str, ...], species_names: dict[str, str]) -> None:
+    """Label the photo with the first of its keywords that names one of the model's species,
+    unless it has a label already (the person's own always wins)."""
+    named = next((species_names[k.casefold()] for k in keywords if k.casefold() in species_names), None)
+    if named is not None:
+        db.execute(
+            "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, 'keywords') "
+            "ON CONFLICT (photo_id) DO NOTHING",
+            (photo_id, named, _utc_now()),
+        )
 
 
 def _decode_for_index(work: _Work, size: tuple[int, int], read_keywords: bool = False) -> _Decoded:
