@@ -2,8 +2,10 @@
 
 Both in one run with the same base-size Hiera (random weights, 384x384): (a) batches of ready
 input tensors straight through the classifier, (b) the library's IndexJob over a folder of
-4000x3000 JPEGs (decoding, EXIF, fingerprints, SQLite commits included). Decoding runs on a
-thread pool while the model works, so (b) / (a) near 1 means the model never waits on the disk.
+4000x3000 JPEGs (decoding, EXIF, fingerprints, SQLite commits included), in every precision
+mode the CPU runs fast: fp32, bf16 (only where native) and int8. Decoding runs on a thread pool
+while the model works, so (b) / (a) near 1 means the model never waits on the disk. Neither
+builds stage maps: indexing needs only the species and the embedding.
 
 Run: `.venv/bin/python benchmarks/index_throughput.py [--photos 32] [--size 4000x3000]`
 """
@@ -21,9 +23,9 @@ from PIL import Image, ImageDraw
 
 from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
-from birdid_app.core.inference import Classifier
+from birdid_app.core.inference import Classifier, cpu_has_native_bf16
 from birdid_app.core.library import BATCH_SIZE, IndexJob, Library
-from machine import machine_description  # benchmarks/machine.py
+from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
 
@@ -40,6 +42,41 @@ def camera_jpeg(path: Path, size: tuple[int, int], seed: int) -> None:
     image.save(path, quality=90)
 
 
+def measure(checkpoint: Checkpoint, precision: str, folder: Path, scratch: Path, photos: int) -> tuple[float, float, float, float]:
+    """(model before, model after, model mean, indexing) photos/s in one precision mode."""
+    classifier = Classifier(checkpoint, device="cpu", precision=precision)
+
+    def forward(batch: torch.Tensor) -> None:
+        classifier._forward(batch, [""] * len(batch), keep_stage_maps=False)  # as indexing runs it
+
+    # (a) the model alone: ready [B, 3, 384, 384] tensors, batches as the indexer makes them;
+    # measured before and after (b), so a slower or faster spell of the machine shows.
+    batches = [torch.randn(BATCH_SIZE, 3, 384, 384) for _ in range(max(1, photos // BATCH_SIZE))]
+    forward(batches[0])  # warm-up at full batch size
+
+    def model_alone() -> float:
+        started = time.perf_counter()
+        for batch in batches:
+            forward(batch)
+        return len(batches) * BATCH_SIZE / (time.perf_counter() - started)
+
+    model_before = model_alone()
+    # (b) the whole indexing path over the JPEG folder, with the classifier as the engine and
+    # `birdid library index` hand it over: no stage maps.
+    with Library(scratch / f"library-{precision}.sqlite3") as library:
+        library.add_folder(folder)
+        job = IndexJob(
+            library, lambda images: classifier.identify_images(images, keep_stage_maps=False), "bench",
+            decode_size=classifier.image_size,
+        )
+        started = time.perf_counter()
+        job.plan()
+        summary = job.run()
+        index_rate = summary.embedded / (time.perf_counter() - started)
+    model_after = model_alone()
+    return model_before, model_after, (model_before + model_after) / 2, index_rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=32)
@@ -49,43 +86,24 @@ def main() -> None:
 
     model = Hiera(BASE).eval()
     checkpoint = Checkpoint(BASE, model.state_dict(), [f"species {i}" for i in range(707)], (0.5,) * 3, (0.5,) * 3)
-    classifier = Classifier(checkpoint, device="cpu", precision="fp32")
+    modes = ["fp32", "bf16", "int8"] if cpu_has_native_bf16() else ["fp32", "int8"]
 
+    rows = []
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "photos"
         folder.mkdir()
         for i in range(args.photos):
             camera_jpeg(folder / f"IMG_{i:04d}.jpg", size, i)
+        for precision in modes:
+            rows.append((precision, *measure(checkpoint, precision, folder, Path(scratch), args.photos)))
 
-        # (a) the model alone: ready [B, 3, 384, 384] tensors, batches as the indexer makes them;
-        # measured before and after (b), so a slower or faster spell of the machine shows.
-        batches = [torch.randn(BATCH_SIZE, 3, 384, 384) for _ in range(max(1, args.photos // BATCH_SIZE))]
-        classifier._forward(batches[0], [""] * BATCH_SIZE)  # warm-up at full batch size
-
-        def model_alone() -> float:
-            started = time.perf_counter()
-            for batch in batches:
-                classifier._forward(batch, [""] * len(batch))
-            return len(batches) * BATCH_SIZE / (time.perf_counter() - started)
-
-        model_before = model_alone()
-
-        # (b) the whole indexing path over the JPEG folder.
-        with Library(Path(scratch) / "library.sqlite3") as library:
-            library.add_folder(folder)
-            job = IndexJob(library, classifier.identify_images, "bench", decode_size=classifier.image_size)
-            started = time.perf_counter()
-            job.plan()
-            summary = job.run()
-            index_rate = summary.embedded / (time.perf_counter() - started)
-        model_after = model_alone()
-        model_rate = (model_before + model_after) / 2
-
-    print(f"machine: {machine_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"photos: {args.photos} JPEGs of {size[0]}x{size[1]}; model: Hiera base 384, fp32, batch {BATCH_SIZE}")
-    print(f"model alone, ready tensors : {model_rate:6.2f} photos/s (before {model_before:.2f}, after {model_after:.2f})")
-    print(f"indexing, JPEG to database : {index_rate:6.2f} photos/s")
-    print(f"indexing / model           : {index_rate / model_rate:6.2f}")
+    print(f"machine: {machine_description()}; {cpu_flags()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; bf16 only where native")
+    print(f"photos: {args.photos} JPEGs of {size[0]}x{size[1]}; model: Hiera base 384, batch {BATCH_SIZE}, no stage maps")
+    print(f"{'mode':<5} {'model photos/s (before, after)':>32} {'indexing photos/s':>18} {'indexing/model':>15}")
+    for precision, before, after, model_rate, index_rate in rows:
+        print(f"{precision:<5} {model_rate:>10.2f} ({before:.2f}, {after:.2f}){'':>6} {index_rate:>18.2f} "
+              f"{index_rate / model_rate:>14.2f}{'' if index_rate / model_rate >= 0.9 else '  BELOW 0.9'}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def identify_sample(
     started = time.perf_counter()
     classifier = Classifier.from_file(model_path, device=device, precision=precision, check_crc=check_crc)
     loaded = time.perf_counter()
-    (result,) = classifier.identify_files([paths.sample_picture()])
+    (result,) = classifier.identify_files([paths.sample_picture()], keep_stage_maps=False)
     if isinstance(result, Exception):
         raise SelftestFailed(str(result))
     ranked = "; ".join(f"{s.name} {s.probability:.1%}" for s in result.ranked(top_k))

@@ -115,7 +115,10 @@ def load_classifier(args: argparse.Namespace):
 
     chosen = choose_model(args.model)
     classifier = Classifier.from_file(
-        chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked
+        chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked,
+        on_converting=lambda: print(
+            "Preparing the int8 copy of the model (once for this model; about half a minute)…", file=sys.stderr
+        ),
     )
     return classifier, chosen
 

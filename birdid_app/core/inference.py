@@ -14,6 +14,7 @@ from PIL import Image
 
 from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
 from birdid_app.core.errors import BirdidError, PhotoError
+from birdid_app.core.int8 import Int8Model, Int8Unavailable, prepare_int8
 from birdid_app.core.options import DEVICES, PRECISIONS
 from birdid_app.core.photo import decode_photo
 from birdid_app.core.precision import DTYPES, choose_precision
@@ -129,25 +130,49 @@ class Classifier:
         device: str = "auto",
         precision: str = "auto",
         on_measuring_precision: Callable[[], None] | None = None,
+        on_converting: Callable[[], None] | None = None,
     ) -> None:
         """precision "auto" runs the fastest mode that agrees with fp32 on this computer
         (core/precision.py): measured once per model and device, a few seconds for the base
-        model, and `on_measuring_precision` is called first so a window can say so."""
+        model, and `on_measuring_precision` is called first so a window can say so.
+
+        int8 (the CPU only) runs a quantised copy of the model with ONNX Runtime (core/int8.py),
+        converted once per model file (about half a minute for the base model; `on_converting`
+        is called first) and kept. `self.model` stays the float model in every mode: Grad-CAM
+        and forwards that need stage maps run it."""
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
+        self._on_converting = on_converting
         if check_precision(precision) == "auto":
             self._choose_precision(on_measuring_precision)
         else:
+            if precision == "int8" and self.device.type != "cpu":
+                raise BirdidError(f"int8 runs on the CPU only; choose fp32, bf16 or fp16 for {self.device}, or the CPU.")
             self.precision, self.precision_reason = precision, f"{precision}, as asked"
-        self.dtype = DTYPES[self.precision]
-        self.model = checkpoint.build_model().to(device=self.device, dtype=self.dtype)
+        self._set_up_model()
         self.batch_size = DEFAULT_BATCH_SIZE  # halved when the device runs out of memory
         self.notice: str | None = None  # set when the classifier had to change course (e.g. to the CPU)
+
+    def _set_up_model(self) -> None:
+        """The float model in this precision's dtype, and the int8 graph when the mode is int8.
+        Built from the file's fp32 weights every time (fp16 -> bf16 would round twice)."""
+        self.int8: Int8Model | None = None
+        if self.precision == "int8":
+            try:
+                self.int8 = prepare_int8(self.checkpoint, on_converting=self._on_converting)
+            except Int8Unavailable as error:
+                if self.precision_reason.endswith("as asked"):
+                    raise
+                # Chosen by a kept trial, but no longer available: fp32 always is.
+                self.precision, self.precision_reason = "fp32", f"fp32: {error}"
+        self.dtype = DTYPES[self.precision]
+        self.model = self.checkpoint.build_model().to(device=self.device, dtype=self.dtype)
 
     def _choose_precision(self, on_measuring: Callable[[], None] | None = None) -> None:
         """"auto" on this device: the fastest mode that agrees with fp32 (core/precision.py)."""
         choice = choose_precision(
-            self.checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring
+            self.checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring,
+            on_converting=self._on_converting,
         )
         self.precision, self.precision_reason = choice.precision, choice.describe()
 
@@ -159,6 +184,7 @@ class Classifier:
         device: str = "auto",
         precision: str = "auto",
         on_measuring_precision: Callable[[], None] | None = None,
+        on_converting: Callable[[], None] | None = None,
         check_crc: bool = True,
     ) -> Classifier:
         """`check_crc=False` only for a path from ModelStore.checked_path, whose CRC-32s the
@@ -168,6 +194,7 @@ class Classifier:
             device=device,
             precision=precision,
             on_measuring_precision=on_measuring_precision,
+            on_converting=on_converting,
         )
 
     @property
@@ -224,9 +251,7 @@ class Classifier:
             lost = self.device
             self.device = torch.device("cpu")
             self._choose_precision()
-            self.dtype = DTYPES[self.precision]
-            # From the file's fp32 weights, not from the GPU copy (fp16 -> bf16 would round twice).
-            self.model = self.checkpoint.build_model().to(dtype=self.dtype)
+            self._set_up_model()
             self.batch_size = DEFAULT_BATCH_SIZE
             self.notice = f"The GPU ({lost}) ran out of memory, so birdid carries on on the CPU ({self.precision})."
             return
@@ -265,10 +290,15 @@ class Classifier:
     def _forward(self, batch: torch.Tensor, sources: Sequence[str], keep_stage_maps: bool = True) -> list[Identification]:
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model(batch.to(device=self.device, dtype=self.dtype), stage_maps=keep_stage_maps)
-            probabilities = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
-            embeddings = out.embedding.float().cpu().numpy()
-            stage_maps = [m.float().cpu().numpy() for m in out.stage_maps]
+            if self.int8 is not None and not keep_stage_maps:
+                logits, embedding = self.int8(batch)  # the graph has no stage maps
+                maps: tuple[torch.Tensor, ...] = ()
+            else:
+                out = self.model(batch.to(device=self.device, dtype=self.dtype), stage_maps=keep_stage_maps)
+                logits, embedding, maps = out.logits, out.embedding, out.stage_maps
+            probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            embeddings = embedding.float().cpu().numpy()
+            stage_maps = [m.float().cpu().numpy() for m in maps]
         seconds = time.perf_counter() - started
         return [
             Identification(

@@ -8,7 +8,7 @@ answers without loading anything else.
 from __future__ import annotations
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and "cuda:N", one GPU by its index
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the CPU only (core/int8.py)
 DEFAULT_DEVICE = "auto"
 DEFAULT_PRECISION = "auto"
 

@@ -4,7 +4,7 @@ A mode agrees when, on the sample pictures, the embedding's cosine similarity to
 least MIN_COSINE, the best species is the same and so are the five best (as a set: two species
 at 0.4% each may swap places in bf16, which tells a person nothing). Only modes that can be
 fast on the device are tried (bf16 on a CPU only where it runs natively: emulated it is slower
-than fp32, and fp16 has no fast CPU kernels at all). The trial takes a few forward passes per
+than fp32, and fp16 has no fast CPU kernels at all; int8 on every CPU, core/int8.py). The trial takes a few forward passes per
 mode, once: the choice is kept in the data folder for this model file, device, torch and CPU,
 and measured again when any of them changes.
 """
@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from birdid_app.core import paths
 from birdid_app.core.checkpoint import Checkpoint
+from birdid_app.core.int8 import Int8Unavailable, prepare_int8
 from birdid_app.core.preprocess import to_model_input
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ MIN_COSINE = 0.999
 # Timed single-picture runs per mode, after the three-picture agreement run has allocated and
 # picked kernels; the fastest counts (noise on a busy laptop only ever adds time).
 TIMED_RUNS = 2
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/int8.py) and keeps
+# the float model for what the graph does not give: stage maps and Grad-CAM.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,11 @@ class PrecisionTrial:
     seconds: float  # the fastest forward of one picture
     cosine: float  # lowest embedding cosine similarity to fp32 over the sample pictures
     same_top5: bool  # the same best species, and the same five best, on every sample picture
+    problem: str = ""  # why the mode could not run at all ("int8 could not be prepared: ..."), or ""
 
     @property
     def agrees(self) -> bool:
-        return self.cosine >= MIN_COSINE and self.same_top5
+        return not self.problem and self.cosine >= MIN_COSINE and self.same_top5
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,12 @@ class PrecisionChoice:
                        f"embedding cosine {chosen.cosine:.5f}, same top-5")
         elif len(self.trials) > 1:
             reason += ": no faster mode agreed with it" if rejected else ": no other mode was faster"
+        failed = [t for t in self.trials if t.problem]
+        rejected = [name for name in rejected if name not in {t.precision for t in failed}]
         if rejected:
             reason += f" ({', '.join(rejected)} did not agree with fp32)"
+        for trial in failed:
+            reason += f" ({trial.problem.rstrip('.')})"
         return reason
 
 
@@ -78,7 +86,7 @@ def candidate_precisions(device: torch.device, *, native_bf16: bool) -> list[str
         return ["fp32", "bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp32", "fp16"]
     if device.type == "mps":
         return ["fp32", "fp16"]
-    return ["fp32", "bf16"] if native_bf16 else ["fp32"]
+    return ["fp32", "bf16", "int8"] if native_bf16 else ["fp32", "int8"]
 
 
 def sample_pictures() -> list[Image.Image]:
@@ -90,8 +98,15 @@ def sample_pictures() -> list[Image.Image]:
     return [picture, ImageOps.mirror(picture), crop]
 
 
-def measure_precisions(checkpoint: Checkpoint, device: torch.device, precisions: list[str]) -> list[PrecisionTrial]:
-    """Time each mode on one picture and compare its answers on all samples with fp32's."""
+def measure_precisions(
+    checkpoint: Checkpoint,
+    device: torch.device,
+    precisions: list[str],
+    on_converting: Callable[[], None] | None = None,
+) -> list[PrecisionTrial]:
+    """Time each mode on one picture and compare its answers on all samples with fp32's.
+    int8 is converted first when no kept conversion exists (`on_converting` is called then);
+    one that cannot be prepared is a trial with its `problem`, and never chosen."""
     pictures = sample_pictures()
     batch = torch.stack([
         to_model_input(p, checkpoint.image_size, checkpoint.rgb_mean, checkpoint.rgb_std) for p in pictures
@@ -100,19 +115,32 @@ def measure_precisions(checkpoint: Checkpoint, device: torch.device, precisions:
     exact_embeddings = exact_best = exact_top5 = None
     for precision in precisions:
         dtype = DTYPES[precision]
-        model = checkpoint.build_model().to(device=device, dtype=dtype)
+        if precision == "int8":
+            try:
+                run = prepare_int8(checkpoint, on_converting=on_converting)
+            except Int8Unavailable as error:
+                log.warning("%s", error)
+                trials.append(PrecisionTrial(precision, 0.0, 0.0, False, str(error)))
+                continue
+        else:
+            model = checkpoint.build_model().to(device=device, dtype=dtype)
+
+            def run(images: torch.Tensor, model=model) -> tuple[torch.Tensor, torch.Tensor]:
+                output = model(images, stage_maps=False)
+                return output.logits, output.embedding
+
         one = batch[:1].to(dtype)
         with torch.inference_mode():
-            output = model(batch.to(dtype))
-            embeddings = output.embedding.float().cpu()
-            best = output.logits.float().argmax(dim=-1).cpu()  # [pictures]
-            five = min(5, output.logits.shape[-1])
-            top5 = output.logits.float().topk(five, dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5], as sets
+            logits, embedding = run(batch.to(dtype))
+            embeddings = embedding.float().cpu()
+            best = logits.float().argmax(dim=-1).cpu()  # [pictures]
+            five = min(5, logits.shape[-1])
+            top5 = logits.float().topk(five, dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5], as sets
             times = []
             for _ in range(TIMED_RUNS):
                 _synchronise(device)
                 started = time.perf_counter()
-                model(one)
+                run(one)
                 _synchronise(device)
                 times.append(time.perf_counter() - started)
         if exact_embeddings is None:
@@ -120,7 +148,7 @@ def measure_precisions(checkpoint: Checkpoint, device: torch.device, precisions:
         cosine = float(torch.nn.functional.cosine_similarity(embeddings, exact_embeddings, dim=-1).min())
         same = torch.equal(best, exact_best) and torch.equal(top5, exact_top5)
         trials.append(PrecisionTrial(precision, min(times), cosine, same))
-        del model
+        del run
     return trials
 
 
@@ -130,9 +158,11 @@ def choose_precision(
     *,
     native_bf16: bool,
     on_measuring: Callable[[], None] | None = None,
+    on_converting: Callable[[], None] | None = None,
 ) -> PrecisionChoice:
     """The fastest mode that agrees with fp32, from the kept trial when there is one for this
-    model, device, torch and CPU; `on_measuring` is called before a new trial starts."""
+    model, device, torch and CPU; `on_measuring` is called before a new trial starts, and
+    `on_converting` before int8 is converted for it."""
     precisions = candidate_precisions(device, native_bf16=native_bf16)
     if len(precisions) == 1:
         return PrecisionChoice(precisions[0], (), measured_now=False)
@@ -142,7 +172,7 @@ def choose_precision(
     if trials is None:
         if on_measuring is not None:
             on_measuring()
-        trials = measure_precisions(checkpoint, device, precisions)
+        trials = measure_precisions(checkpoint, device, precisions, on_converting)
         if key:
             _keep_trials(key, trials)
     best = min((t for t in trials if t.agrees), key=lambda t: t.seconds)

@@ -99,6 +99,8 @@ class IdentifyOutcome:
 MEASURING_PRECISION = (
     "Finding the fastest precision that gives the same answers on this computer (once for this model; a few seconds)…"
 )
+# Shown while the int8 copy of the model is made (core/int8.py), once per model file.
+CONVERTING_INT8 = "Preparing the int8 copy of the model (once for this model; about half a minute)…"
 
 # While a library scan walks the folders on a pool thread, the engine looks back at its queue
 # this often: an interactive request waits at most this long behind a scan.
@@ -339,6 +341,7 @@ class Engine(QThread):
                 device=settings.device,
                 precision=settings.precision,
                 on_measuring_precision=lambda: self.notice.emit(MEASURING_PRECISION),
+                on_converting=lambda: self.notice.emit(CONVERTING_INT8),
             )
         except BirdidError as error:
             self.classifier = None

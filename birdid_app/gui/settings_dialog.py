@@ -39,6 +39,7 @@ PRECISION_CHOICES = [
     ("fp32", "fp32 – full precision, slowest", "32-bit floats: the reference results, twice the memory of the others"),
     ("bf16", "bf16 – half precision, recent GPUs and CPUs", "16-bit brain floats: fast on GPUs and CPUs with native bf16, slow on others"),
     ("fp16", "fp16 – half precision, most GPUs", "16-bit floats: fast on most GPUs, slow on the CPU"),
+    ("int8", "int8 – 8-bit weights, CPU only", "8-bit integer weights run by ONNX Runtime: fast on every CPU; converted once per model"),
 ]
 
 

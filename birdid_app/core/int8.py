@@ -1,0 +1,209 @@
+"""int8 on the CPU: the model exported to ONNX, its matrix weights quantised to 8-bit integers
+per output channel (activations per batch, "dynamic" quantisation), run by ONNX Runtime.
+
+Chosen by measurement (benchmarks/int8.py): on a 2-core AMD EPYC ONNX Runtime's int8 matrix
+kernels run the base model in under half the reference's time, clearly ahead of torch's own
+dynamic int8 (torch.ao.quantization, deprecated in torch 2.14 and warning on every call).
+
+The graph gives exactly what identification and indexing need, the logits and the embedding,
+and no stage maps: a forward that needs maps, and Grad-CAM (which needs autograd), run the
+float torch model instead. Converting takes a while (export, then quantisation: about half a
+minute for the base model), so the result is kept in the data folder, named after the model
+file, its size and time, ONNX Runtime's version and this module's FORMAT, beside its SHA-256:
+a damaged or half-written file is converted again, never loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from birdid_app.core import paths
+from birdid_app.core.atomic import atomic_write
+from birdid_app.core.checkpoint import Checkpoint
+from birdid_app.core.errors import BirdidError
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the export or the quantisation changes: kept files are then converted again
+# The batch sizes the exported graph accepts; the classifier's batches are at most 8.
+MAX_BATCH = 256
+
+
+class Int8Unavailable(BirdidError):
+    """The int8 model could not be made or loaded; the message is one sentence for a person."""
+
+
+class Int8Model:
+    """The quantised graph, ready to run: images [B, 3, H, W] float32 -> (logits, embedding)."""
+
+    def __init__(self, source: bytes | Path, threads: int | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        # The same number of threads torch uses (the app's CPU-threads setting sets torch's).
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: its warnings are about graph details
+        # Its threads sleep between runs instead of spinning: spinning took the cores the photo
+        # decoders need while indexing (indexing/model 0.88 with it).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(
+            source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
+        logits, embedding = self.session.run(["logits", "embedding"], {"images": batch})
+        return torch.from_numpy(logits), torch.from_numpy(embedding)
+
+
+# Converted bytes of checkpoints that have no file to key a kept copy by (benchmarks, tests):
+# converted once per Checkpoint object while it lives.
+_in_memory: dict[int, bytes] = {}
+
+
+def prepare_int8(
+    checkpoint: Checkpoint, *, on_converting: Callable[[], None] | None = None, threads: int | None = None
+) -> Int8Model:
+    """The int8 model for `checkpoint`: the kept conversion when there is an intact one, else
+    converted now (`on_converting` is called first, so a window or a terminal can say so) and
+    kept. Raises Int8Unavailable with one sentence when it cannot be made."""
+    try:
+        import onnxruntime  # noqa: F401 - only to say clearly that it is missing
+    except ImportError as error:
+        raise Int8Unavailable(f"int8 could not be prepared: ONNX Runtime is not installed ({error}).") from None
+    kept = kept_file(checkpoint)
+    try:
+        if kept is not None and _intact(kept):
+            try:
+                return Int8Model(kept, threads)
+            except Exception as error:  # noqa: BLE001 - a file ONNX Runtime refuses: convert again
+                log.warning("The kept int8 model %s could not be loaded (%s); converting again.", kept, error)
+        if checkpoint.path is None and id(checkpoint) in _in_memory:
+            return Int8Model(_in_memory[id(checkpoint)], threads)
+        if on_converting is not None:
+            on_converting()
+        data = convert(checkpoint)
+        if kept is not None:
+            _keep(kept, data)
+        elif checkpoint.path is None:
+            _in_memory[id(checkpoint)] = data
+            weakref.finalize(checkpoint, _in_memory.pop, id(checkpoint), None)
+        return Int8Model(data, threads)
+    except Int8Unavailable:
+        raise
+    except Exception as error:  # noqa: BLE001 - export, quantisation or ONNX Runtime: one sentence
+        raise Int8Unavailable(f"int8 could not be prepared: {type(error).__name__}: {error}".rstrip(".") + ".") from error
+
+
+def kept_file(checkpoint: Checkpoint) -> Path | None:
+    """Where the conversion of this model file is kept; None for a model not from a file."""
+    if checkpoint.path is None:
+        return None
+    import onnxruntime
+
+    try:
+        stat = checkpoint.path.stat()
+    except OSError:
+        return None
+    key = f"{checkpoint.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|onnxruntime {onnxruntime.__version__}|{FORMAT}"
+    name = f"{checkpoint.path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.int8.onnx"
+    return paths.data_dir() / "int8" / name
+
+
+def convert(checkpoint: Checkpoint) -> bytes:
+    """The checkpoint's network exported to ONNX and quantised (`export`, `quantise`)."""
+    return quantise(export(checkpoint))
+
+
+def export(checkpoint: Checkpoint):
+    """The network as an onnx.ModelProto in fp32: images [B, 3, H, W] in (any B up to MAX_BATCH),
+    logits and embedding out."""
+    wrapper = _LogitsAndEmbedding(checkpoint.build_model().float()).eval()
+    example = torch.zeros(2, 3, *checkpoint.image_size)  # 2, not 1: a batch of 1 would be fixed
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(
+            wrapper, (example,), dynamo=True, verbose=False, input_names=["images"],
+            output_names=["logits", "embedding"], dynamic_shapes=({0: batch},),
+        )
+    model = program.model_proto
+    # The exporter declares its weights' shapes too; the quantiser turns Gemm into MatMul with a
+    # transposed weight and then finds the old declaration contradicting it.
+    weights = {initializer.name for initializer in model.graph.initializer}
+    declared = [info for info in model.graph.value_info if info.name not in weights]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(declared)
+    return model
+
+
+def quantise(model, *, per_channel: bool = True) -> bytes:
+    """Every MatMul/Gemm weight of `model` (an onnx.ModelProto) to int8, per output channel
+    unless told otherwise; activations are quantised per batch as the graph runs."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="birdid-int8-") as scratch, _quiet_quantiser():
+        target = Path(scratch) / "model.int8.onnx"
+        quantize_dynamic(model, target, weight_type=QuantType.QInt8, per_channel=per_channel)
+        return target.read_bytes()
+
+
+class _LogitsAndEmbedding(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(images, stage_maps=False)
+        return out.logits, out.embedding
+
+
+@contextlib.contextmanager
+def _quiet_quantiser() -> Iterator[None]:
+    """The quantiser logs a suggestion to pre-process the model on the root logger, every time."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _digest_file(kept: Path) -> Path:
+    return kept.with_name(kept.name + ".sha256")
+
+
+def _intact(kept: Path) -> bool:
+    try:
+        expected = _digest_file(kept).read_text(encoding="ascii").strip()
+        with open(kept, "rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return False
+    return actual == expected
+
+
+def _keep(kept: Path, data: bytes) -> None:
+    """The file first, then its digest: a crash between the two leaves a file that is not trusted."""
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(kept, "wb") as out:
+            out.write(data)
+        with atomic_write(_digest_file(kept), "w", encoding="ascii") as out:
+            out.write(hashlib.sha256(data).hexdigest() + "\n")
+    except OSError as error:  # a read-only data folder: convert again next time, carry on now
+        log.warning("Could not keep the int8 model in %s: %s", kept, error)
