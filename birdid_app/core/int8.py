@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import tempfile
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -132,7 +133,15 @@ def export(checkpoint: Checkpoint):
     wrapper = _LogitsAndEmbedding(checkpoint.build_model().float()).eval()
     example = torch.zeros(2, 3, *checkpoint.image_size)  # 2, not 1: a batch of 1 would be fixed
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    with torch.inference_mode(False), torch.no_grad():
+    # The exporter warns that torchvision is not installed (its ops are not needed here).
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    with torch.inference_mode(False), torch.no_grad(), contextlib.ExitStack() as restore:
+        restore.callback(exporter_log.setLevel, level)
+        # torch.export's own use of its deprecated pytree API (seen with the CPU build of torch).
+        restore.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=".*treespec.*", category=FutureWarning)
         program = torch.onnx.export(
             wrapper, (example,), dynamo=True, verbose=False, input_names=["images"],
             output_names=["logits", "embedding"], dynamic_shapes=({0: batch},),
