@@ -129,3 +129,15 @@ def test_identify_with_int8_from_the_command_line(small_model_file, photo_dir, c
     assert main(["identify", "--model", str(small_model_file), str(photo_dir / "heron.jpg"), "--precision", "int8"]) == 0
     out, err = capsys.readouterr()
     assert "%" in out and "int8" in err
+
+    # A photo's answer does not depend on the photos beside it in a batch (dynamic quantisation
+    # scales each run's activations by their largest value): alone or with others, the same.
+    from birdid_app.core.inference import Classifier
+
+    classifier = Classifier.from_file(small_model_file, device="cpu", precision="int8")  # the kept conversion
+    photos = sorted(photo_dir.glob("*.jpg"))
+    alone = classifier.identify_files(photos[:1], keep_stage_maps=False)[0]
+    together = classifier.identify_files(photos, keep_stage_maps=False)[0]
+    assert len(photos) >= 2 and classifier.int8 is not None
+    np.testing.assert_array_equal(alone.embedding, together.embedding)
+    np.testing.assert_array_equal(alone.probabilities, together.probabilities)

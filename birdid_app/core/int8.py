@@ -63,8 +63,14 @@ class Int8Model:
         )
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
-        logits, embedding = self.session.run(["logits", "embedding"], {"images": batch})
+        batch = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())  # [B, 3, H, W]
+        # One picture per run: dynamic quantisation scales the activations of the whole batch by
+        # their largest value, so in a batch a photo's answer would depend on the others beside
+        # it (a library photo would not find itself at similarity 1). On a CPU a batch of 1 costs
+        # little throughput.
+        outputs = [self.session.run(["logits", "embedding"], {"images": batch[i : i + 1]}) for i in range(len(batch))]
+        logits = np.concatenate([logit for logit, _ in outputs])  # [B, classes]
+        embedding = np.concatenate([emb for _, emb in outputs])  # [B, dim]
         return torch.from_numpy(logits), torch.from_numpy(embedding)
 
 

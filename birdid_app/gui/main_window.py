@@ -29,6 +29,7 @@ from birdid_app.core.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import SettingsError, add_recent_file, load_settings, save_settings
 from birdid_app.gui.collector import GuiThreadCollector
 from birdid_app.gui.engine import (
+    CONVERTING_INT8,
     MEASURING_PRECISION,
     Engine,
     EngineSettings,
@@ -275,7 +276,7 @@ class MainWindow(QMainWindow):
         self.label_panel.set_species_names(loaded.class_names)
         self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
         self.model_status.setToolTip(f"Precision: {loaded.precision_reason}")
-        if self.statusBar().currentMessage() == MEASURING_PRECISION:
+        if self.statusBar().currentMessage() in (MEASURING_PRECISION, CONVERTING_INT8):
             self.statusBar().showMessage(f"Precision: {loaded.precision_reason}", 10000)
         current = self.session.current
         if current is not None and current.outcome() is None and self.session.pending(current) is None:
