@@ -130,7 +130,7 @@ def test_empty_index_finds_nothing():
     assert len(index) == 0
     assert index.search(np.ones(4), 5) == []
     assert index.search_many(np.ones((2, 4)), 5) == [[], []]
-    assert index.near_duplicate_groups(0.9) == []
+    assert index.near_duplicate_groups(0.9) == index.all_pairs_groups(0.9) == []
     assert index.ids().tolist() == []
 
 
@@ -295,7 +295,7 @@ def test_near_duplicate_groups_are_exactly_the_clusters(block):
     ids, vectors, clusters = clustered_library(np.random.default_rng(5))
     index = VectorIndex.from_arrays(ids, vectors)
 
-    assert index.near_duplicate_groups(0.99, block=block) == clusters
+    assert index.all_pairs_groups(0.99, block=block) == clusters == index.near_duplicate_groups(0.99)
 
 
 def test_near_duplicate_groups_link_through_a_chain():
@@ -304,7 +304,9 @@ def test_near_duplicate_groups_link_through_a_chain():
     vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
     index = VectorIndex.from_arrays([30, 10, 20, 40], vectors)
 
-    assert index.near_duplicate_groups(np.cos(np.radians(25)), block=2) == [[10, 20, 30]]
+    assert index.all_pairs_groups(np.cos(np.radians(25)), block=2) == [[10, 20, 30]]
+    assert index.all_pairs_groups(np.cos(np.radians(15))) == []
+    assert index.near_duplicate_groups(np.cos(np.radians(25))) == [[10, 20, 30]]
     assert index.near_duplicate_groups(np.cos(np.radians(15))) == []
 
 
@@ -403,7 +405,7 @@ def test_an_index_that_reads_back_float32_holds_float16_only_and_answers_the_sam
         assert_same_hits(compact.search(query, 30), full.search(query, 30))
     for compact_hits, full_hits in zip(compact.search_many(extra[:3], 4), full.search_many(extra[:3], 4), strict=True):
         assert_same_hits(compact_hits, full_hits)
-    assert compact.near_duplicate_groups(0.999) == full.near_duplicate_groups(0.999)
+    assert compact.near_duplicate_groups(0.999) == full.all_pairs_groups(0.999)
 
     # Photos the owner no longer has (deleted by another process) are forgotten, and the answer is
     # still the exact one over those left, the excluded id still excluded.
@@ -427,3 +429,13 @@ def test_ids_are_found_however_they_are_ordered_and_spread():
     assert 4 not in index and "5" not in index and 2**63 + 1 not in index
     index.remove([0, 2**62])
     assert index.ids().tolist() == sorted([2**40, -7, 5, 3])
+
+
+def test_vectors_of_gives_the_normalised_rows_in_the_order_asked(random_library):
+    ids, vectors = random_library
+    index = VectorIndex.from_arrays(ids, vectors)
+
+    wanted = [ids[5], ids[0], ids[299]]
+    np.testing.assert_allclose(index.vectors_of(wanted), unit_rows(vectors[[5, 0, 299]]), atol=1e-6)
+    with pytest.raises(KeyError, match="12345"):
+        index.vectors_of([ids[1], 12345])

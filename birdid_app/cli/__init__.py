@@ -6,7 +6,7 @@ Exit codes: 0 every photo identified, 1 some photos failed, 2 bad usage or no us
 Each command is a function of its parsed arguments that returns an exit code or raises; `main`
 alone turns what it raises into one sentence on stderr and an exit code. The commands live in
 identify.py (identify, selftest), explain.py, library.py (index, similar, find, label,
-duplicates, export), keywords.py (keywords write) and models.py (model ...).
+duplicates, bursts, export), keywords.py (keywords write) and models.py (model ...).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from birdid_app.core.errors import sentence
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "build_parser", "main"]
 
 COMMANDS = (
-    "identify", "explain", "index", "similar", "find", "label", "duplicates", "export", "keywords", "model",
-    "selftest",
+    "identify", "explain", "index", "similar", "find", "label", "duplicates", "bursts", "export", "keywords",
+    "model", "selftest",
 )
 
 

@@ -1,4 +1,4 @@
-"""The photo library from the command line: index, similar, find, duplicates, export."""
+"""The photo library from the command line: index, similar, find, duplicates, bursts, export."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def add_commands(commands) -> None:
     )
     duplicates.add_argument("--threshold", type=fraction, default=0.95, help="cosine similarity (default 0.95)")
     duplicates.set_defaults(run=duplicate_groups)
+    bursts = commands.add_parser(
+        "bursts", parents=[*reading, json_option()],
+        help="groups of photos shot one after another (within --seconds of each other) that look alike",
+    )
+    bursts.add_argument("--seconds", type=non_negative_seconds, default=2.0,
+                        help="largest gap between two frames of a burst, by capture time (default 2)")
+    bursts.add_argument("--threshold", type=fraction, default=0.85,
+                        help="cosine similarity of two frames (default 0.85)")
+    bursts.set_defaults(run=burst_groups)
     export = commands.add_parser("export", parents=reading, help="the library's identifications as CSV")
     export.add_argument("out", type=Path, metavar="FILE.csv")
     export.set_defaults(run=export_csv)
@@ -204,12 +213,34 @@ def duplicate_groups(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         groups = library.duplicate_groups(args.threshold)
         _warn_if_not_identified_by(library)
-    if args.json:
+    _print_groups(groups, args.json)
+    return EXIT_OK
+
+
+def _print_groups(groups, as_json: bool) -> None:
+    if as_json:
         print_json([[str(p.path) for p in group] for group in groups])
     else:
         for number, group in enumerate(groups, start=1):
             print(f"group {number}: " + "  ".join(str(p.path) for p in group))
+
+
+def burst_groups(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        groups = library.burst_groups(args.seconds, args.threshold)
+        _warn_if_not_identified_by(library)
+    _print_groups(groups, args.json)
     return EXIT_OK
+
+
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, not {text!r}")
+    return value
 
 
 def export_csv(args: argparse.Namespace) -> int:

@@ -570,6 +570,46 @@ class Library:
         return [[photos[pid] for pid in group] for group in groups]
 
     @_guarded
+    def burst_groups(self, seconds: float | None = None, threshold: float | None = None) -> list[list[LibraryPhoto]]:
+        """Bursts: photos taken within `seconds` (default BURST_SECONDS, 2) of one another and
+        alike (cosine of the reading model's embeddings >= `threshold`, default BURST_THRESHOLD,
+        0.85), chained in time (core/groups.py's burst_groups); each group in time order, groups
+        by their first frame. Photos without a capture date that can be read, or not identified
+        by the reading model, are left out."""
+        from birdid_app.core.groups import BURST_SECONDS, BURST_THRESHOLD, burst_groups, capture_seconds
+
+        seconds = BURST_SECONDS if seconds is None else float(seconds)
+        threshold = BURST_THRESHOLD if threshold is None else float(threshold)
+        model = self.reading_model()
+        dated = [
+            (pid, when)
+            for pid, taken_at in self.db.execute(
+                "SELECT photos.id, photos.taken_at FROM photos JOIN identifications "
+                "ON identifications.photo_id = photos.id AND identifications.model = ? "
+                "WHERE photos.taken_at IS NOT NULL",
+                (model,),
+            )
+            if (when := capture_seconds(taken_at)) is not None
+        ]
+        if len(dated) < 2:
+            return []
+        ids = np.array([pid for pid, _ in dated], dtype=np.int64)
+        times = np.array([when for _, when in dated], dtype=np.float64)
+        # Only photos with another one within `seconds` can be in a burst: read just their embeddings.
+        order = np.argsort(times, kind="stable")
+        gaps = np.diff(times[order])
+        near = np.zeros(len(order), dtype=bool)
+        near[:-1] |= gaps <= seconds
+        near[1:] |= gaps <= seconds
+        ids, times = ids[order][near], times[order][near]
+        if ids.shape[0] < 2:
+            return []
+        vectors = self.vectors().vectors_of(ids)
+        groups = burst_groups(ids, times, vectors, seconds=seconds, threshold=threshold)
+        photos = self._photos([pid for group in groups for pid in group])
+        return [[photos[pid] for pid in group] for group in groups]
+
+    @_guarded
     def export_csv(self, destination: Path) -> int:
         """path, date, GPS, top-5 species and probabilities, model, error, the person's label;
         one row per photo."""

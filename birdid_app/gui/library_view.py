@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from birdid_app.core.groups import BURST_SECONDS, BURST_THRESHOLD
 from birdid_app.core.library import IndexProgress, IndexSummary, LibraryDamaged, default_library_path
 from birdid_app.core.paths import data_dir
 from birdid_app.core.progress import describe_progress
@@ -126,6 +127,12 @@ class LibraryView(QWidget):
             "How alike two photos must be to count as near-duplicates: 1.00 only copies, "
             "0.95 bursts and re-saved copies, lower ones similar scenes"
         )
+        # Bursts: frames shot one after another (capture times within BURST_SECONDS) that look alike.
+        self.bursts_button = QPushButton("B&ursts")
+        self.bursts_button.setToolTip(
+            f"Photos taken within {BURST_SECONDS:g} s of one another that look alike (≥ {BURST_THRESHOLD:.2f}), "
+            "by capture date, to pick the best frame; photos without a date are left out"
+        )
         self.export_button = QPushButton("&Export CSV…")
         self.keywords_button = QPushButton("Write &keywords")
         self.keywords_button.setToolTip(
@@ -176,8 +183,13 @@ class LibraryView(QWidget):
         searches.addLayout(row)
         row = QHBoxLayout()
         row.addWidget(self.similar_button)
+        row.addStretch()
+        searches.addLayout(row)
+        # Groups on a row of their own, so the window's smallest width stays about 740 pixels.
+        row = QHBoxLayout()
         row.addWidget(self.duplicates_button)
         row.addWidget(self.duplicate_threshold)
+        row.addWidget(self.bursts_button)
         row.addStretch()
         searches.addLayout(row)
         searches.addWidget(self.results_label)
@@ -198,6 +210,7 @@ class LibraryView(QWidget):
         self.species.returnPressed.connect(self.find_species)
         self.similar_button.clicked.connect(self.find_similar)
         self.duplicates_button.clicked.connect(self.find_duplicates)
+        self.bursts_button.clicked.connect(self.find_bursts)
         self.export_button.clicked.connect(self.export_csv)
         self.keywords_button.clicked.connect(self.write_keywords)
         self.rebuild_button.clicked.connect(self.rebuild_library)
@@ -332,6 +345,19 @@ class LibraryView(QWidget):
         self.read(
             search,
             lambda hits: self._show_hits(hits, f"Near-duplicates (alike ≥ {threshold:.2f}), group by group", group=True),
+        )
+
+    def find_bursts(self) -> None:
+        def search(library):
+            groups = library.burst_groups(BURST_SECONDS, BURST_THRESHOLD)
+            return [(photo, number) for number, group in enumerate(groups, 1) for photo in group]
+
+        self.read(
+            search,
+            lambda hits: self._show_hits(
+                hits, f"Bursts (taken within {BURST_SECONDS:g} s, alike ≥ {BURST_THRESHOLD:.2f}), group by group",
+                group=True,
+            ),
         )
 
     def export_csv(self) -> None:
