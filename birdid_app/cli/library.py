@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from birdid_app.cli.cluster import add_engine_options, index_on_ray
 from birdid_app.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -34,6 +35,7 @@ def add_commands(commands) -> None:
         "--rebuild", action="store_true",
         help="set a damaged library file aside (kept beside it) and index its folders into a new one",
     )
+    add_engine_options(index)
     index.set_defaults(run=index_folders)
     similar = commands.add_parser(
         "similar", parents=[*reading, running, json_option()], help="the library photos most like PHOTO"
@@ -98,6 +100,10 @@ def index_folders(args: argparse.Namespace) -> int:
     for folder in args.folders:
         if not folder.is_dir():
             raise Failure(f"{folder}: This is not a folder.")
+    if args.engine == "ray":
+        return index_on_ray(args)
+    if args.shards is not None:
+        raise Failure("--shards is for --engine ray; the local engine indexes into the library.")
     if args.rebuild:
         damaged, folders = rebuild_library(args.library or default_library_path())
         print(f"The damaged library was set aside as {damaged}; the new one starts with the "
