@@ -58,7 +58,7 @@ def plan_ray_index(folders: Sequence[Path], shard_dir: Path, model_name: str,
         in_library = library_known.get(path)
         library_row = None if in_library is None else {
             "size": in_library[1], "mtime_ns": in_library[2], "fingerprint": in_library[3],
-            "embedding": [] if in_library[4] else None, "error": in_library[5]}
+            "identified": bool(in_library[4]), "error": in_library[5]}
         if shards.is_done(known.rows.get(path), size, mtime_ns) or shards.is_done(library_row, size, mtime_ns):
             done += 1
             continue

@@ -9,8 +9,8 @@ indexed on a cluster and imported gives the rows a local `birdid index` gives.
 
 One shard row per photo: path, size, mtime_ns, fingerprint, taken_at, latitude, longitude,
 error, keywords, folder (the folder given to the indexer), companion (the JPEG beside a RAW),
-model, embedding (float32, null when the photo could not be read), species and probabilities
-(the top 5). pyarrow comes with the `cluster` extra; nothing else in birdid imports this module.
+model, identified, embedding (float32, null when the photo could not be read), species and
+probabilities (the top 5). pyarrow comes with the `cluster` extra; nothing else in birdid imports this module.
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ SHARD_SCHEMA = pa.schema([
     ("folder", pa.string()),
     ("companion", pa.string()),
     ("model", pa.string()),
+    ("identified", pa.bool_()),  # has an embedding: what a rerun reads, without the embeddings
     ("embedding", pa.list_(pa.float32())),
     ("species", pa.list_(pa.string())),
     ("probabilities", pa.list_(pa.float32())),
 ])
 # What a rerun needs to know what is done already: read without the embeddings.
-_KNOWN_COLUMNS = ["path", "size", "mtime_ns", "fingerprint", "model", "error", "embedding"]
+_KNOWN_COLUMNS = ["path", "size", "mtime_ns", "fingerprint", "model", "error", "identified"]
 # Rows stored per transaction by import_shards, as the indexer commits per batch.
 _IMPORT_BATCH = 512
 
@@ -133,6 +134,7 @@ class Embedder:
                 "folder": str(batch["folder"][row]),
                 "companion": str(batch["companion"][row]) or None,
                 "model": self.model_name,
+                "identified": identification is not None,
                 "embedding": None if identification is None else identification.embedding.astype(np.float32).tolist(),
                 "species": [score.name for score in top] if identification is not None else None,
                 "probabilities": [score.probability for score in top] if identification is not None else None,
@@ -201,7 +203,7 @@ def is_done(row: dict | None, size: int, mtime_ns: int) -> bool:
     """The local indexer's rule: a file of the same size and modification time, read before (its
     fingerprint known), and either identified or recorded as unreadable, needs no work."""
     return (row is not None and row["size"] == size and row["mtime_ns"] == mtime_ns and row["fingerprint"] is not None
-            and (row["embedding"] is not None or row["error"] is not None))
+            and (row["identified"] or row["error"] is not None))
 
 
 @dataclass
