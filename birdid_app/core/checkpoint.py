@@ -50,6 +50,17 @@ class Checkpoint:
     def image_size(self) -> tuple[int, int]:
         return self.config.image_size
 
+    def file_key(self) -> str | None:
+        """"path|size|mtime" of the file these weights came from, for what is kept per model file
+        (the precision trial, the int8 conversion); None when there is no file, or it is gone."""
+        if self.path is None:
+            return None
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
     def build_model(self) -> Hiera:
         """The network with these weights, in eval mode, on the CPU, in the file's dtype.
 

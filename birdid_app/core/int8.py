@@ -115,15 +115,12 @@ def prepare_int8(
 
 def kept_file(checkpoint: Checkpoint) -> Path | None:
     """Where the conversion of this model file is kept; None for a model not from a file."""
-    if checkpoint.path is None:
+    model_file = checkpoint.file_key()
+    if model_file is None:
         return None
     import onnxruntime
 
-    try:
-        stat = checkpoint.path.stat()
-    except OSError:
-        return None
-    key = f"{checkpoint.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|onnxruntime {onnxruntime.__version__}|{FORMAT}"
+    key = f"{model_file}|onnxruntime {onnxruntime.__version__}|{FORMAT}"
     name = f"{checkpoint.path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.int8.onnx"
     return paths.data_dir() / "int8" / name
 

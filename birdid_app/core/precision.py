@@ -190,17 +190,14 @@ def _trials_file() -> Path:
 
 def _trial_key(checkpoint: Checkpoint, device: torch.device) -> str | None:
     """Identifies what the trial depends on; None for a model that is not from a file."""
-    if checkpoint.path is None:
-        return None
-    try:
-        stat = checkpoint.path.stat()
-    except OSError:
+    model_file = checkpoint.file_key()
+    if model_file is None:
         return None
     if device.type == "cuda":
         hardware = torch.cuda.get_device_name(device)
     else:
         hardware = f"{platform.machine()} {_cpu_model()} x{torch.get_num_threads()} threads"
-    return f"{checkpoint.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{device.type}|{hardware}|torch {torch.__version__}"
+    return f"{model_file}|{device.type}|{hardware}|torch {torch.__version__}"
 
 
 def _cpu_model() -> str:
