@@ -115,11 +115,7 @@ class VectorIndex:
 
     def vector(self, id: int) -> np.ndarray:
         """The normalised float32 vector [dim] of `id` (a copy); KeyError when `id` is not held."""
-        row = int(self._rows_of(_as_id_array([id]))[0])
-        vector = self._float32_rows(np.array([row]))[0] if row >= 0 else None
-        if vector is None or not np.isfinite(vector).all():  # not held, or gone from the owner's store
-            raise KeyError(id)
-        return vector
+        return self.vectors_of([id])[0]
 
     def vectors_of(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
         """The normalised float32 vectors [n, dim] of `ids` [n], in that order; KeyError naming the
@@ -239,6 +235,11 @@ class VectorIndex:
         positions = np.minimum(np.searchsorted(self._sorted_ids, ids), self._sorted_ids.shape[0] - 1)
         return np.where(self._sorted_ids[positions] == ids, self._rows_by_sorted_id[positions], -1)
 
+    def _live_float32(self) -> np.ndarray:
+        """Every live row as float32 [N, dim]; float16 rows are read back through `exact_rows`
+        first (at 1M x 768 that is 3 GB for the while)."""
+        return self._matrix[: self._count] if self.holds_float32 else self._float32_rows(np.arange(self._count))
+
     def _float32_rows(self, rows: np.ndarray) -> np.ndarray:
         """The normalised float32 vectors [n, dim] of `rows` [n]: held ones, or read through
         `exact_rows` (NaN rows stay NaN: their ids are gone from the owner's store)."""
@@ -354,10 +355,7 @@ class VectorIndex:
         pair (core/groups.py: clusters and the triangle inequality; 100k photos in seconds)."""
         from birdid_app.core.groups import near_duplicate_groups
 
-        count = self._count
-        # float16 rows are read back in float32 first (at 1M x 768 that is 3 GB for the while).
-        live = self._matrix[:count] if self.holds_float32 else self._float32_rows(np.arange(count))
-        return near_duplicate_groups(self._row_ids[:count], live, threshold)
+        return near_duplicate_groups(self._row_ids[: self._count], self._live_float32(), threshold)
 
     def all_pairs_groups(self, threshold: float, *, block: int = 4096) -> list[list[int]]:
         """`near_duplicate_groups` by comparing every pair: the plain exact method, which the
@@ -373,8 +371,7 @@ class VectorIndex:
         if block < 1:
             raise ValueError(f"block must be at least 1, not {block}.")
         count = self._count
-        # float16 rows are read back in float32 first (at 1M x 768 that is 3 GB for the while).
-        live = self._matrix[:count] if self.holds_float32 else self._float32_rows(np.arange(count))
+        live = self._live_float32()
         parent = list(range(count))  # union-find over rows; parent[r] == r marks a root
 
         def root(row: int) -> int:
