@@ -61,6 +61,29 @@ def make_small_model(seed: int = 0, classifier_scale: float = 8.0) -> Hiera:
     return model.eval()
 
 
+def red_evidence_model(image_size: tuple[int, int] = (128, 128), other_bias: float = 0.0) -> Hiera:
+    """A model whose class 0 score rises with red, and whose blocks pass tokens through
+    unchanged: its evidence for class 0 is exactly where the image is red. Class 1 scores
+    `other_bias` everywhere, so a picture with no red at all is class 1 when it is above 0."""
+    config = HieraConfig(embed_dim=32, depths=(1, 1, 1, 1), num_heads=1, num_classes=2, image_size=image_size)
+    model = Hiera(config)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+        model.stem.proj.weight[0, 0, 3, 3] = 1.0  # channel 0 = the red of the centre pixel
+        for block in (b for stage in model.body for b in stage):
+            block.norm1.weight.fill_(1.0)
+            block.norm2.weight.fill_(1.0)
+            if block.proj is not None:  # widening keeps the incoming channels in place
+                block.proj.weight.copy_(torch.eye(*block.proj.weight.shape))
+        model.features[1].weight.fill_(1.0)
+        model.classifier.weight[0, 0] = 1.0
+        model.classifier.weight[1, 1] = 1.0
+        model.classifier.bias[1] = other_bias
+    model.refresh_position_embedding()
+    return model.eval()
+
+
 def make_photo(path: Path, size: tuple[int, int] = (640, 480), seed: int = 0, **save_args) -> Path:
     """A photo-like picture: smooth gradients, shapes and a little noise, saved by its suffix."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from birdid_app.core.explain import (
@@ -27,8 +26,8 @@ from birdid_app.core.explain import (
     single_channel,
     species_index,
 )
-from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.preprocess import to_model_input
+from conftest import red_evidence_model
 
 
 def test_colormaps_are_256_colours_from_dark_to_light():
@@ -64,33 +63,12 @@ def test_pca_separates_two_parts_into_different_colours():
     assert np.allclose(pca_rgb(stage_map), rgb)  # deterministic: signs are fixed
 
 
-def responsive_model() -> Hiera:
-    """A model whose class 0 score rises with red, and whose blocks pass tokens through
-    unchanged: its evidence for class 0 is exactly where the image is red."""
-    config = HieraConfig(embed_dim=32, depths=(1, 1, 1, 1), num_heads=1, num_classes=2, image_size=(128, 128))
-    model = Hiera(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.zero_()
-        model.stem.proj.weight[0, 0, 3, 3] = 1.0  # channel 0 = the red of the centre pixel
-        for block in (b for stage in model.body for b in stage):
-            block.norm1.weight.fill_(1.0)
-            block.norm2.weight.fill_(1.0)
-            if block.proj is not None:  # widening keeps the incoming channels in place
-                block.proj.weight.copy_(torch.eye(*block.proj.weight.shape))
-        model.features[1].weight.fill_(1.0)
-        model.classifier.weight[0, 0] = 1.0
-        model.classifier.weight[1, 1] = 1.0
-    model.refresh_position_embedding()
-    return model.eval()
-
-
 @pytest.mark.parametrize("stage", [1, 2, 3, 4])
 def test_grad_cam_peaks_where_the_evidence_is(stage):
     image = Image.new("RGB", (128, 128), (0, 0, 0))
     image.paste((255, 0, 0), (80, 16, 112, 48))  # a red patch up and to the right
     model_input = to_model_input(image, (128, 128), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))[None]
-    cam = class_activation_map(responsive_model(), model_input, class_index=0, stage=stage)
+    cam = class_activation_map(red_evidence_model(), model_input, class_index=0, stage=stage)
     assert cam.min() >= 0 and cam.max() == pytest.approx(1.0)
     stride = 128 // cam.shape[0]
     # The cells that overlap the patch (at stride 32 it covers parts of four).

@@ -35,6 +35,11 @@ def add_commands(commands) -> None:
         "--rebuild", action="store_true",
         help="set a damaged library file aside (kept beside it) and index its folders into a new one",
     )
+    index.add_argument(
+        "--zoom", action="store_true",
+        help="identify each photo again where the model found its evidence, and keep the answer it is surer of "
+        "(decodes at full resolution and runs a gradient pass: about four times the work)",
+    )
     add_engine_options(index)
     index.set_defaults(run=index_folders)
     similar = commands.add_parser(
@@ -96,11 +101,15 @@ def _open_library(args: argparse.Namespace):
 
 def index_folders(args: argparse.Namespace) -> int:
     from birdid_app.core.library import IndexJob, Library, default_library_path, rebuild_library
+    from birdid_app.core.trust import index_identifier
 
     for folder in args.folders:
         if not folder.is_dir():
             raise Failure(f"{folder}: This is not a folder.")
     if args.engine == "ray":
+        if args.zoom:
+            raise Failure("--zoom runs on the local engine only: the Ray engine's workers decode photos to the "
+                          "model's input size, too small to zoom into.")
         return index_on_ray(args)
     if args.shards is not None:
         raise Failure("--shards is for --engine ray; the local engine indexes into the library.")
@@ -116,9 +125,9 @@ def index_folders(args: argparse.Namespace) -> int:
         if not library.folders():
             raise Failure("The library has no folders yet: name one, as in `birdid index ~/Pictures`.")
         printer = ProgressPrinter(sys.stderr, done_word="indexed", bar=False)
+        identify, decode_size = index_identifier(classifier, zoom=args.zoom)
         job = IndexJob(
-            library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
-            progress=printer.update, decode_size=classifier.image_size, wait_for_lock=True,
+            library, identify, model_name, progress=printer.update, decode_size=decode_size, wait_for_lock=True,
             species_names=classifier.class_names,
             on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
                                   "(Ctrl+C to stop)…", file=sys.stderr, flush=True),

@@ -205,6 +205,12 @@ class Classifier:
     def image_size(self) -> tuple[int, int]:
         return self.checkpoint.image_size
 
+    def head_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The classifier layer, float32 on the CPU: (weight [num_classes, embedding_dim], bias
+        [num_classes]); the logits of any embedding this model gave are weight @ e + bias."""
+        layer = self.model.classifier
+        return layer.weight.detach().float().cpu().numpy(), layer.bias.detach().float().cpu().numpy()
+
     def model_input(self, image: Image.Image) -> torch.Tensor:
         """[3, H, W] float32 on the CPU, exactly as Birder's inference preset makes it."""
         return to_model_input(image, self.image_size, self.checkpoint.rgb_mean, self.checkpoint.rgb_std)

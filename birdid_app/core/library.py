@@ -556,6 +556,28 @@ class Library:
             "SELECT photo_id, species, set_at, source FROM labels"
         )}
 
+    def labelled_vectors(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The photos the person labelled with a species or as not a bird (an "unknown species"
+        label says nothing about what the photo is) that the reading model has identified:
+        (ids [n], embeddings [n, d] float32, labels), what `core.trust.neighbour_vote` votes with."""
+        index = self.vectors()
+        labelled = [(pid, species) for pid, (species, _, _) in sorted(self.labels().items())
+                    if species != UNKNOWN_SPECIES and pid in index]
+        ids = np.array([pid for pid, _ in labelled], dtype=np.int64)
+        vectors = index.vectors_of(ids) if len(ids) else np.zeros((0, index.dim), dtype=np.float32)
+        return ids, vectors, [species for _, species in labelled]
+
+    def sample_embeddings(self, count: int, *, seed: int = 0) -> np.ndarray:
+        """The embeddings [min(count, n), d] float32 of a fixed random sample of the library's
+        identified photos, as the model gave them (not normalised, unlike the index's: the
+        classifier's logits are computed from them)."""
+        index = self.vectors()
+        ids = index.ids()
+        if len(ids) > count:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, size=count, replace=False))
+        embeddings = self._embeddings(self._vectors_model, ids, index.dim)
+        return embeddings[np.isfinite(embeddings).all(axis=1)]  # a photo removed meanwhile is left out
+
     @_guarded
     def species_counts(self) -> list[tuple[str, int]]:
         """How many photos each species is the top prediction of, most first."""
