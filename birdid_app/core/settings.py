@@ -67,6 +67,9 @@ class Settings:
     sidecar_style: str = "lightroom"
     keyword_root: str = "Birds"
     embed_in_jpeg: bool = False
+    # Zoom on the bird (core/trust.py) for every photo the window identifies and every photo the
+    # window's indexer adds; off, the window offers it per photo.
+    zoom_every_photo: bool = False
 
 
 def settings_path() -> Path:
@@ -222,4 +225,5 @@ _VALIDATORS = {
     "sidecar_style": _valid_sidecar_style,
     "keyword_root": _valid_keyword_root,
     "embed_in_jpeg": _valid_flag,
+    "zoom_every_photo": _valid_flag,
 }

@@ -9,15 +9,20 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
     priority  command          slot                     when a newer one arrives while it waits
     1         LoadModel        one                      replaces it
     2         IdentifyRequest  one                      replaces it; the old one is cancelled
-    3         ExplainRequest   one (its own)            replaces it; the old one is cancelled
-    4         index work       the running IndexJob     (not queued: one forward, then back to 1)
+    3         ZoomRequest      one (its own)            replaces it; the old one is cancelled
+    4         ExplainRequest   one (its own)            replaces it; the old one is cancelled
+    5         CheckRequest     one (its own)            replaces it; the old one is cancelled
+    6         index work       the running IndexJob     (not queued: one forward, then back to 1)
 
 - The engine always runs the most urgent command waiting. Index work goes a forward at a time
   (one photo on a CPU, a batch of 8 on a GPU, where that is quick), so an identification asked
   for while indexing runs waits at most one forward, never a whole batch.
-- Every IdentifyRequest and ExplainRequest ends in exactly one of: `identified` / `explained`
-  (the result), `failed` (one sentence), or `cancelled` (replaced while waiting, cancelled by the
+- Every request ends in exactly one of: its result (`identified`, `zoomed`, `explained`,
+  `checked`), `failed` (one sentence), or `cancelled` (replaced while waiting, cancelled by the
   window, or the engine stopped).
+- A zoom (the answer again, on the box where the evidence is) follows the answer it zooms on; the
+  mirror-and-crops check, which only tells the person how far to trust an answer, waits for
+  everything the person asked for.
 - Index control (start, pause, cancel, plan again after a folder change) only sets state here;
   the work itself is priority 4.
 - The engine writes the library only as the index job's commits. What a person changes in the
@@ -68,6 +73,29 @@ class ExplainRequest:
 
 
 @dataclass(frozen=True)
+class ZoomRequest:
+    """The whole photo identified again on the box where the evidence for `class_index` lies."""
+
+    request_id: int
+    source: str
+    path: Path | None
+    image: Any
+    class_index: int  # the whole photo's answer
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """The answer `class_index` checked against the photo (or region) mirrored and cropped twice."""
+
+    request_id: int
+    source: str
+    path: Path | None
+    image: Any
+    region: Region | None
+    class_index: int
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"
     precision: str = "auto"
@@ -83,6 +111,7 @@ class LoadedModel:
     precision_reason: str  # e.g. "bf16, picked automatically: 0.48x fp32's time on this computer, …"
     class_names: list[str]
     devices: list[tuple[str, str]]  # (value, label) of every device this machine offers
+    head: tuple[Any, Any]  # the classifier layer as numpy (weight [classes, dim], bias [classes]): core.trust needs it
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,13 @@ class IdentifyOutcome:
     doubt: str | None  # why the top answer is not to be trusted, or None
     model_view: QImage  # the picture the model looked at: the photo or region squashed to its input
     seconds: float  # decoding and inference
+
+
+@dataclass(frozen=True)
+class ZoomOutcome:
+    box: Region | None  # where the evidence is, in the photo's pixels; None when zooming would not help
+    reason: str  # one sentence: why that box, or why none
+    outcome: IdentifyOutcome | None  # the answer for the box, as a region's answer; None without a box
 
 
 # Shown while "auto" precision is measured, and replaced by the outcome once the model is loaded.
@@ -114,8 +150,12 @@ class LoadModel:
 
 
 # The command slots, most urgent first: the priority table above.
-PRIORITY = ("load", "identify", "explain")
-_SLOT_OF = {LoadModel: "load", IdentifyRequest: "identify", ExplainRequest: "explain"}
+PRIORITY = ("load", "identify", "zoom", "explain", "check")
+_REQUEST_SLOTS = PRIORITY[1:]  # the slots whose commands are requests, with ids, that can be cancelled
+_SLOT_OF = {
+    LoadModel: "load", IdentifyRequest: "identify", ZoomRequest: "zoom", ExplainRequest: "explain",
+    CheckRequest: "check",
+}
 
 
 class Engine(QThread):
@@ -127,6 +167,8 @@ class Engine(QThread):
     working = Signal(int)  # request id now being worked on
     notice = Signal(str)  # something the person should know, e.g. the GPU ran out of memory
     explained = Signal(int, object)  # request id, [H_s, W_s] class-activation map in 0..1
+    zoomed = Signal(int, object)  # request id, ZoomOutcome
+    checked = Signal(int, object)  # request id, core.trust.Agreement
     index_started = Signal(object)  # the IndexSummary of the scan: what is unchanged, moved, gone
     index_progress = Signal(object)  # IndexProgress
     index_finished = Signal(object)  # IndexSummary; also after a cancel, with what was done
@@ -149,6 +191,9 @@ class Engine(QThread):
         self._index_target: tuple[Path, str] | None = None  # what the running job indexes
         self._index_planned = False  # the running job's folder scan has finished and been planned
         self._library = None
+        # Whether the window's indexer zooms on the bird (set from the GUI thread, read when an
+        # index starts): the setting "Zoom on the bird in every photo".
+        self.index_zoom = False
 
     # --- commands, from the GUI thread -------------------------------------------------------
 
@@ -163,6 +208,14 @@ class Engine(QThread):
         """Queue a class-activation map, replacing one still waiting (which is cancelled)."""
         self._put(request)
 
+    def zoom(self, request: ZoomRequest) -> None:
+        """Queue a zoom on the evidence, replacing one still waiting (which is cancelled)."""
+        self._put(request)
+
+    def check(self, request: CheckRequest) -> None:
+        """Queue a mirror-and-crops check, replacing one still waiting (which is cancelled)."""
+        self._put(request)
+
     def _put(self, command) -> None:
         slot = _SLOT_OF[type(command)]
         with self._wake:
@@ -175,7 +228,7 @@ class Engine(QThread):
         """Cancel a request: dropped if still waiting, its result discarded if under way."""
         with self._wake:
             self._cancelled.add(request_id)
-            for slot in ("identify", "explain"):
+            for slot in _REQUEST_SLOTS:
                 waiting = self._slots[slot]
                 if waiting is not None and waiting.request_id == request_id:
                     self._slots[slot] = None
@@ -211,7 +264,7 @@ class Engine(QThread):
         """Finish the step under way, cancel what waits, and end the thread; blocks until it has."""
         with self._wake:
             self._stopping = True
-            dropped = [self._slots[slot] for slot in ("identify", "explain") if self._slots[slot] is not None]
+            dropped = [self._slots[slot] for slot in _REQUEST_SLOTS if self._slots[slot] is not None]
             self._slots = dict.fromkeys(PRIORITY)
             self._wake.notify()
         for request in dropped:
@@ -229,6 +282,10 @@ class Engine(QThread):
                     self._do_identify(command)
                 elif isinstance(command, ExplainRequest):
                     self._do_explain(command)
+                elif isinstance(command, ZoomRequest):
+                    self._do_zoom(command)
+                elif isinstance(command, CheckRequest):
+                    self._do_check(command)
                 else:
                     self._do_index_work(*command)
         finally:
@@ -304,9 +361,11 @@ class Engine(QThread):
         self._library = Library(library_path, model=model_name)
         self._index_target = (library_path, model_name)
         # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
+        from birdid_app.core.trust import index_identifier
+
+        identify, decode_size = index_identifier(classifier, zoom=self.index_zoom)
         self._index_job = IndexJob(
-            self._library, lambda images: classifier.identify_images(images, keep_stage_maps=False), model_name,
-            progress=self.index_progress.emit, decode_size=classifier.image_size,
+            self._library, identify, model_name, progress=self.index_progress.emit, decode_size=decode_size,
             species_names=classifier.class_names,
         )
         self._index_planned = False
@@ -361,10 +420,11 @@ class Engine(QThread):
                 precision_reason=self.classifier.precision_reason,
                 class_names=list(self.classifier.class_names),
                 devices=available_devices(),
+                head=self.classifier.head_weights(),
             )
         )
 
-    def _starting(self, request: IdentifyRequest | ExplainRequest) -> bool:
+    def _starting(self, request) -> bool:
         """Whether to work on `request` now; if not, it has ended (cancelled, or failed: no model)."""
         if self._was_cancelled(request):
             return False
@@ -406,16 +466,70 @@ class Engine(QThread):
         ranked = identification.ranked()
         self.identified.emit(IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, seconds))
 
-    def _decode(self, request: IdentifyRequest | ExplainRequest):
+    def _decode(self, request: IdentifyRequest | ExplainRequest | CheckRequest | ZoomRequest):
         """The upright RGB image the request is about: decoded, and cropped to its region."""
         from birdid_app.core.photo import crop_region, decode_photo
 
+        region = getattr(request, "region", None)
         image = request.image
         if image is None:
-            # A region needs the full resolution; the whole photo only the model's input size.
-            draft = None if request.region else self.classifier.image_size
+            # A region, or a zoom's crop, needs the full resolution; the whole photo only the model's input size.
+            draft = None if region or isinstance(request, ZoomRequest) else self.classifier.image_size
             image = decode_photo(request.path, draft_size=draft)
-        return crop_region(image, request.region) if request.region else image
+        return crop_region(image, region) if region else image
+
+    def _do_zoom(self, request: ZoomRequest) -> None:
+        def work():
+            from birdid_app.core.inference import doubt
+            from birdid_app.core.photo import crop_region
+            from birdid_app.core.preprocess import squash_to_input_size
+            from birdid_app.core.trust import zoom_box_for
+
+            started = time.perf_counter()
+            image = self._decode(request)
+            if self._was_cancelled(request):
+                return None
+            found = zoom_box_for(self.classifier, image, request.class_index)
+            if found.box is None:
+                return ZoomOutcome(None, found.reason, None)
+            crop = crop_region(image, found.box)
+            (identification,) = self.classifier.identify_images([crop], [request.source])
+            ranked = identification.ranked()
+            region_request = IdentifyRequest(request.request_id, request.source, request.path, request.image, found.box)
+            model_view = qimage_from_pil(squash_to_input_size(crop, self.classifier.image_size))
+            outcome = IdentifyOutcome(region_request, identification, ranked, doubt(ranked), model_view,
+                                      time.perf_counter() - started)
+            return ZoomOutcome(found.box, found.reason, outcome)
+
+        self._run_request(request, work, self.zoomed)
+
+    def _do_check(self, request: CheckRequest) -> None:
+        def work():
+            from birdid_app.core.trust import tta_agreement
+
+            image = self._decode(request)
+            if self._was_cancelled(request):
+                return None
+            return tta_agreement(self.classifier, image, request.class_index)
+
+        self._run_request(request, work, self.checked)
+
+    def _run_request(self, request, work, signal) -> None:
+        """Run `work()` for a request and emit its result on `signal` with the request id; what it
+        raises is the request's `failed` sentence. `work` returns None when it saw a cancel."""
+        if not self._starting(request):
+            return
+        try:
+            result = work()
+        except BirdidError as error:
+            self.failed.emit(request.request_id, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory in the gradient pass: say so, keep running
+            traceback.print_exc()
+            self.failed.emit(request.request_id, f"{request.source}: {type(error).__name__}: {error}")
+            return
+        if result is not None and not self._was_cancelled(request):
+            signal.emit(request.request_id, result)
 
     def _do_explain(self, request: ExplainRequest) -> None:
         if not self._starting(request):
@@ -437,7 +551,7 @@ class Engine(QThread):
         if not self._was_cancelled(request):
             self.explained.emit(request.request_id, cam)
 
-    def _was_cancelled(self, request: IdentifyRequest | ExplainRequest) -> bool:
+    def _was_cancelled(self, request) -> bool:
         with self._wake:
             cancelled = request.request_id in self._cancelled or self._stopping
             self._cancelled.discard(request.request_id)

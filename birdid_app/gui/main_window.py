@@ -31,11 +31,14 @@ from birdid_app.gui.collector import GuiThreadCollector
 from birdid_app.gui.engine import (
     CONVERTING_INT8,
     MEASURING_PRECISION,
+    CheckRequest,
     Engine,
     EngineSettings,
     IdentifyOutcome,
     IdentifyRequest,
     LoadedModel,
+    ZoomOutcome,
+    ZoomRequest,
 )
 from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
@@ -50,6 +53,7 @@ from birdid_app.gui.resources import icon
 from birdid_app.gui.results_panel import ResultsPanel
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
+from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
 
 THUMBNAIL_SIZE = 96
 DEFAULT_WINDOW_SIZE = QSize(1200, 780)
@@ -84,6 +88,8 @@ class MainWindow(QMainWindow):
         self.session.current_changed.connect(self._show_entry)
         self.session.answer_changed.connect(self._answer_changed)
         self.session.request_stopped.connect(self._request_stopped)
+        self.session.zoom_changed.connect(self._zoom_changed)
+        self.session.trust_changed.connect(self._trust_changed)
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
 
@@ -94,6 +100,9 @@ class MainWindow(QMainWindow):
         self.engine.failed.connect(self._request_failed)
         self.engine.cancelled.connect(self.session.accept_cancelled)
         self.engine.explained.connect(self.session.accept_cam)
+        self.engine.zoomed.connect(self.session.accept_zoomed)
+        self.engine.checked.connect(self.session.accept_checked)
+        self.engine.index_zoom = self.settings.zoom_every_photo
         self.engine.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.engine.start()
 
@@ -164,6 +173,15 @@ class MainWindow(QMainWindow):
         column_widget = QWidget()
         right = QVBoxLayout(column_widget)
         right.addWidget(self.results)
+        self.zoom_panel = ZoomPanel()
+        self.zoom_panel.zoom_requested.connect(self.zoom_on_bird)
+        self.zoom_panel.keep_requested.connect(self.keep_zoom)
+        self.zoom_panel.whole_requested.connect(self.photo_view.clear_region)
+        self.trust_panel = TrustPanel()
+        right.addWidget(self.zoom_panel)
+        right.addWidget(self.trust_panel)
+        self.zoom_panel.hide()
+        self.trust_panel.hide()
         self.label_panel = LabelPanel()
         right.addWidget(self.label_panel)
         right.addWidget(self.overlay)
@@ -301,6 +319,7 @@ class MainWindow(QMainWindow):
         before = self._engine_settings()
         top_k_before = self.settings.top_k
         self.settings = dialog.settings()
+        self.engine.index_zoom = self.settings.zoom_every_photo
         self.save_settings()
         if self._engine_settings() != before and self.active_model() is not None:
             self.show_model_state()  # reloads with the new device, precision or threads
@@ -386,6 +405,8 @@ class MainWindow(QMainWindow):
 
     def _show_entry(self, entry: PhotoEntry) -> None:
         self.photo_view.clear_photo()
+        self.zoom_panel.hide()  # until this photo's answer is shown
+        self.trust_panel.hide()
         self.label_panel.setEnabled(False)  # until this photo's answer is shown
         if entry.image is not None:
             self.photo_view.set_photo(qimage_from_pil(entry.image))
@@ -402,6 +423,7 @@ class MainWindow(QMainWindow):
 
     def _restore_region(self, entry: PhotoEntry) -> None:
         self.photo_view.set_region(QRect(*entry.region) if entry.region else None)
+        self._show_zoom_box(entry)
 
     def _show_current_answer(self) -> None:
         entry = self.session.current
@@ -422,6 +444,8 @@ class MainWindow(QMainWindow):
         if replaced is not None:
             self.engine.cancel(replaced)
         self.results.show_working(entry.source)
+        self.zoom_panel.hide()
+        self.trust_panel.hide()
         if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
         self.engine.identify(
@@ -430,6 +454,7 @@ class MainWindow(QMainWindow):
 
     def _display(self, outcome: IdentifyOutcome) -> None:
         request = outcome.request
+        entry = self.session.current
         self.results.show_outcome(
             request.source,
             outcome.ranked,
@@ -437,6 +462,7 @@ class MainWindow(QMainWindow):
             outcome.doubt,
             outcome.model_view,
             request.region is not None,
+            where="the zoom on the bird" if entry is not None and _zoom_kept(entry) else None,
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
         self.library_view.current_embedding = outcome.identification.embedding
@@ -444,6 +470,118 @@ class MainWindow(QMainWindow):
         if self.loaded_model is not None:
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
+        if entry is not None:
+            self._show_zoom(entry)
+            self._show_trust(entry)
+
+    # --- zoom on the bird --------------------------------------------------------------------
+
+    def zoom_on_bird(self) -> None:
+        """Identify the photo on screen again, on the box where the evidence for its answer lies."""
+        entry = self.session.current
+        if entry is None or entry.whole is None or self.session.zoom_pending(entry):
+            return
+        request_id, replaced = self.session.zoom_ticket(entry)
+        if replaced is not None:
+            self.engine.cancel(replaced)
+        class_index = int(entry.whole.identification.probabilities.argmax())
+        self.engine.zoom(ZoomRequest(request_id, entry.source, entry.path, entry.image, class_index))
+        self.zoom_panel.show_working()
+
+    def keep_zoom(self) -> None:
+        entry = self.session.current
+        if entry is None or not isinstance(entry.zoom, ZoomOutcome) or entry.zoom.outcome is None:
+            return
+        stale = self.session.keep_zoom(entry)  # answer_changed -> the zoomed answer is shown
+        if stale is not None:
+            self.engine.cancel(stale)
+        self.photo_view.set_region(QRect(*entry.region))
+
+    def _zoom_changed(self, entry: PhotoEntry) -> None:
+        if entry is self.session.current:
+            self._show_zoom(entry)
+            self._show_zoom_box(entry)
+
+    def _show_zoom(self, entry: PhotoEntry) -> None:
+        """The zoom panel for the photo on screen; with the setting on, the zoom is asked for."""
+        if entry.whole is None or (entry.region is not None and not _zoom_kept(entry)):
+            self.zoom_panel.hide()  # a region the person chose: they have zoomed themselves
+            return
+        self.zoom_panel.show()
+        if isinstance(entry.zoom, ZoomOutcome):
+            whole_best = entry.whole.ranked[0]
+            self.zoom_panel.show_zoom(entry.zoom, _zoom_kept(entry),
+                                      f"{whole_best.name} ({whole_best.probability:.0%})")
+        elif isinstance(entry.zoom, str):
+            self.zoom_panel.show_failed(entry.zoom)
+        elif self.session.zoom_pending(entry):
+            self.zoom_panel.show_working()
+        elif self.settings.zoom_every_photo:
+            self.zoom_on_bird()
+        else:
+            self.zoom_panel.show_offer()
+
+    def _show_zoom_box(self, entry: PhotoEntry) -> None:
+        zoom = entry.zoom
+        box = zoom.box if isinstance(zoom, ZoomOutcome) and zoom.outcome is not None else None
+        self.photo_view.set_evidence_box(QRect(*box) if box else None)
+
+    # --- how far to trust the answer ---------------------------------------------------------
+
+    def _trust_changed(self, entry: PhotoEntry) -> None:
+        if entry is self.session.current and entry.outcome() is not None:
+            self._show_trust(entry)
+
+    def _show_trust(self, entry: PhotoEntry) -> None:
+        """The three signals for the answer on screen; those not computed yet are asked for."""
+        from birdid_app.core.trust import Agreement
+
+        outcome = entry.outcome()
+        self.trust_panel.show()
+        region = entry.region
+        agreement = entry.agreements.get(region)
+        if isinstance(agreement, Agreement):
+            self.trust_panel.show_signal(agreement.signal())
+        elif isinstance(agreement, str):
+            self.trust_panel.show_failed("Mirror and crops", agreement)
+        else:
+            self.trust_panel.show_working("Mirror and crops")
+            if not self.session.check_pending(entry):
+                request_id, replaced = self.session.check_ticket(entry)
+                if replaced is not None:
+                    self.engine.cancel(replaced)
+                class_index = int(outcome.identification.probabilities.argmax())
+                self.engine.check(CheckRequest(request_id, entry.source, entry.path, entry.image, region, class_index))
+        signals = entry.library_signals.get(region)
+        if signals is None:
+            for title in ("Your confirmed photos", "Unfamiliar photo"):
+                self.trust_panel.show_working(title)
+            self._read_library_signals(entry, outcome)
+        else:
+            for signal in signals:
+                self.trust_panel.show_signal(signal)
+
+    def _read_library_signals(self, entry: PhotoEntry, outcome: IdentifyOutcome) -> None:
+        """The library's two signals, read on the library's reader thread."""
+        if self.loaded_model is None:
+            return
+        from birdid_app.core import trust
+
+        region, path = entry.region, entry.path
+        answer, embedding = outcome.ranked[0].name, outcome.identification.embedding
+        head = self.loaded_model.head
+
+        def query(library) -> list:
+            own = library.photo_by_path(path) if path is not None else None
+            vote, familiar = trust.library_signals(library, answer, embedding, head,
+                                                   exclude=[own.id] if own is not None else [])
+            return [vote.signal(), familiar.signal()]
+
+        def answered(signals: list) -> None:
+            if outcome is entry.outcome():  # not an answer since replaced
+                self.session.accept_library_signals(entry, region, signals)
+
+        self.library_view.read(query, answered, when_missing=trust.without_library())
 
     # --- the person's label ------------------------------------------------------------------
 
@@ -580,6 +718,12 @@ class MainWindow(QMainWindow):
             f"<b>{APP_NAME} {__version__}</b><br>Identifies European birds in photos, offline, "
             "with Birder's eu-common Hiera model.",
         )
+
+
+def _zoom_kept(entry: PhotoEntry) -> bool:
+    """Whether the answer shown is the zoom's: its box is the region, and answered by it."""
+    zoom = entry.zoom
+    return isinstance(zoom, ZoomOutcome) and zoom.outcome is not None and entry.region_outcome is zoom.outcome
 
 
 def _thumbnail(image):

@@ -72,6 +72,7 @@ class PhotoView(QGraphicsView):
         self._region: QRect | None = None
         self._band_origin: QPointF | None = None
         self._band: QRectF | None = None
+        self._evidence_box: QRect | None = None  # where a zoom found the evidence, drawn dashed
 
     # The photo
 
@@ -80,7 +81,7 @@ class PhotoView(QGraphicsView):
         caller knows the photo changed."""
         self._photo_item.setPixmap(QPixmap.fromImage(image))
         self.setSceneRect(self._photo_item.boundingRect())
-        self._region = None
+        self._region = self._evidence_box = None
         self._band_origin = self._band = None
         self.fit_to_view()
 
@@ -91,6 +92,7 @@ class PhotoView(QGraphicsView):
         self.setSceneRect(QRectF())
         self._region = None
         self._band_origin = self._band = None
+        self._evidence_box = None
         self.viewport().update()
 
     def photo_size(self) -> QSize | None:
@@ -267,7 +269,21 @@ class PhotoView(QGraphicsView):
 
     # Painting
 
+    def set_evidence_box(self, box: QRect | None) -> None:
+        """Mark (dashed) the box where a zoom on the bird found the evidence, in photo pixels; None clears it."""
+        self._evidence_box = box
+        self.viewport().update()
+
+    def evidence_box(self) -> QRect | None:
+        return self._evidence_box
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        if self._evidence_box is not None and self._evidence_box != self._region:
+            pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(QRectF(self._evidence_box))
         marked = self._band if self._band is not None else self._region
         if marked is None:
             return

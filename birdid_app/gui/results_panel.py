@@ -115,11 +115,13 @@ class ResultsPanel(QWidget):
     def show_error(self, message: str) -> None:
         self.show_message("Could not identify this photo", message)
 
-    def show_outcome(self, source: str, ranked, top_k: int, doubt: str | None, model_view: QImage, region: bool) -> None:
+    def show_outcome(self, source: str, ranked, top_k: int, doubt: str | None, model_view: QImage, region: bool,
+                     where: str | None = None) -> None:
+        """`where`: what the answer is of, when not "the selected region" or "the whole photo"."""
         self.ranked = list(ranked)
         best = self.ranked[0]
         self.headline.setText(best.name if not doubt else f"Perhaps {best.name}")
-        where = "the selected region" if region else "the whole photo"
+        where = where or ("the selected region" if region else "the whole photo")
         self.detail.setText(f"{percent(best.probability)} · {where}")
         self.doubt_banner.setText(f"Not sure: {doubt}." if doubt else "")
         self.doubt_banner.setVisible(bool(doubt))

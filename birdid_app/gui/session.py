@@ -80,6 +80,12 @@ class PhotoEntry:
     error: str | None = None
     # Class-activation maps already computed, by (region, class index, stage).
     cams: dict = field(default_factory=dict)
+    zoom: Any = None  # the engine's ZoomOutcome for the whole photo once asked for, or the sentence why it failed
+    # How far to trust each answer, by region (None: the whole photo): the mirror-and-crops
+    # Agreement (or the sentence why it failed), and the library's (NeighbourVote, Familiarity)
+    # (or a list of TrustSignals saying why there are none), as core.trust gives them.
+    agreements: dict = field(default_factory=dict)
+    library_signals: dict = field(default_factory=dict)
     id: int = field(default_factory=lambda: next(_entry_ids))
 
     def outcome(self):
@@ -104,6 +110,8 @@ class PhotoSession(QObject):
     cam_ready = Signal(object, object)  # PhotoEntry, (region, class index, stage) now in its cams
     request_stopped = Signal(object)  # a PhotoEntry whose identification was cancelled
     cam_ended = Signal(object)  # a class-activation request ended without a map: its sentence, or None if cancelled
+    zoom_changed = Signal(object)  # a PhotoEntry whose zoom arrived, failed or stopped
+    trust_changed = Signal(object)  # a PhotoEntry with a new signal of how far to trust its answer
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +151,14 @@ class PhotoSession(QObject):
         entry.region, entry.region_outcome = region, None
         return self.tickets.withdraw(("identify", entry.id))
 
+    def keep_zoom(self, entry: PhotoEntry) -> int | None:
+        """Keep the zoom's answer: its box becomes the photo's region, answered already. Returns
+        the request that no longer applies (to cancel), or None."""
+        stale = self.set_region(entry, entry.zoom.box)
+        entry.region_outcome = entry.zoom.outcome
+        self.answer_changed.emit(entry)
+        return stale
+
     def accept_identified(self, request_id: int, outcome) -> None:
         taken = self.tickets.take(request_id)
         if taken is None:
@@ -162,6 +178,10 @@ class PhotoSession(QObject):
         if purpose == "cam":
             self.cam_ended.emit(message)
             return
+        if purpose[0] in ("zoom", "check"):
+            # Neither changes the answer: the window says what went wrong where the signal would be.
+            self._side_ended(purpose[0], payload, message)
+            return
         entry, _ = payload
         entry.error = message
         self.answer_changed.emit(entry)
@@ -173,6 +193,8 @@ class PhotoSession(QObject):
         purpose, payload = taken
         if purpose == "cam":
             self.cam_ended.emit(None)
+        elif purpose[0] in ("zoom", "check"):
+            self._side_ended(purpose[0], payload, None)
         else:
             self.request_stopped.emit(payload[0])
 
@@ -193,3 +215,58 @@ class PhotoSession(QObject):
 
     def cam_waiting(self) -> bool:
         return self.tickets.current("cam") is not None
+
+    # --- zoom, and how far to trust an answer ------------------------------------------------
+
+    def zoom_ticket(self, entry: PhotoEntry) -> tuple[int, int | None]:
+        """(a request id for zooming on `entry`'s whole photo, the zoom request it replaces)."""
+        replaced = self.tickets.withdraw(("zoom", entry.id))
+        return self.tickets.issue(("zoom", entry.id), (entry, None)), replaced
+
+    def zoom_pending(self, entry: PhotoEntry) -> bool:
+        return self.tickets.current(("zoom", entry.id)) is not None
+
+    def accept_zoomed(self, request_id: int, zoom) -> None:
+        taken = self.tickets.take(request_id)
+        if taken is None:
+            return
+        entry, _ = taken[1]
+        entry.zoom = zoom
+        self.zoom_changed.emit(entry)
+
+    def check_ticket(self, entry: PhotoEntry) -> tuple[int, int | None]:
+        """(a request id for checking `entry`'s answer as it is now, the check it replaces).
+        The engine holds one check at a time: a newer one, for any photo, cancels the older."""
+        replaced = self.tickets.withdraw(("check", entry.id))
+        return self.tickets.issue(("check", entry.id), (entry, entry.region)), replaced
+
+    def check_pending(self, entry: PhotoEntry) -> bool:
+        return self.tickets.current(("check", entry.id)) is not None
+
+    def withdraw_check(self, entry: PhotoEntry) -> int | None:
+        return self.tickets.withdraw(("check", entry.id))
+
+    def accept_checked(self, request_id: int, agreement) -> None:
+        taken = self.tickets.take(request_id)
+        if taken is None:
+            return
+        entry, region = taken[1]
+        entry.agreements[region] = agreement
+        self.trust_changed.emit(entry)
+
+    def accept_library_signals(self, entry: PhotoEntry, region: Region | None, signals) -> None:
+        entry.library_signals[region] = signals
+        self.trust_changed.emit(entry)
+
+    def _side_ended(self, kind: str, payload, message: str | None) -> None:
+        entry, region = payload
+        # A failure is kept as its sentence, said where the result would be; a stopped request
+        # leaves nothing, and is asked again when the photo is shown again.
+        if kind == "zoom":
+            if message is not None:
+                entry.zoom = message
+            self.zoom_changed.emit(entry)
+        else:
+            if message is not None:
+                entry.agreements[region] = message
+            self.trust_changed.emit(entry)

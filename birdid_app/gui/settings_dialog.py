@@ -107,6 +107,13 @@ class SettingsDialog(QDialog):
         self.embed_box.setChecked(settings.embed_in_jpeg)
         self.embed_box.setToolTip("Changes the original JPEG files; off, only sidecars are written.")
 
+        self.zoom_box = QCheckBox("Zoom on the bird in every photo")
+        self.zoom_box.setChecked(settings.zoom_every_photo)
+        self.zoom_box.setToolTip(
+            "Identify each photo again where the model found its evidence, and show both answers; "
+            "indexing keeps the answer the model is surer of. About four times the work per photo."
+        )
+
         form = QFormLayout()
         for text, name, widget in (
             ("&Device:", "Device", self.device_box),
@@ -116,6 +123,7 @@ class SettingsDialog(QDialog):
             ("Photo &editor:", "Photo editor", self.editor_box),
             ("&Keyword root:", "Keyword root", self.keyword_root_edit),
             ("", "Embed keywords in JPEGs", self.embed_box),
+            ("", "Zoom on the bird in every photo", self.zoom_box),
         ):
             widget.setAccessibleName(name)
             widget.setAccessibleDescription(widget.toolTip())
@@ -143,4 +151,5 @@ class SettingsDialog(QDialog):
             sidecar_style=self.editor_box.currentData(),
             keyword_root=self.keyword_root_edit.text().strip().strip("|") or self._initial.keyword_root,
             embed_in_jpeg=self.embed_box.isChecked(),
+            zoom_every_photo=self.zoom_box.isChecked(),
         )
