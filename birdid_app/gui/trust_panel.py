@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from birdid_app.core.trust import AGREES, DISAGREES, UNKNOWN, WARNING, TrustSignal
@@ -60,7 +60,6 @@ class ZoomPanel(QWidget):
             buttons.addWidget(button)
         buttons.addStretch()
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(_heading("Zoom on the bird"))
         layout.addWidget(self.status)
         layout.addLayout(buttons)
@@ -110,7 +109,6 @@ class TrustPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(_heading("How far to trust this answer"))
         self.findings: dict[str, QLabel] = {}
         self.meanings: dict[str, QLabel] = {}
@@ -119,6 +117,7 @@ class TrustPanel(QWidget):
             finding.setWordWrap(True)
             finding.setAccessibleName(title)
             meaning = QLabel()
+            meaning.setTextFormat(Qt.TextFormat.PlainText)
             meaning.setWordWrap(True)
             meaning.setStyleSheet("QLabel { color: palette(placeholder-text); }")
             meaning.setAccessibleName(f"{title}: what it means")
@@ -146,7 +145,7 @@ class TrustPanel(QWidget):
             f"<b>{html.escape(signal.title)}</b>: {html.escape(signal.finding)}"
         )
         self.findings[signal.title].setProperty("state", signal.state)
-        self.meanings[signal.title].setText(html.escape(signal.meaning))
+        self.meanings[signal.title].setText(signal.meaning)
 
     def state(self, title: str) -> str:
         return self.findings[title].property("state")
