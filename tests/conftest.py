@@ -61,10 +61,15 @@ def make_small_model(seed: int = 0, classifier_scale: float = 8.0) -> Hiera:
     return model.eval()
 
 
-def red_evidence_model(image_size: tuple[int, int] = (128, 128), other_bias: float = 0.0) -> Hiera:
+def red_evidence_model(image_size: tuple[int, int] = (128, 128), other_bias: float = 0.0, *,
+                       by_amount: bool = False) -> Hiera:
     """A model whose class 0 score rises with red, and whose blocks pass tokens through
     unchanged: its evidence for class 0 is exactly where the image is red. Class 1 scores
-    `other_bias` everywhere, so a picture with no red at all is class 1 when it is above 0."""
+    `other_bias` everywhere, so a picture with no red at all is class 1 when it is above 0.
+
+    The layer norms make class 0's score the same for a little red or a lot; `by_amount` adds a
+    constant channel beside the red one, so the score grows with the share of red in the picture
+    (a photo cropped to its red patch scores higher than the whole)."""
     config = HieraConfig(embed_dim=32, depths=(1, 1, 1, 1), num_heads=1, num_classes=2, image_size=image_size)
     model = Hiera(config)
     with torch.no_grad():
@@ -78,8 +83,12 @@ def red_evidence_model(image_size: tuple[int, int] = (128, 128), other_bias: flo
                 block.proj.weight.copy_(torch.eye(*block.proj.weight.shape))
         model.features[1].weight.fill_(1.0)
         model.classifier.weight[0, 0] = 1.0
-        model.classifier.weight[1, 1] = 1.0
         model.classifier.bias[1] = other_bias
+        if by_amount:
+            model.stem.proj.bias[1] = 1.0  # channel 1: the constant the red is measured against
+            model.classifier.weight[0, 0] = 5.0  # normalised against it, red moves the score less
+        else:
+            model.classifier.weight[1, 1] = 1.0  # channel 1 is always 0 here: class 1 scores its bias
     model.refresh_position_embedding()
     return model.eval()
 

@@ -22,6 +22,15 @@ PATCH = (700, 100, 780, 180)  # left, top, right, bottom: the red "bird" in a 10
 
 
 @pytest.fixture(scope="module")
+def amount_model_file(tmp_path_factory):
+    """As red_model_file, but the score grows with the share of red: a crop to the patch scores higher."""
+    path = tmp_path_factory.mktemp("amount") / "red-amount.pt"
+    write_checkpoint(path, red_evidence_model(other_bias=2.0, by_amount=True), [RED, OTHER], (0.0, 0.0, 0.0),
+                     (1.0, 1.0, 1.0))
+    return path
+
+
+@pytest.fixture(scope="module")
 def red_model_file(tmp_path_factory):
     """A real checkpoint of a model whose evidence for RED is exactly where the photo is red, and
     which says OTHER for a photo with no red at all."""
@@ -231,18 +240,20 @@ def test_identify_trust_reads_the_persons_labels_and_the_library_as_reference(tm
     assert {s["signal"]: s for s in own["trust"]}["Your confirmed photos"]["state"] == "unknown"
 
 
-def test_index_zoom_stores_the_answer_the_model_is_surer_of(tmp_path, red_model_file, capsys):
+def test_index_zoom_stores_the_answer_the_model_is_surer_of(tmp_path, amount_model_file, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     photo_with_red(PATCH).save(folder / "far-away.png")
     library_path = tmp_path / "library.sqlite3"
-    common = ["--model", str(red_model_file), "--device", "cpu", "--precision", "fp32"]
+    common = ["--model", str(amount_model_file), "--device", "cpu", "--precision", "fp32"]
     assert main(["identify", str(folder / "far-away.png"), "--zoom", "--json", *common]) == 0
     (record,) = json.loads(capsys.readouterr().out)
+    zoomed, whole = record["zoom"]["species"][0]["probability"], record["whole_photo"][0]["probability"]
+    assert record["answer_from"] == "zoom" and zoomed > whole + 0.05  # the crop is redder: surer
     assert main(["index", str(folder), "--zoom", "--library", str(library_path), *common]) == 0
     with Library(library_path) as library:
         (photo,) = library.all_photos()
-        assert photo.species[0][1] == pytest.approx(record["species"][0]["probability"], abs=1e-5)
+        assert photo.species[0] == (RED, pytest.approx(zoomed, abs=1e-5))
     assert main(["index", str(folder), "--zoom", "--engine", "ray", "--shards", str(tmp_path / "s"),
                  "--library", str(library_path), *common]) == 2
     assert "local engine only" in capsys.readouterr().err

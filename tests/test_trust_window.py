@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
 
 from birdid_app.cli import main
 from birdid_app.core.checkpoint import write_checkpoint
+from birdid_app.core.library import Library, default_library_path
 from birdid_app.core.model_store import ModelStore
 from birdid_app.core.settings import Settings, save_settings
 from birdid_app.gui.engine import ZoomOutcome
@@ -19,6 +22,15 @@ WAIT_MS = 30_000
 LEFT = Qt.MouseButton.LeftButton
 RED, OTHER = "Common Redstart", "Grey Heron"
 PATCH = (700, 100, 780, 180)  # left, top, right, bottom in a 1024x768 photo
+
+
+@pytest.fixture(scope="module")
+def amount_model_file(tmp_path_factory):
+    """As red_model_file, but the score grows with the share of red: a crop to the patch scores higher."""
+    path = tmp_path_factory.mktemp("amount") / "red-amount.pt"
+    write_checkpoint(path, red_evidence_model(other_bias=2.0, by_amount=True), [RED, OTHER], (0.0, 0.0, 0.0),
+                     (1.0, 1.0, 1.0))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +136,26 @@ def test_the_trust_panel_reads_the_persons_labels_from_the_library(qtbot, tmp_pa
     assert panel.state("Your confirmed photos") == expected
     qtbot.waitUntil(lambda: panel.state("Unfamiliar photo") not in ("working", None), timeout=WAIT_MS)
     assert panel.state("Unfamiliar photo") == "agrees" and "of your library's photos" in panel.text("Unfamiliar photo")
+
+
+def test_with_the_setting_the_windows_indexer_keeps_the_answer_the_model_is_surer_of(
+    qtbot, tmp_path, amount_model_file, monkeypatch, capsys
+):
+    folder = tmp_path / "garden"
+    folder.mkdir()
+    red_photo(folder / "far.png", PATCH)
+    common = ["--model", str(amount_model_file), "--device", "cpu", "--precision", "fp32"]
+    assert main(["identify", str(folder / "far.png"), "--zoom", "--json", *common]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    zoomed, whole = record["zoom"]["species"][0]["probability"], record["whole_photo"][0]["probability"]
+    assert zoomed > whole + 0.05  # so the stored answer tells which was kept
+    window = ready_window(qtbot, amount_model_file, zoom_every_photo=True)
+    view = window.library_view
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    view.add_button.click()
+    qtbot.waitUntil(lambda: view.folders.count() == 1, timeout=WAIT_MS)
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
+        view.index_button.click()
+    with Library(default_library_path()) as library:
+        (photo,) = library.all_photos()
+    assert photo.species[0] == (RED, pytest.approx(zoomed, abs=1e-5))
