@@ -6,7 +6,7 @@ Exit codes: 0 every photo identified, 1 some photos failed, 2 bad usage or no us
 Each command is a function of its parsed arguments that returns an exit code or raises; `main`
 alone turns what it raises into one sentence on stderr and an exit code. The commands live in
 identify.py (identify, selftest), explain.py, library.py (index, similar, find, label,
-duplicates, bursts, export), cluster.py (index --engine ray, library import), keywords.py (keywords
+duplicates, bursts, export), maps.py (map), cluster.py (index --engine ray, library import), keywords.py (keywords
 write) and models.py (model ...).
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from birdid_app import __version__
-from birdid_app.cli import cluster, explain, identify, keywords, library, models
+from birdid_app.cli import cluster, explain, identify, keywords, library, maps, models
 from birdid_app.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,7 +33,7 @@ from birdid_app.core.errors import sentence
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "build_parser", "main"]
 
 COMMANDS = (
-    "identify", "explain", "index", "similar", "find", "label", "duplicates", "bursts", "export", "library",
+    "identify", "explain", "index", "similar", "find", "label", "duplicates", "bursts", "export", "map", "library",
     "keywords", "model", "selftest",
 )
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_identify(commands)
     explain.add_commands(commands)
     library.add_commands(commands)
+    maps.add_commands(commands)
     cluster.add_commands(commands)
     keywords.add_commands(commands)
     models.add_commands(commands)

@@ -1,0 +1,294 @@
+"""A map of the whole library: every photo's embedding placed on a plane, alike photos together.
+
+Coloured by the model's top species or by the person's own label, it shows mislabelled photos
+(a point of one colour inside another's cluster) and look-alike species (clusters that touch) at
+a glance. The layout is t-SNE (openTSNE: FFT-accelerated gradients and approximate nearest
+neighbours, so 10,000 photos take seconds, not minutes) on the embeddings reduced to 50
+principal components, seeded, so the same library gives the same map.
+
+A layout is computed once and kept beside the library (`<library>.map-<model>.npz`), keyed by a
+digest of the ids and embeddings it was made from: a new, changed or removed photo makes it
+stale, and the next map is computed afresh. A large library is laid out on a fixed sample and the
+rest placed among it (openTSNE's `transform`), so a million photos still get a map.
+
+No Qt here: the window computes the map on a worker, and `birdid map` draws it to a PNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from birdid_app.core.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from birdid_app.core.library import Library
+
+COLOUR_BY = ("species", "label")
+PCA_COMPONENTS = 50  # t-SNE on 50 principal components: the usual reduction, and 20x less work on 1024-d
+LAYOUT_SAMPLE = 50_000  # more photos than this: lay out a sample, place the rest among it
+SEED = 0
+CACHE_FORMAT = 1  # bumped when what is cached, or how it is computed, changes
+_READ_ROWS = 20_000  # embeddings read from the library per step
+
+
+class MapStopped(Exception):
+    """The map was asked to stop (`should_stop()` said so) before it was done."""
+
+
+@dataclass(frozen=True)
+class LibraryMap:
+    ids: np.ndarray  # [N] int64 photo ids, ascending
+    points: np.ndarray  # [N, 2] float32 in 0..1, one scale for both axes, centred
+    model: str | None  # the model whose embeddings these are
+
+
+def map_cache_path(library_path: Path, model: str | None) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model or "none")
+    return Path(f"{library_path}.map-{safe}.npz")
+
+
+# --- reading the library ---------------------------------------------------------------------
+
+
+def _library_embeddings(library: Library, should_stop: Callable[[], bool]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(ids [N] ascending, unit embeddings [N, d] float32, digest) of the reading model's photos.
+    The digest covers the model, the ids and every embedding's bytes."""
+    index = library.vectors()
+    ids = index.ids()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{CACHE_FORMAT}:{library.reading_model()}:{PCA_COMPONENTS}:{LAYOUT_SAMPLE}".encode())
+    digest.update(ids.tobytes())
+    vectors = np.empty((len(ids), index.dim), dtype=np.float32)
+    for start in range(0, len(ids), _READ_ROWS):
+        if should_stop():
+            raise MapStopped
+        chunk = index.vectors_of(ids[start : start + _READ_ROWS])
+        vectors[start : start + len(chunk)] = chunk
+        digest.update(chunk.tobytes())
+    return ids, vectors, digest.hexdigest()
+
+
+def _read_cache(path: Path, digest: str) -> np.ndarray | None:
+    """The cached points [N, 2] if `path` holds a map for `digest`; None for anything else,
+    a missing or damaged file included (it is computed again, never an error)."""
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as cached:
+            if str(cached["digest"]) != digest:
+                return None
+            points = cached["points"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return points.astype(np.float32) if points.ndim == 2 and points.shape[1] == 2 else None
+
+
+def _write_cache(path: Path, digest: str, ids: np.ndarray, points: np.ndarray) -> None:
+    try:
+        with atomic_write(path, "wb") as out:
+            np.savez(out, digest=np.array(digest), ids=ids, points=points)
+    except OSError:
+        pass  # a read-only folder: the map is shown, and computed again next time
+
+
+def cached_map(library: Library) -> LibraryMap | None:
+    """The kept map, if it was made from exactly the library's current embeddings; never computes."""
+    ids, _, digest = _library_embeddings(library, lambda: False)
+    points = _read_cache(map_cache_path(library.path, library.reading_model()), digest)
+    if points is None or len(points) != len(ids):
+        return None
+    return LibraryMap(ids, points, library.reading_model())
+
+
+def library_map(library: Library, *, should_stop: Callable[[], bool] = lambda: False,
+                on_stage: Callable[[str], None] | None = None, sample: int = LAYOUT_SAMPLE) -> LibraryMap:
+    """The map of the library's photos by its reading model: kept, or computed and kept."""
+    say = on_stage or (lambda _text: None)
+    model = library.reading_model()
+    count = len(library.vectors())
+    say(f"Reading {count:,} embeddings")
+    ids, vectors, digest = _library_embeddings(library, should_stop)
+    path = map_cache_path(library.path, model)
+    points = _read_cache(path, digest)
+    if points is None or len(points) != len(ids):
+        points = layout(vectors, should_stop=should_stop, on_stage=say, sample=sample)
+        _write_cache(path, digest, ids, points)
+    return LibraryMap(ids, points, model)
+
+
+# --- the layout ------------------------------------------------------------------------------
+
+
+def principal_components(vectors: np.ndarray, components: int = PCA_COMPONENTS) -> np.ndarray:
+    """[N, d] -> [N, min(components, d, N)] float32: the rows projected on their top principal
+    axes (eigenvectors of the d x d covariance, in float64: faster than an SVD of the rows)."""
+    centred = vectors - vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+    covariance = centred.T.astype(np.float64) @ centred.astype(np.float64)  # [d, d]
+    values, axes = np.linalg.eigh(covariance)  # ascending
+    keep = min(components, vectors.shape[1], max(vectors.shape[0] - 1, 1))
+    top = axes[:, ::-1][:, :keep]
+    # Fix each axis's sign (eigh leaves it arbitrary) so the same rows always give the same map.
+    top *= np.sign(top[np.abs(top).argmax(axis=0), np.arange(keep)])
+    return (centred @ top.astype(np.float32)).astype(np.float32)
+
+
+def layout(vectors: np.ndarray, *, should_stop: Callable[[], bool] = lambda: False,
+           on_stage: Callable[[str], None] | None = None, sample: int = LAYOUT_SAMPLE,
+           seed: int = SEED) -> np.ndarray:
+    """Unit embeddings [N, d] -> points [N, 2] in 0..1 (see `fit_square`). t-SNE on the 50
+    principal components; beyond `sample` rows, t-SNE on a seeded sample and the others placed
+    among it. Fewer than 4 rows need no t-SNE: they are put on a line."""
+    say = on_stage or (lambda _text: None)
+    count = vectors.shape[0]
+    if count < 4:
+        return fit_square(np.stack([np.arange(count, dtype=np.float32), np.zeros(count, np.float32)], axis=1))
+    from openTSNE import TSNE  # scikit-learn and scipy come with it: only when a map is made
+    from openTSNE.tsne import OptimizationInterrupt
+
+    reduced = principal_components(vectors)
+    if should_stop():
+        raise MapStopped
+    fitted_rows = np.arange(count)
+    if count > sample:
+        fitted_rows = np.sort(np.random.default_rng(seed).choice(count, size=sample, replace=False))
+    say(f"Laying out {len(fitted_rows):,} photos")
+
+    def stop_check(iteration, error, embedding) -> bool:  # openTSNE stops when a callback returns True
+        return should_stop()
+
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(30.0, (len(fitted_rows) - 1) / 3),
+        # Euclidean distance between unit vectors is a function of their cosine (|a - b|^2 = 2 - 2 cos),
+        # the similarity the app searches by; the principal components keep nearly all of it.
+        metric="euclidean",
+        random_state=seed,
+        n_jobs=-1,
+        callbacks=stop_check,
+        callbacks_every_iters=25,
+        verbose=False,
+    )
+    try:
+        embedding = tsne.fit(reduced[fitted_rows])
+    except OptimizationInterrupt:
+        raise MapStopped from None
+    if should_stop():
+        raise MapStopped
+    points = np.empty((count, 2), dtype=np.float32)
+    points[fitted_rows] = np.asarray(embedding)
+    if len(fitted_rows) < count:
+        rest = np.setdiff1d(np.arange(count), fitted_rows)
+        say(f"Placing {len(rest):,} more photos among them")
+        for start in range(0, len(rest), 100_000):
+            if should_stop():
+                raise MapStopped
+            chunk = rest[start : start + 100_000]
+            # Each at the median of its 10 nearest laid-out neighbours: no optimisation, seconds a million.
+            points[chunk] = np.asarray(embedding.prepare_partial(reduced[chunk], initialization="median", k=10))
+    return fit_square(points)
+
+
+def fit_square(points: np.ndarray) -> np.ndarray:
+    """[N, 2] -> the same shape scaled by one factor into 0..1 and centred on (0.5, 0.5)."""
+    if len(points) == 0:
+        return points.astype(np.float32)
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = float((high - low).max())
+    scaled = (points - (low + high) / 2) / (span if span > 0 else 1.0) + 0.5
+    return scaled.astype(np.float32)
+
+
+# --- colours and the picture -----------------------------------------------------------------
+
+
+def point_keys(library: Library, library_map: LibraryMap, by: str) -> list[str | None]:
+    """Per point, what colours it: the reading model's top species ("species") or the person's
+    label ("label", None where there is none)."""
+    if by not in COLOUR_BY:
+        raise ValueError(f"colour by one of {', '.join(COLOUR_BY)}, not {by!r}")
+    if by == "label":
+        labels = library.labels()
+        return [labels[pid][0] if pid in labels else None for pid in library_map.ids.tolist()]
+    top = dict(library.db.execute(
+        "SELECT photo_id, species FROM predictions WHERE model = ? AND rank = 1", (library_map.model,)
+    ).fetchall())
+    return [top.get(pid) for pid in library_map.ids.tolist()]
+
+
+# Twenty colours far apart for the most common keys (Kelly's colours of maximum contrast, less
+# white, black and the greys); the rest get golden-angle hues, darker, so they still differ.
+_DISTINCT = [
+    (230, 159, 0), (0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233),
+    (240, 228, 66), (128, 62, 117), (255, 104, 0), (166, 189, 215), (193, 0, 32), (206, 162, 98),
+    (0, 125, 52), (246, 118, 142), (0, 83, 138), (255, 122, 92), (83, 55, 122), (255, 142, 0),
+    (179, 40, 81), (147, 170, 0),
+]
+NO_KEY_COLOUR = (150, 150, 150)
+
+
+def palette(keys: Sequence[str | None]) -> dict[str, tuple[int, int, int]]:
+    """A colour per key: the most common keys (ties by name) first get the most distinct colours.
+    The same keys give the same colours."""
+    counts = Counter(key for key in keys if key is not None)
+    ordered = sorted(counts, key=lambda key: (-counts[key], key))
+    colours: dict[str, tuple[int, int, int]] = {}
+    for rank, key in enumerate(ordered):
+        if rank < len(_DISTINCT):
+            colours[key] = _DISTINCT[rank]
+        else:
+            import colorsys
+
+            hue = (rank * 0.618033988749895) % 1.0
+            r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.55 + 0.3 * ((rank // 7) % 2))
+            colours[key] = (round(r * 255), round(g * 255), round(b * 255))
+    return colours
+
+
+def draw_map(library_map: LibraryMap, keys: Sequence[str | None], *, size: tuple[int, int] = (1600, 1200),
+             legend: int = 12, title: str | None = None) -> Image.Image:
+    """The map as a picture: a point per photo in its key's colour (grey without one), the
+    `legend` most common keys with their counts, and a title line."""
+    width, height = size
+    image = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(12, height // 60))
+    counts = Counter(key for key in keys if key is not None)
+    colours = palette(keys)
+    line = int(font.size * 1.4)
+    legend_width = min(width // 3, int(font.size * 18))
+    top = line * 2
+    area = (int(font.size), top, width - legend_width - int(font.size), height - int(font.size))  # l, t, r, b
+    side = min(area[2] - area[0], area[3] - area[1])
+    radius = max(1.5, min(6.0, side / 250 * (1000 / max(len(keys), 1)) ** 0.25))
+    # Points without a key first, so the coloured ones are drawn over them.
+    order = sorted(range(len(keys)), key=lambda i: (keys[i] is not None, -counts.get(keys[i], 0)))
+    for i in order:
+        x = area[0] + float(library_map.points[i, 0]) * side
+        y = area[1] + float(library_map.points[i, 1]) * side
+        colour = colours.get(keys[i], NO_KEY_COLOUR) if keys[i] is not None else NO_KEY_COLOUR
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
+    draw.text((int(font.size), int(font.size * 0.5)), title or f"{len(keys):,} photos · {library_map.model}",
+              fill=(20, 20, 20), font=font)
+    x0, y = width - legend_width, top
+    shown = sorted(counts, key=lambda key: (-counts[key], key))[:legend]
+    for key in shown:
+        draw.rectangle([x0, y + line * 0.2, x0 + line * 0.6, y + line * 0.8], fill=colours[key])
+        draw.text((x0 + line, y), f"{key} ({counts[key]:,})", fill=(20, 20, 20), font=font)
+        y += line
+    others = sum(counts.values()) - sum(counts[key] for key in shown)
+    unkeyed = sum(1 for key in keys if key is None)
+    if others:
+        draw.text((x0 + line, y), f"{len(counts) - len(shown)} more ({others:,})", fill=(90, 90, 90), font=font)
+        y += line
+    if unkeyed:
+        draw.rectangle([x0, y + line * 0.2, x0 + line * 0.6, y + line * 0.8], fill=NO_KEY_COLOUR)
+        draw.text((x0 + line, y), f"none ({unkeyed:,})", fill=(90, 90, 90), font=font)
+    return image
