@@ -536,18 +536,25 @@ class Library:
     def set_label(self, photo_id: int, species: str | None, *, source: str = "person") -> None:
         """Label a photo (None clears its label). `species` is the caller's to check against the
         model's names; NOT_A_BIRD and UNKNOWN_SPECIES are always allowed."""
+        if species is not None:
+            self.set_labels([photo_id], species, source=source)
+            return
+        with self.db:
+            self.db.execute("DELETE FROM labels WHERE photo_id = ?", (photo_id,))
+
+    @_guarded
+    def set_labels(self, photo_ids: Iterable[int], species: str, *, source: str = "person") -> None:
+        """Label many photos with the same species, in one transaction (the map's lasso)."""
         if source not in LABEL_SOURCES:
             raise ValueError(f"a label comes from one of {LABEL_SOURCES}, not {source!r}")
+        now = _utc_now()
         with self.db:
-            if species is None:
-                self.db.execute("DELETE FROM labels WHERE photo_id = ?", (photo_id,))
-            else:
-                self.db.execute(
-                    "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (photo_id) DO UPDATE SET species = excluded.species, set_at = excluded.set_at, "
-                    "source = excluded.source",
-                    (photo_id, species, _utc_now(), source),
-                )
+            self.db.executemany(
+                "INSERT INTO labels (photo_id, species, set_at, source) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (photo_id) DO UPDATE SET species = excluded.species, set_at = excluded.set_at, "
+                "source = excluded.source",
+                ((int(photo_id), species, now, source) for photo_id in photo_ids),
+            )
 
     @_guarded
     def labels(self) -> dict[int, tuple[str, str, str]]:

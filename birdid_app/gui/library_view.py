@@ -133,6 +133,13 @@ class LibraryView(QWidget):
             f"Photos taken within {BURST_SECONDS:g} s of one another that look alike (≥ {BURST_THRESHOLD:.2f}), "
             "by capture date, to pick the best frame; photos without a date are left out"
         )
+        self.map_button = QPushButton("Ma&p")
+        self.map_button.setToolTip(
+            "Every photo as a point, alike photos together, coloured by species or by your label: "
+            "mislabelled photos and look-alike species show at a glance"
+        )
+        self.map_window = None  # the map's window, made when first asked for
+        self.class_names: list[str] = []
         self.export_button = QPushButton("&Export CSV…")
         self.keywords_button = QPushButton("Write &keywords")
         self.keywords_button.setToolTip(
@@ -190,6 +197,7 @@ class LibraryView(QWidget):
         row.addWidget(self.duplicates_button)
         row.addWidget(self.duplicate_threshold)
         row.addWidget(self.bursts_button)
+        row.addWidget(self.map_button)
         row.addStretch()
         searches.addLayout(row)
         searches.addWidget(self.results_label)
@@ -211,6 +219,7 @@ class LibraryView(QWidget):
         self.similar_button.clicked.connect(self.find_similar)
         self.duplicates_button.clicked.connect(self.find_duplicates)
         self.bursts_button.clicked.connect(self.find_bursts)
+        self.map_button.clicked.connect(self.open_map)
         self.export_button.clicked.connect(self.export_csv)
         self.keywords_button.clicked.connect(self.write_keywords)
         self.rebuild_button.clicked.connect(self.rebuild_library)
@@ -236,6 +245,9 @@ class LibraryView(QWidget):
     def set_model(self, name: str, class_names: list[str]) -> None:
         """Searches read this model's identifications from now on (the reader reopens with it)."""
         self.model_name = name
+        self.class_names = list(class_names)
+        if self.map_window is not None:
+            self.map_window.species_names = self.class_names
         completer = QCompleter(class_names, self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
@@ -359,6 +371,18 @@ class LibraryView(QWidget):
                 group=True,
             ),
         )
+
+    def open_map(self) -> None:
+        """The library map in its own window, made (or taken from what was kept) on a worker."""
+        from birdid_app.gui.library_map_view import LibraryMapWindow
+
+        if self.map_window is None:
+            self.map_window = LibraryMapWindow(self, self)
+            self.map_window.show_photo.connect(self.show_photo)
+        self.map_window.species_names = self.class_names
+        self.map_window.show()
+        self.map_window.raise_()
+        self.map_window.compute()
 
     def export_csv(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export the library as CSV", "birdid-library.csv", "CSV (*.csv)")
@@ -507,6 +531,9 @@ class LibraryView(QWidget):
 
     def shutdown(self) -> None:
         """Close the reader's connection on its own thread, then let the thread go."""
+        if self.map_window is not None:
+            self.map_window.cancel()  # a layout under way stops within a few of its iterations
+            self.map_window.close()
         self._close_reader()
         self.reader_pool.waitForDone(5000)
         self.writer.shutdown()

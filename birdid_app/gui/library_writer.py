@@ -26,6 +26,7 @@ class LibraryWriter(QObject):
     damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
     failed = Signal(str)
     label_set = Signal(object, object)  # the photo's path, its label now (None: cleared)
+    labels_set = Signal(object, object)  # the photos' ids (list[int]), their label now
     keywords_written = Signal(object, object)  # KeywordsSummary, the sentences of the failures
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -71,6 +72,21 @@ class LibraryWriter(QObject):
                 raise BirdidError(f"{photo}: The label could not be saved: {error}") from None
 
         self._run(work, lambda result: self.label_set.emit(*result))
+
+    def set_labels(self, library_path: Path, photo_ids: list[int], species: str) -> None:
+        """Label many library photos at once, in one transaction; labels_set reports them."""
+
+        def work(report, should_cancel):
+            try:
+                with Library(Path(library_path), create=False) as library:
+                    library.set_labels(photo_ids, species)
+                    return list(photo_ids), species
+            except LibraryDamaged as error:
+                return error
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"The labels of {len(photo_ids)} photos could not be saved: {error}") from None
+
+        self._run(work, lambda result: self.labels_set.emit(*result))
 
     def write_keywords(self, library_path: Path, model: str | None, settings) -> None:
         """Every library photo's species as keywords for the person's editor (their settings);

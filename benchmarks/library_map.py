@@ -1,0 +1,88 @@
+"""How long the map of a library takes: the first time (read, reduce, lay out, keep) and after.
+
+A real library file of N photos whose embeddings look like a birder's (700 species with Zipf
+counts, each photo its species' direction plus noise, 1024 values as the base model gives), the
+map made by `core.library_map.library_map` as the window and `birdid map` make it, then again
+from what was kept, then drawn as `birdid map` draws it.
+
+    .venv/bin/python benchmarks/library_map.py [--photos 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from birdid_app.core import library_map as maps
+from birdid_app.core.library import Library
+from machine import cpu_flags, machine_description  # benchmarks/machine.py
+
+MODEL = "hiera_abswin_base_mim-intermediate-eu-common"
+DIM = 1024
+
+
+def library_like(path: Path, count: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(700, DIM)).astype(np.float32)
+    species = (rng.zipf(1.5, count) - 1) % 700
+    with Library(path, model=MODEL) as library, library.db:
+        for start in range(0, count, 10_000):
+            rows = range(start, min(start + 10_000, count))
+            noise = rng.normal(size=(len(rows), DIM)).astype(np.float32) * 0.8
+            vectors = centres[species[start : start + len(rows)]] + noise
+            library.db.executemany(
+                "INSERT INTO photos (id, path, size, mtime_ns, fingerprint) VALUES (?, ?, 1, 1, 'f')",
+                ((i + 1, f"/photos/{i:07}.jpg") for i in rows),
+            )
+            library.db.executemany(
+                "INSERT INTO identifications (photo_id, model, embedding) VALUES (?, ?, ?)",
+                ((i + 1, MODEL, vectors[i - start].tobytes()) for i in rows),
+            )
+            library.db.executemany(
+                "INSERT INTO predictions (photo_id, model, rank, species, probability) VALUES (?, ?, 1, ?, 0.9)",
+                ((i + 1, MODEL, f"species {species[i]}") for i in rows),
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=10_000)
+    args = parser.parse_args()
+    print(machine_description())
+    print(cpu_flags())
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "library.sqlite3"
+        library_like(path, args.photos)
+        stages: list[tuple[str, float]] = []
+        started = time.perf_counter()
+
+        def stage(text: str) -> None:
+            stages.append((text, time.perf_counter() - started))
+
+        with Library(path, model=MODEL) as library:
+            first = time.perf_counter()
+            laid_out = maps.library_map(library, on_stage=stage)
+            first = time.perf_counter() - first
+        with Library(path, model=MODEL) as library:  # a new process's view: nothing in memory
+            again = time.perf_counter()
+            kept = maps.library_map(library)
+            again = time.perf_counter() - again
+            drawn = time.perf_counter()
+            maps.draw_map(kept, maps.point_keys(library, kept, "species"))
+            drawn = time.perf_counter() - drawn
+        assert np.array_equal(kept.points, laid_out.points)
+        print(f"\n{args.photos:,} photos, {DIM}-d embeddings")
+        for (text, at), (_, until) in zip(stages, [*stages[1:], ("end", first)], strict=True):
+            print(f"  {text:40} {until - at:7.2f} s")
+        print(f"  {'the map, the first time':40} {first:7.2f} s")
+        print(f"  {'the map again, kept':40} {again:7.2f} s")
+        print(f"  {'drawn as birdid map draws it':40} {drawn:7.2f} s")
+        print(f"  kept in {maps.map_cache_path(path, MODEL).stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,523 @@
+"""The library map in a window of its own: every photo a point, alike photos together.
+
+Colour by the model's top species or by your label; hover a point for its thumbnail; click a
+point to open the photo; drag round points (a lasso) to select them, and label them all at once.
+The layout (core/library_map.py) and the colours are made on a worker; this module only draws
+them and answers the mouse. Points are drawn into an image with numpy and found under the mouse
+by one vectorised distance, so 100,000 points stay responsive.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from birdid_app.gui.jobs import Job
+
+MARGIN = 12  # pixels around the map
+HOVER_RADIUS = 8  # pixels: how near the mouse a point must be to be under it
+CLICK_SLOP = 4  # pixels a press may move and still be a click, not a lasso
+LEGEND_ENTRIES = 15
+COLOUR_BY_LABELS = {"species": "Top species", "label": "Your label"}
+
+
+@dataclass
+class MapData:
+    """What the worker hands the window: the layout and, per way of colouring, each point's colour."""
+
+    ids: np.ndarray  # [N] int64
+    points: np.ndarray  # [N, 2] float32 in 0..1
+    paths: list[str]  # [N], the photos' paths
+    keys: dict[str, list[str | None]]  # colour-by -> [N] keys (species or label)
+    colours: dict[str, np.ndarray]  # colour-by -> [N, 3] uint8
+    legends: dict[str, list[tuple[str, int, tuple[int, int, int]]]]  # colour-by -> (key, count, colour), most first
+
+
+def colouring(keys: list[str | None]) -> tuple[np.ndarray, list[tuple[str, int, tuple[int, int, int]]]]:
+    """[N, 3] uint8 colours for keys, and the legend: core.library_map's palette, grey for none."""
+    from collections import Counter
+
+    from birdid_app.core.library_map import NO_KEY_COLOUR, palette
+
+    colours_by_key = palette(keys)
+    table = {key: np.array(colour, dtype=np.uint8) for key, colour in colours_by_key.items()}
+    grey = np.array(NO_KEY_COLOUR, dtype=np.uint8)
+    colours = np.stack([table.get(key, grey) if key is not None else grey for key in keys]) if keys else \
+        np.zeros((0, 3), dtype=np.uint8)
+    counts = Counter(key for key in keys if key is not None)
+    legend = [(key, counts[key], colours_by_key[key]) for key in sorted(counts, key=lambda k: (-counts[k], k))]
+    return colours, legend
+
+
+def compute_map_data(library_path: Path, model: str | None):
+    """A job: the library's map (kept, or laid out now), its keys and colours, from its own connection
+    (the window's reader thread stays free for searches while a large map is laid out)."""
+
+    def work(report, should_cancel):
+        from birdid_app.core.library import Library
+        from birdid_app.core.library_map import COLOUR_BY, library_map, point_keys
+
+        with Library(library_path, model=model, create=False) as library:
+            laid_out = library_map(library, should_stop=should_cancel, on_stage=report)
+            keys = {by: point_keys(library, laid_out, by) for by in COLOUR_BY}
+            paths_by_id = dict(library.db.execute("SELECT id, path FROM photos").fetchall())
+        paths = [paths_by_id.get(pid, "") for pid in laid_out.ids.tolist()]
+        colours, legends = {}, {}
+        for by, point_keys_by in keys.items():
+            colours[by], legends[by] = colouring(point_keys_by)
+        return MapData(laid_out.ids, laid_out.points, paths, keys, colours, legends)
+
+    return work
+
+
+def relabelled(data: MapData, library_path: Path, model: str | None):
+    """A job: `data` with the labels read again (after the person labelled some photos)."""
+
+    def work(report, should_cancel):
+        from birdid_app.core.library import Library
+
+        with Library(library_path, model=model, create=False) as library:
+            labels = library.labels()
+        keys = [labels[pid][0] if pid in labels else None for pid in data.ids.tolist()]
+        colours, legend = colouring(keys)
+        return keys, colours, legend
+
+    return work
+
+
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """[N] bool: which points [N, 2] lie inside the polygon [M, 2] (even-odd rule, vectorised over
+    the points, one pass per edge)."""
+    inside = np.zeros(len(points), dtype=bool)
+    x, y = points[:, 0], points[:, 1]
+    for (x1, y1), (x2, y2) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at_x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < at_x)
+    return inside
+
+
+class MapCanvas(QWidget):
+    """The points. Wheel: zoom at the mouse; right drag: pan; left click: open; left drag: lasso."""
+
+    photo_clicked = Signal(int)  # the row of the point clicked
+    hovered = Signal(object)  # the row of the point under the mouse, or None
+    selection_changed = Signal(object)  # [K] rows selected (np.ndarray)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Library map")
+        self.setMouseTracking(True)
+        self.setMinimumSize(320, 240)
+        self.points = np.zeros((0, 2), dtype=np.float32)
+        self.colours = np.zeros((0, 3), dtype=np.uint8)
+        self.selected = np.zeros(0, dtype=bool)
+        self.zoom = 1.0
+        self.pan = QPointF(0, 0)
+        self._image: QImage | None = None  # the points drawn, remade when anything they depend on changes
+        self._lasso: list[QPointF] = []
+        self._press: QPointF | None = None
+        self._panning_from: QPointF | None = None
+        self._hover: int | None = None
+
+    # --- what is shown ------------------------------------------------------------------------
+
+    def set_points(self, points: np.ndarray, colours: np.ndarray) -> None:
+        self.points, self.colours = points, colours
+        self.selected = np.zeros(len(points), dtype=bool)
+        self.zoom, self.pan = 1.0, QPointF(0, 0)
+        self._redraw()
+
+    def set_colours(self, colours: np.ndarray) -> None:
+        self.colours = colours
+        self._redraw()
+
+    def select_rows(self, rows: np.ndarray) -> None:
+        self.selected = np.zeros(len(self.points), dtype=bool)
+        self.selected[rows] = True
+        self._redraw()
+        self.selection_changed.emit(np.flatnonzero(self.selected))
+
+    def screen_positions(self) -> np.ndarray:
+        """[N, 2] float64: where each point is drawn, in widget pixels."""
+        side = max(min(self.width(), self.height()) - 2 * MARGIN, 1)
+        left = (self.width() - side) / 2
+        top = (self.height() - side) / 2
+        centre = np.array([self.width() / 2, self.height() / 2])
+        base = np.column_stack([left + self.points[:, 0] * side, top + self.points[:, 1] * side])
+        return (base - centre) * self.zoom + centre + np.array([self.pan.x(), self.pan.y()])
+
+    def row_at(self, position: QPointF) -> int | None:
+        """The nearest point within HOVER_RADIUS pixels of `position`, or None."""
+        if not len(self.points):
+            return None
+        offsets = self.screen_positions() - np.array([position.x(), position.y()])
+        distances = np.einsum("ij,ij->i", offsets, offsets)
+        row = int(np.argmin(distances))
+        return row if distances[row] <= HOVER_RADIUS**2 else None
+
+    # --- drawing ------------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        self._image = None
+        self.update()
+
+    def _points_image(self) -> QImage:
+        """The points as an RGBA image the size of the widget: a square of 3 (or 5, when few)
+        pixels each, selected ones larger with a dark ring."""
+        width, height = max(self.width(), 1), max(self.height(), 1)
+        pixels = np.zeros((height, width, 4), dtype=np.uint8)
+        if len(self.points):
+            positions = np.rint(self.screen_positions()).astype(np.int64)
+            half = 2 if len(self.points) < 2000 else 1
+            plain = ~self.selected
+            # Larger keys first is not needed: a point's square is small, later ones win where they meet.
+            for rows, size, ring in ((plain, half, False), (self.selected, half + 2, True)):
+                if not rows.any():
+                    continue
+                xy, colour = positions[rows], self.colours[rows]
+                if ring:
+                    self._stamp(pixels, xy, np.zeros_like(colour), size + 1)
+                self._stamp(pixels, xy, colour, size)
+        self._buffer = np.ascontiguousarray(pixels)  # the QImage below reads this memory
+        return QImage(self._buffer.data, width, height, width * 4, QImage.Format.Format_RGBA8888)
+
+    @staticmethod
+    def _stamp(pixels: np.ndarray, xy: np.ndarray, colour: np.ndarray, half: int) -> None:
+        height, width = pixels.shape[:2]
+        for dy in range(-half, half + 1):
+            for dx in range(-half, half + 1):
+                x, y = xy[:, 0] + dx, xy[:, 1] + dy
+                keep = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+                pixels[y[keep], x[keep], :3] = colour[keep]
+                pixels[y[keep], x[keep], 3] = 255
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Base))
+        if self._image is None or self._image.size() != self.size():
+            self._image = self._points_image()
+        painter.drawImage(0, 0, self._image)
+        if self._hover is not None and self._hover < len(self.points):
+            x, y = self.screen_positions()[self._hover]
+            painter.setPen(QPen(self.palette().color(QPalette.ColorRole.Text), 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(QPointF(x, y), HOVER_RADIUS - 2, HOVER_RADIUS - 2)
+        if len(self._lasso) > 1:
+            path = QPainterPath(self._lasso[0])
+            for point in self._lasso[1:]:
+                path.lineTo(point)
+            path.closeSubpath()
+            highlight = self.palette().color(QPalette.ColorRole.Highlight)
+            fill = QColor(highlight)
+            fill.setAlpha(40)
+            painter.setPen(QPen(highlight, 1.5, Qt.PenStyle.DashLine))
+            painter.setBrush(fill)
+            painter.drawPath(path)
+
+    def resizeEvent(self, event) -> None:
+        self._redraw()
+
+    # --- the mouse ----------------------------------------------------------------------------
+
+    def wheelEvent(self, event) -> None:
+        factor = 1.25 ** (event.angleDelta().y() / 120)
+        new_zoom = min(max(self.zoom * factor, 1.0), 200.0)
+        anchor = event.position()
+        centre = QPointF(self.width() / 2, self.height() / 2)
+        # Keep the map point under the mouse where it is.
+        self.pan = anchor - centre - (anchor - centre - self.pan) * (new_zoom / self.zoom)
+        self.zoom = new_zoom
+        self._redraw()
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._press = event.position()
+            self._lasso = [event.position()]
+        elif event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
+            self._panning_from = event.position()
+
+    def mouseMoveEvent(self, event) -> None:
+        position = event.position()
+        if self._panning_from is not None:
+            self.pan += position - self._panning_from
+            self._panning_from = position
+            self._redraw()
+            return
+        if self._press is not None:
+            self._lasso.append(position)
+            self.update()
+            return
+        row = self.row_at(position)
+        if row != self._hover:
+            self._hover = row
+            self.update()
+            self.hovered.emit(row)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
+            self._panning_from = None
+            return
+        if event.button() != Qt.MouseButton.LeftButton or self._press is None:
+            return
+        lasso, press, self._lasso, self._press = self._lasso, self._press, [], None
+        # A click, unless the mouse went further than CLICK_SLOP at any point (a lasso ends where it began).
+        if max((p - press).manhattanLength() for p in [*lasso, event.position()]) <= CLICK_SLOP:
+            row = self.row_at(event.position())
+            if row is not None:
+                self.photo_clicked.emit(row)
+            else:
+                self.select_rows(np.zeros(0, dtype=np.int64))
+            return
+        polygon = np.array([[p.x(), p.y()] for p in lasso], dtype=np.float64)
+        self.select_rows(np.flatnonzero(inside_polygon(self.screen_positions(), polygon)))
+
+    def leaveEvent(self, event) -> None:
+        if self._hover is not None:
+            self._hover = None
+            self.update()
+            self.hovered.emit(None)
+
+
+class LibraryMapWindow(QWidget):
+    """The map's window: the canvas, colour-by, a legend, a status line, and labelling."""
+
+    show_photo = Signal(object)  # a Path to open in the identification view
+
+    def __init__(self, library_view, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setWindowTitle("Library map")
+        self.library_view = library_view
+        self.data: MapData | None = None
+        self.job: Job | None = None
+        self.species_names: list[str] = []
+        self._hover_row: int | None = None
+        self.thumbnails: dict[int, str] = {}  # row -> thumbnail file, as loaded for hovering
+
+        self.canvas = MapCanvas()
+        self.colour_by = QComboBox()
+        self.colour_by.setAccessibleName("Colour by")
+        for value, text in COLOUR_BY_LABELS.items():
+            self.colour_by.addItem(text, value)
+        self.label_button = QPushButton("&Label selected…")
+        self.label_button.setEnabled(False)
+        self.refresh_button = QPushButton("&Refresh")
+        self.refresh_button.setToolTip("Lay out the library again if photos were added, changed or removed")
+        self.cancel_button = QPushButton("Cance&l")
+        self.status = QLabel()
+        self.status.setAccessibleName("Map status")
+        self.status.setWordWrap(True)
+        self.legend = QListWidget()
+        self.legend.setAccessibleName("Legend")
+        self.legend.setMaximumWidth(260)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Colour by"))
+        bar.addWidget(self.colour_by)
+        bar.addWidget(self.label_button)
+        bar.addStretch()
+        bar.addWidget(self.refresh_button)
+        bar.addWidget(self.cancel_button)
+        splitter = QSplitter()
+        splitter.addWidget(self.canvas)
+        splitter.addWidget(self.legend)
+        splitter.setStretchFactor(0, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+        self.resize(1000, 720)
+
+        self.colour_by.currentIndexChanged.connect(self._show_colours)
+        self.label_button.clicked.connect(self.ask_label)
+        self.refresh_button.clicked.connect(self.compute)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.canvas.photo_clicked.connect(self._open_row)
+        self.canvas.hovered.connect(self._hover)
+        self.canvas.selection_changed.connect(self._selection_changed)
+        library_view.writer.labels_set.connect(self._labels_set)
+
+    # --- computing ----------------------------------------------------------------------------
+
+    def compute(self) -> None:
+        """Lay out the library (or take the kept map) on a worker; the window stays responsive."""
+        from birdid_app.core.library_map import MapStopped
+
+        if self.job is not None and self.job.running:
+            return
+        view = self.library_view
+        self.job = Job(compute_map_data(view.library_path, view.model_name), cancel_errors=(MapStopped,))
+        self.job.progress.connect(lambda text: self.status.setText(f"Making the map: {text}…"))
+        self.job.succeeded.connect(self._show_data)
+        self.job.failed.connect(lambda message: self.status.setText(f"The map could not be made: {message}"))
+        self.job.cancelled.connect(lambda: self.status.setText("Stopped. Refresh to make the map."))
+        self.job.finished.connect(lambda: self._set_computing(False))
+        self._set_computing(True)
+        self.status.setText("Making the map…")
+        self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _set_computing(self, computing: bool) -> None:
+        self.cancel_button.setVisible(computing)
+        self.refresh_button.setEnabled(not computing)
+
+    def _show_data(self, data: MapData) -> None:
+        self.data = data
+        self.thumbnails.clear()
+        by = self.colour_by.currentData()
+        self.canvas.set_points(data.points, data.colours[by])
+        self._show_legend()
+        self._selection_changed(np.zeros(0, dtype=np.int64))
+        if not len(data.ids):
+            self.status.setText("The library has no identified photos yet: index a folder first.")
+
+    def _show_colours(self) -> None:
+        if self.data is not None:
+            self.canvas.set_colours(self.data.colours[self.colour_by.currentData()])
+            self._show_legend()
+
+    def _show_legend(self) -> None:
+        from birdid_app.core.library_map import NO_KEY_COLOUR
+
+        by = self.colour_by.currentData()
+        self.legend.clear()
+        legend = self.data.legends[by]
+        for key, count, colour in legend[:LEGEND_ENTRIES]:
+            self.legend.addItem(self._legend_item(f"{key} ({count:,})", colour))
+        if len(legend) > LEGEND_ENTRIES:
+            rest = sum(count for _, count, _ in legend[LEGEND_ENTRIES:])
+            self.legend.addItem(QListWidgetItem(f"{len(legend) - LEGEND_ENTRIES} more ({rest:,})"))
+        unkeyed = sum(key is None for key in self.data.keys[by])
+        if unkeyed:
+            self.legend.addItem(self._legend_item(f"{'unlabelled' if by == 'label' else 'none'} ({unkeyed:,})",
+                                                  NO_KEY_COLOUR))
+
+    @staticmethod
+    def _legend_item(text: str, colour) -> QListWidgetItem:
+        swatch = QPixmap(14, 14)
+        swatch.fill(QColor(*colour))
+        item = QListWidgetItem(text)
+        item.setIcon(swatch)
+        return item
+
+    # --- the mouse's answers ------------------------------------------------------------------
+
+    def _open_row(self, row: int) -> None:
+        self.show_photo.emit(Path(self.data.paths[row]))
+
+    def _hover(self, row: int | None) -> None:
+        self._hover_row = row
+        if row is None or self.data is None:
+            QToolTip.hideText()
+            self._selection_changed(np.flatnonzero(self.canvas.selected))
+            return
+        self.status.setText(self.describe(row))
+        if row in self.thumbnails:
+            self._show_tooltip(row)
+            return
+        path = Path(self.data.paths[row])
+
+        def work(report, should_cancel):
+            from birdid_app.core.photo import decode_thumbnail
+            from birdid_app.gui.library_view import THUMBNAIL, thumbnail_cache_path
+
+            cached = thumbnail_cache_path(path)
+            if not cached.exists():
+                image = decode_thumbnail(path, THUMBNAIL * 2)
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                image.save(cached, quality=85)
+            return str(cached)
+
+        def loaded(thumbnail: str) -> None:
+            self.thumbnails[row] = thumbnail
+            if self._hover_row == row:
+                self._show_tooltip(row)
+
+        job = Job(work)
+        job.succeeded.connect(loaded)
+        job.start()
+
+    def describe(self, row: int) -> str:
+        """The point's photo in a line: its name, the model's top species and the person's label."""
+        data = self.data
+        text = f"{Path(data.paths[row]).name} · {data.keys['species'][row] or 'not identified'}"
+        label = data.keys["label"][row]
+        return f"{text} · your label: {label}" if label else text
+
+    def _show_tooltip(self, row: int) -> None:
+        x, y = self.canvas.screen_positions()[row]
+        html_text = (f'<img src="{html.escape(self.thumbnails[row])}" width="160"><br>'
+                     f"{html.escape(self.describe(row))}")
+        self.canvas.setToolTip(html_text)
+        QToolTip.showText(self.canvas.mapToGlobal(QPointF(x, y).toPoint()), html_text, self.canvas)
+
+    def _selection_changed(self, rows: np.ndarray) -> None:
+        self.label_button.setEnabled(len(rows) > 0)
+        if self.data is not None and len(self.data.ids):
+            self.status.setText(f"{len(self.data.ids):,} photos · {len(rows):,} selected. Drag round points to "
+                                "select them; click one to open it; wheel to zoom, right-drag to pan.")
+
+    # --- labelling many -----------------------------------------------------------------------
+
+    def selected_ids(self) -> list[int]:
+        return self.data.ids[self.canvas.selected].tolist() if self.data is not None else []
+
+    def ask_label(self) -> None:
+        from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+
+        count = len(self.selected_ids())
+        species, chosen = QInputDialog.getItem(
+            self, "Label the selected photos", f"Label all {count} selected photos as:",
+            [*self.species_names, NOT_A_BIRD, UNKNOWN_SPECIES], 0, True,
+        )
+        if chosen and species.strip():
+            self.label_selected(species.strip())
+
+    def label_selected(self, species: str) -> None:
+        """Label every selected photo `species`, on the library's writer thread."""
+        names = {name.casefold(): name for name in self.species_names}
+        from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+
+        names.update({NOT_A_BIRD: NOT_A_BIRD, UNKNOWN_SPECIES: UNKNOWN_SPECIES})
+        if species.casefold() not in names:
+            self.status.setText(f"The model knows no species called “{species}”; nothing was labelled.")
+            return
+        ids = self.selected_ids()
+        self.library_view.writer.set_labels(self.library_view.library_path, ids, names[species.casefold()])
+
+    def _labels_set(self, ids: list[int], species: str) -> None:
+        if self.data is None:
+            return
+        data = self.data
+        job = Job(relabelled(data, self.library_view.library_path, self.library_view.model_name))
+
+        def show(result) -> None:
+            if self.data is data:
+                data.keys["label"], data.colours["label"], data.legends["label"] = result
+                self._show_colours()
+                self.status.setText(f"Labelled {len(ids):,} photos {species}.")
+
+        job.succeeded.connect(show)
+        job.start()

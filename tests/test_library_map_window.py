@@ -1,0 +1,145 @@
+"""The library map through the real window: made on a worker, hover, click to open, lasso and
+label many, colours by label, cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QInputDialog
+
+from birdid_app.core import library_map as maps
+from birdid_app.core.library import Library, default_library_path
+from birdid_app.core.model_store import ModelStore
+from birdid_app.core.settings import Settings, save_settings
+from birdid_app.gui.library_map_view import inside_polygon
+from conftest import SPECIES, make_photo, open_ready_window
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot, small_model_file, tmp_path, capsys):
+    from birdid_app.cli import main
+
+    folder = tmp_path / "birds"
+    for i in range(24):
+        make_photo(folder / f"b{i:02d}.jpg", size=(200, 150), seed=i)
+    assert main(["index", str(folder), "--model", str(small_model_file), "--device", "cpu", "--precision", "fp32"]) == 0
+    capsys.readouterr()
+    save_settings(Settings(device="cpu", precision="fp32"))  # no precision trial: not what this tests
+    ModelStore().import_file(small_model_file)
+    window = open_ready_window(qtbot)
+    window.tabs.setCurrentWidget(window.library_view)
+    return window
+
+
+def open_map(qtbot, window):
+    window.library_view.map_button.click()
+    map_window = window.library_view.map_window
+    qtbot.waitExposed(map_window)
+    qtbot.waitUntil(lambda: map_window.data is not None and len(map_window.canvas.points) == 24, timeout=WAIT_MS)
+    return map_window
+
+
+def move(widget, position: QPoint, held=Qt.MouseButton.NoButton) -> None:
+    """The mouse moved to `position` (with `held` pressed): sent as the platform would, since the
+    offscreen platform makes no move events of its own from QTest's cursor moves."""
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(position), QPointF(widget.mapToGlobal(position)),
+                        Qt.MouseButton.NoButton, held, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def point(map_window, row) -> QPoint:
+    x, y = map_window.canvas.screen_positions()[row]
+    return QPoint(round(x), round(y))
+
+
+def test_the_map_shows_every_photo_hover_names_it_and_a_click_opens_it(qtbot, window):
+    map_window = open_map(qtbot, window)
+    with Library(default_library_path()) as library:
+        kept = maps.cached_map(library)
+    assert kept is not None and np.array_equal(kept.points, map_window.data.points)  # made once, kept
+    assert "24 photos" in map_window.status.text()
+    canvas = map_window.canvas
+    row = 5
+    move(canvas, point(map_window, row))
+    qtbot.waitUntil(lambda: map_window.data.paths[row].rsplit("/", 1)[-1] in map_window.status.text(),
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: row in map_window.thumbnails, timeout=WAIT_MS)  # its thumbnail, made on a worker
+    assert "<img" in canvas.toolTip()
+    with qtbot.waitSignal(window.library_view.show_photo, timeout=WAIT_MS) as opened:
+        qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=point(map_window, row))
+    assert str(opened.args[0]) == map_window.data.paths[row]
+    qtbot.waitUntil(lambda: window.session.current is not None
+                    and str(window.session.current.path) == map_window.data.paths[row], timeout=WAIT_MS)
+
+
+def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window, monkeypatch):
+    map_window = open_map(qtbot, window)
+    canvas = map_window.canvas
+    positions = canvas.screen_positions()
+    # A lasso round the left half of the points, drawn as a person drags.
+    middle = float(np.median(positions[:, 0]))
+    corners = [(0, 0), (middle, 0), (middle, canvas.height()), (0, canvas.height()), (1, 1)]
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
+    for x, y in corners:
+        move(canvas, QPoint(round(x), round(y)), Qt.MouseButton.LeftButton)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
+    expected = np.flatnonzero(positions[:, 0] < middle)
+    assert 0 < len(expected) < 24
+    assert np.array_equal(np.flatnonzero(canvas.selected), expected)
+    assert f"{len(expected)} selected" in map_window.status.text() and map_window.label_button.isEnabled()
+
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: (SPECIES[3].lower(), True))
+    with qtbot.waitSignal(window.library_view.writer.labels_set, timeout=WAIT_MS):
+        map_window.label_button.click()
+    with Library(default_library_path()) as library:
+        labels = library.labels()
+    ids = map_window.data.ids[expected].tolist()
+    assert sorted(labels) == sorted(ids) and {label for label, _, _ in labels.values()} == {SPECIES[3]}
+
+    map_window.colour_by.setCurrentIndex(map_window.colour_by.findData("label"))
+    qtbot.waitUntil(lambda: f"{SPECIES[3]} ({len(expected)})" in legend_texts(map_window), timeout=WAIT_MS)
+    colours = map_window.canvas.colours
+    assert len({tuple(c) for c in colours[expected]}) == 1
+    assert {tuple(c) for c in np.delete(colours, expected, axis=0)} == {maps.NO_KEY_COLOUR}
+
+
+def legend_texts(map_window) -> list[str]:
+    return [map_window.legend.item(i).text() for i in range(map_window.legend.count())]
+
+
+def test_a_map_being_made_can_be_cancelled_and_made_again(qtbot, window, monkeypatch):
+    release = threading.Event()
+    real_layout = maps.layout
+
+    def slow_layout(vectors, *, should_stop, **kwargs):
+        while not should_stop() and not release.is_set():
+            release.wait(0.05)
+        if should_stop():
+            raise maps.MapStopped
+        return real_layout(vectors, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(maps, "layout", slow_layout)
+    window.library_view.map_button.click()
+    map_window = window.library_view.map_window
+    qtbot.waitUntil(lambda: "Making the map" in map_window.status.text(), timeout=WAIT_MS)
+    assert map_window.cancel_button.isVisible() and not map_window.refresh_button.isEnabled()
+    map_window.cancel_button.click()
+    qtbot.waitUntil(lambda: map_window.status.text().startswith("Stopped"), timeout=WAIT_MS)
+    assert map_window.data is None and map_window.refresh_button.isEnabled()
+    release.set()
+    map_window.refresh_button.click()
+    qtbot.waitUntil(lambda: map_window.data is not None and len(map_window.data.ids) == 24, timeout=WAIT_MS)
+
+
+def test_inside_polygon_is_the_even_odd_rule():
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], dtype=float)
+    points = np.array([[5, 5], [15, 5], [-1, 5], [5, 11], [9.9, 0.1]])
+    assert inside_polygon(points, square).tolist() == [True, False, False, False, True]
+    bow = np.array([[0, 0], [10, 10], [10, 0], [0, 10]], dtype=float)  # crossing itself
+    assert inside_polygon(np.array([[2, 5], [5, 2]]), bow).tolist() == [True, False]
