@@ -128,7 +128,8 @@ def test_a_large_library_is_laid_out_on_a_sample_and_the_rest_placed_near_their_
     stages = []
     points = maps.layout(unit, sample=200, on_stage=stages.append)
     assert points.shape == (600, 2) and np.isfinite(points).all()
-    assert stages == ["Laying out 200 photos", "Placing 400 more photos among them"]
+    assert stages == ["Reducing 600 embeddings to 50 dimensions", "Laying out 200 photos",
+                      "Placing 400 more photos among them"]
     neighbours = nearest_on_map(points)
     agree = np.mean([species[i] == species[j] for i, j in enumerate(neighbours)])
     assert agree > 0.95

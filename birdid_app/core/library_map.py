@@ -150,7 +150,8 @@ def layout(vectors: np.ndarray, *, should_stop: Callable[[], bool] = lambda: Fal
     count = vectors.shape[0]
     if count < 4:
         return fit_square(np.stack([np.arange(count, dtype=np.float32), np.zeros(count, np.float32)], axis=1))
-    from openTSNE import TSNE  # scikit-learn and scipy come with it: only when a map is made
+    say(f"Reducing {count:,} embeddings to {PCA_COMPONENTS} dimensions")
+    from openTSNE import TSNE  # scikit-learn and scipy come with it (about a second): only when a map is made
     from openTSNE.tsne import OptimizationInterrupt
 
     reduced = principal_components(vectors)

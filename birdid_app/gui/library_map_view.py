@@ -440,17 +440,27 @@ class LibraryMapWindow(QWidget):
         path = Path(self.data.paths[row])
 
         def work(report, should_cancel):
+            from birdid_app.core.errors import PhotoError
             from birdid_app.core.photo import decode_thumbnail
             from birdid_app.gui.library_view import THUMBNAIL, thumbnail_cache_path
 
-            cached = thumbnail_cache_path(path)
-            if not cached.exists():
-                image = decode_thumbnail(path, THUMBNAIL * 2)
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                image.save(cached, quality=85)
+            try:
+                cached = thumbnail_cache_path(path)
+                if not cached.exists():
+                    image = decode_thumbnail(path, THUMBNAIL * 2)
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    image.save(cached, quality=85)
+            except (OSError, PhotoError) as error:  # moved or deleted since it was indexed, say
+                return error
             return str(cached)
 
-        def loaded(thumbnail: str) -> None:
+        def loaded(thumbnail) -> None:
+            if isinstance(thumbnail, Exception):
+                if self._hover_row == row:
+                    gone = isinstance(thumbnail, FileNotFoundError)
+                    self.status.setText(f"{self.describe(row)} · " + (
+                        "the file is not there any more" if gone else f"no thumbnail: {thumbnail}"))
+                return
             self.thumbnails[row] = thumbnail
             if self._hover_row == row:
                 self._show_tooltip(row)
