@@ -144,6 +144,29 @@ def photo_dir(tmp_path_factory) -> Path:
     return folder
 
 
+# The red-evidence model as a real checkpoint: its species, and a far-away "bird" in a 1024x768 photo.
+RED_SPECIES, OTHER_SPECIES = "Common Redstart", "Grey Heron"
+RED_PATCH = (700, 100, 780, 180)  # left, top, right, bottom
+
+
+@pytest.fixture(scope="session")
+def red_model_file(tmp_path_factory) -> Path:
+    """A checkpoint of red_evidence_model: its evidence for RED_SPECIES is exactly where the
+    photo is red, and it says OTHER_SPECIES for a photo with no red at all."""
+    path = tmp_path_factory.mktemp("red") / "red-evidence.pt"
+    write_checkpoint(path, red_evidence_model(other_bias=2.0), [RED_SPECIES, OTHER_SPECIES], (0.0,) * 3, (1.0,) * 3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def amount_model_file(tmp_path_factory) -> Path:
+    """As red_model_file, but the score grows with the share of red: a crop to the patch scores higher."""
+    path = tmp_path_factory.mktemp("amount") / "red-amount.pt"
+    write_checkpoint(path, red_evidence_model(other_bias=2.0, by_amount=True), [RED_SPECIES, OTHER_SPECIES],
+                     (0.0,) * 3, (1.0,) * 3)
+    return path
+
+
 @pytest.fixture
 def hub(small_model_file, tmp_path, monkeypatch):
     """A loopback hub serving the small checkpoint as the published model, whose hash the app

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from birdid_app import __version__
 from birdid_app.core.model_store import PUBLISHED_MODEL
-from conftest import SPECIES
+from conftest import SPECIES, make_photo
 from hub_server import FakeHub
 
 pytestmark = pytest.mark.bundle
@@ -109,6 +110,22 @@ def test_the_frozen_command_line_identifies_and_downloads(bundle, small_model_fi
     assert done.returncode != 0
     assert "is not the published model (its SHA-256 differs), so it was deleted" in done.stderr
     assert any(request.method == "GET" for request in hub.requests)
+
+
+def test_the_frozen_app_indexes_zooms_and_draws_the_library_map(bundle, small_model_file, tmp_path, user_env):
+    folder = tmp_path / "garden"
+    for i in range(12):
+        make_photo(folder / f"g{i:02}.jpg", size=(200, 150), seed=i)
+    common = ["--model", str(small_model_file), "--precision", "fp32"]
+    done = run(bundle, "birdid", "index", str(folder), "--zoom", *common, env=user_env)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "map.png"
+    done = run(bundle, "birdid", "map", "--out", str(out), "--size", "600x400", "--model", str(small_model_file),
+               env=user_env)
+    assert done.returncode == 0, done.stderr  # openTSNE, scipy and scikit-learn are in the bundle
+    assert "Wrote the map of 12 photos" in done.stdout
+    with Image.open(out) as picture:
+        assert picture.size == (600, 400)
 
 
 def test_the_linux_install_script_puts_the_app_in_the_menu_and_takes_it_away(bundle, tmp_path):

@@ -65,3 +65,16 @@ def test_the_icon_comes_in_every_usual_size():
         with Image.open(ROOT / "resources" / "icons" / "png" / f"birdid-{size}.png") as icon:
             assert icon.size == (size, size) and icon.mode == "RGBA"
             assert icon.getpixel((0, 0))[3] == 0 and icon.getpixel((size // 2, size // 2))[3] == 255
+
+
+def test_the_bundle_build_installs_every_runtime_dependency_but_torchvision():
+    """packaging/build.sh lists the app's dependencies itself (to pin torch's build): a dependency
+    added to pyproject.toml and not there is missing from the frozen app only, at run time."""
+    import re
+    import tomllib
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", requirement).group(0) for requirement in dependencies}
+    build = (ROOT / "packaging" / "build.sh").read_text()
+    missing = {name for name in names - {"torchvision"} if f'"{name}' not in build and f"{name}==" not in build}
+    assert not missing, f"packaging/build.sh does not install {sorted(missing)}"

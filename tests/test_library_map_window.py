@@ -82,8 +82,12 @@ def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window,
     map_window = open_map(qtbot, window)
     canvas = map_window.canvas
     positions = canvas.screen_positions()
-    # A lasso round the left half of the points, drawn as a person drags.
-    middle = float(np.median(positions[:, 0]))
+    # A lasso round the points left of the widest gap near the middle, drawn as a person drags
+    # (its edge in that gap, on a whole pixel, so no point sits on it).
+    xs = np.sort(positions[:, 0])
+    gap = max(range(6, 18), key=lambda i: xs[i + 1] - xs[i])
+    assert xs[gap + 1] - xs[gap] >= 2
+    middle = round((xs[gap] + xs[gap + 1]) / 2)
     corners = [(0, 0), (middle, 0), (middle, canvas.height()), (0, canvas.height()), (1, 1)]
     qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
     for x, y in corners:

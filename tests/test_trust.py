@@ -12,31 +12,12 @@ from PIL import Image
 
 from birdid_app.cli import main
 from birdid_app.core import trust
-from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.inference import Classifier
 from birdid_app.core.library import Library
-from conftest import make_photo, red_evidence_model
+from conftest import OTHER_SPECIES, RED_PATCH, RED_SPECIES, make_photo
 
-RED, OTHER = "Common Redstart", "Grey Heron"
-PATCH = (700, 100, 780, 180)  # left, top, right, bottom: the red "bird" in a 1024x768 photo
-
-
-@pytest.fixture(scope="module")
-def amount_model_file(tmp_path_factory):
-    """As red_model_file, but the score grows with the share of red: a crop to the patch scores higher."""
-    path = tmp_path_factory.mktemp("amount") / "red-amount.pt"
-    write_checkpoint(path, red_evidence_model(other_bias=2.0, by_amount=True), [RED, OTHER], (0.0, 0.0, 0.0),
-                     (1.0, 1.0, 1.0))
-    return path
-
-
-@pytest.fixture(scope="module")
-def red_model_file(tmp_path_factory):
-    """A real checkpoint of a model whose evidence for RED is exactly where the photo is red, and
-    which says OTHER for a photo with no red at all."""
-    path = tmp_path_factory.mktemp("red") / "red-evidence.pt"
-    write_checkpoint(path, red_evidence_model(other_bias=2.0), [RED, OTHER], (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    return path
+RED, OTHER = RED_SPECIES, OTHER_SPECIES
+PATCH = RED_PATCH
 
 
 @pytest.fixture(scope="module")

@@ -11,33 +11,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from birdid_app.cli import main
-from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.library import Library, default_library_path
 from birdid_app.core.model_store import ModelStore
 from birdid_app.core.settings import Settings, save_settings
 from birdid_app.gui.engine import ZoomOutcome
-from conftest import make_photo, open_ready_window, red_evidence_model
+from conftest import OTHER_SPECIES, RED_PATCH, RED_SPECIES, make_photo, open_ready_window
 
 WAIT_MS = 30_000
 LEFT = Qt.MouseButton.LeftButton
-RED, OTHER = "Common Redstart", "Grey Heron"
-PATCH = (700, 100, 780, 180)  # left, top, right, bottom in a 1024x768 photo
-
-
-@pytest.fixture(scope="module")
-def amount_model_file(tmp_path_factory):
-    """As red_model_file, but the score grows with the share of red: a crop to the patch scores higher."""
-    path = tmp_path_factory.mktemp("amount") / "red-amount.pt"
-    write_checkpoint(path, red_evidence_model(other_bias=2.0, by_amount=True), [RED, OTHER], (0.0, 0.0, 0.0),
-                     (1.0, 1.0, 1.0))
-    return path
-
-
-@pytest.fixture(scope="module")
-def red_model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("red") / "red-evidence.pt"
-    write_checkpoint(path, red_evidence_model(other_bias=2.0), [RED, OTHER], (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    return path
+RED, OTHER = RED_SPECIES, OTHER_SPECIES
+PATCH = RED_PATCH
 
 
 def red_photo(path, box):
