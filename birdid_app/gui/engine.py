@@ -24,7 +24,7 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
   mirror-and-crops check, which only tells the person how far to trust an answer, waits for
   everything the person asked for.
 - Index control (start, pause, cancel, plan again after a folder change) only sets state here;
-  the work itself is priority 4.
+  the work itself is priority 6.
 - The engine writes the library only as the index job's commits. What a person changes in the
   library (folders, a rebuild, labels, keywords) goes to the LibraryWriter (library_writer.py), a
   thread of its own.
@@ -353,6 +353,7 @@ class Engine(QThread):
 
     def _begin_indexing(self, library_path: Path, model_name: str) -> None:
         from birdid_app.core.library import IndexJob, Library
+        from birdid_app.core.trust import index_identifier
 
         self._end_indexing()
         if self.classifier is None:
@@ -360,10 +361,9 @@ class Engine(QThread):
         classifier = self.classifier
         self._library = Library(library_path, model=model_name)
         self._index_target = (library_path, model_name)
-        # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
-        from birdid_app.core.trust import index_identifier
-
+        # The setting "Zoom on the bird in every photo": full-resolution decoding and a zoom per photo.
         identify, decode_size = index_identifier(classifier, zoom=self.index_zoom)
+        # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
         self._index_job = IndexJob(
             self._library, identify, model_name, progress=self.index_progress.emit, decode_size=decode_size,
             species_names=classifier.class_names,
@@ -532,24 +532,15 @@ class Engine(QThread):
             signal.emit(request.request_id, result)
 
     def _do_explain(self, request: ExplainRequest) -> None:
-        if not self._starting(request):
-            return
-        try:
+        def work():
             from birdid_app.core.explain import cam_for
 
             image = self._decode(request)
             if self._was_cancelled(request):
-                return
-            cam = cam_for(self.classifier, image, request.class_index, request.stage)
-        except BirdidError as error:
-            self.failed.emit(request.request_id, str(error))
-            return
-        except Exception as error:  # noqa: BLE001 - e.g. out of memory in the gradient pass
-            traceback.print_exc()
-            self.failed.emit(request.request_id, f"{request.source}: {type(error).__name__}: {error}")
-            return
-        if not self._was_cancelled(request):
-            self.explained.emit(request.request_id, cam)
+                return None
+            return cam_for(self.classifier, image, request.class_index, request.stage)
+
+        self._run_request(request, work, self.explained)
 
     def _was_cancelled(self, request) -> bool:
         with self._wake:
