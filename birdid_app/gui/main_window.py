@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self.session.trust_changed.connect(self._trust_changed)
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
+        self._library_signals_asked: set[tuple[int, object]] = set()  # (entry id, region) read for now
 
         self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
@@ -556,7 +558,8 @@ class MainWindow(QMainWindow):
         if signals is None:
             for title in ("Your confirmed photos", "Unfamiliar photo"):
                 self.trust_panel.show_working(title)
-            self._read_library_signals(entry, outcome)
+            if (entry.id, region) not in self._library_signals_asked:
+                self._read_library_signals(entry, outcome)
         else:
             for signal in signals:
                 self.trust_panel.show_signal(signal)
@@ -572,15 +575,24 @@ class MainWindow(QMainWindow):
         head = self.loaded_model.head
 
         def query(library) -> list:
-            own = library.photo_by_path(path) if path is not None else None
-            vote, familiar = trust.library_signals(library, answer, embedding, head,
-                                                   exclude=[own.id] if own is not None else [])
+            from birdid_app.core.library import LibraryDamaged
+
+            try:
+                own = library.photo_by_path(path) if path is not None else None
+                vote, familiar = trust.library_signals(library, answer, embedding, head,
+                                                       exclude=[own.id] if own is not None else [])
+            except LibraryDamaged:
+                raise  # the Library tab offers to rebuild it
+            except BirdidError as error:  # another model's library, say: said where the signals would be
+                return [dataclasses.replace(signal, finding=str(error)) for signal in trust.without_library()]
             return [vote.signal(), familiar.signal()]
 
         def answered(signals: list) -> None:
+            self._library_signals_asked.discard((entry.id, region))
             if outcome is entry.outcome():  # not an answer since replaced
                 self.session.accept_library_signals(entry, region, signals)
 
+        self._library_signals_asked.add((entry.id, region))
         self.library_view.read(query, answered, when_missing=trust.without_library())
 
     # --- the person's label ------------------------------------------------------------------
