@@ -3,7 +3,8 @@
 A real library file of N photos whose embeddings look like a birder's (700 species with Zipf
 counts, each photo its species' direction plus noise, 1024 values as the base model gives), the
 map made by `core.library_map.library_map` as the window and `birdid map` make it, then again
-from what was kept, then drawn as `birdid map` draws it.
+from what was kept, then drawn as `birdid map` draws it, then with --added photos more (placed
+among the kept points, not laid out again).
 
     .venv/bin/python benchmarks/library_map.py [--photos 10000]
 """
@@ -25,15 +26,17 @@ MODEL = "hiera_abswin_base_mim-intermediate-eu-common"
 DIM = 1024
 
 
-def library_like(path: Path, count: int, seed: int = 0) -> None:
+def library_like(path: Path, count: int, seed: int = 0, first: int = 0) -> None:
+    """`count` photos (ids from `first` + 1) with library-like embeddings; the same species
+    directions whatever the seed, so later photos belong with earlier ones."""
+    centres = np.random.default_rng(0).normal(size=(700, DIM)).astype(np.float32)
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(700, DIM)).astype(np.float32)
-    species = (rng.zipf(1.5, count) - 1) % 700
+    species = (rng.zipf(1.5, first + count) - 1) % 700
     with Library(path, model=MODEL) as library, library.db:
-        for start in range(0, count, 10_000):
-            rows = range(start, min(start + 10_000, count))
+        for start in range(first, first + count, 10_000):
+            rows = range(start, min(start + 10_000, first + count))
             noise = rng.normal(size=(len(rows), DIM)).astype(np.float32) * 0.8
-            vectors = centres[species[start : start + len(rows)]] + noise
+            vectors = centres[species[start : start + len(rows)]] + noise  # [rows, DIM]
             library.db.executemany(
                 "INSERT INTO photos (id, path, size, mtime_ns, fingerprint) VALUES (?, ?, 1, 1, 'f')",
                 ((i + 1, f"/photos/{i:07}.jpg") for i in rows),
@@ -51,6 +54,7 @@ def library_like(path: Path, count: int, seed: int = 0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=10_000)
+    parser.add_argument("--added", type=int, default=500, help="photos added after the first map")
     args = parser.parse_args()
     print(machine_description())
     print(cpu_flags())
@@ -75,12 +79,19 @@ def main() -> None:
             maps.draw_map(kept, maps.point_keys(library, kept, "species"))
             drawn = time.perf_counter() - drawn
         assert np.array_equal(kept.points, laid_out.points)
+        library_like(path, args.added, seed=1, first=args.photos)
+        with Library(path, model=MODEL) as library:
+            placed = time.perf_counter()
+            grown = maps.library_map(library)
+            placed = time.perf_counter() - placed
+        assert len(grown.ids) == args.photos + args.added
         print(f"\n{args.photos:,} photos, {DIM}-d embeddings")
         for (text, at), (_, until) in zip(stages, [*stages[1:], ("end", first)], strict=True):
             print(f"  {text:40} {until - at:7.2f} s")
         print(f"  {'the map, the first time':40} {first:7.2f} s")
         print(f"  {'the map again, kept':40} {again:7.2f} s")
         print(f"  {'drawn as birdid map draws it':40} {drawn:7.2f} s")
+        print(f"  {f'{args.added:,} photos added, placed among the rest':40} {placed:7.2f} s")
         print(f"  kept in {maps.map_cache_path(path, MODEL).stat().st_size / 1e6:.1f} MB")
 
 

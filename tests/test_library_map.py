@@ -104,6 +104,42 @@ def test_the_map_is_kept_and_a_changed_added_or_removed_photo_makes_it_stale(lib
         assert maps.cached_map(library) is None
 
 
+def test_a_few_new_photos_are_placed_beside_their_kind_without_moving_the_rest(library_path, monkeypatch):
+    with Library(library_path, model=MODEL) as library:
+        first = maps.library_map(library)
+        species = maps.point_keys(library, first, "species")
+    # Five new photos, near copies of kept ones (a re-saved JPEG, a crop): well under a tenth.
+    with Library(library_path, model=MODEL) as library:
+        twins = library.vectors().vectors_of([10, 11, 12, 13, 14]) * 3 + 0.01
+    fill_library(library_path, twins, [species[i] for i in range(9, 14)], first_id=2000)
+
+    def no_layout(*args, **kwargs):
+        raise AssertionError("a few new photos should be placed, not the library laid out again")
+
+    monkeypatch.setattr(maps, "layout", no_layout)
+    stages = []
+    with Library(library_path, model=MODEL) as library:
+        placed = maps.library_map(library, on_stage=stages.append)
+        assert maps.cached_map(library) is not None  # kept, with the new ones
+    assert "Placing 5 new photos among 300" in stages
+    assert np.array_equal(placed.points[:300], first.points)  # the rest of the map did not move
+    # Each new photo's nearest kept point on the map is of its twin's species (photo id k is row k - 1).
+    for point, twin_row in zip(placed.points[300:], range(9, 14), strict=True):
+        nearest = int(np.argmin(np.linalg.norm(first.points - point, axis=1)))
+        assert species[nearest] == species[twin_row]
+
+
+def test_many_new_photos_lay_the_map_out_afresh(library_path):
+    with Library(library_path, model=MODEL) as library:
+        maps.library_map(library)
+    vectors, species = two_groups(40, seed=9)  # more than a tenth of 300
+    fill_library(library_path, vectors, species, first_id=5000)
+    stages = []
+    with Library(library_path, model=MODEL) as library:
+        maps.library_map(library, on_stage=stages.append)
+    assert "Laying out 340 photos" in stages and not any(s.startswith("Placing") for s in stages)
+
+
 def test_a_damaged_kept_map_is_made_again_and_a_stop_stops_the_layout(library_path):
     cache = maps.map_cache_path(library_path, MODEL)
     cache.write_bytes(b"PK\x03\x04 not really a zip")

@@ -6,10 +6,11 @@ a glance. The layout is t-SNE (openTSNE: FFT-accelerated gradients and approxima
 neighbours, so 10,000 photos take seconds, not minutes) on the embeddings reduced to 50
 principal components, seeded, so the same library gives the same map.
 
-A layout is computed once and kept beside the library (`<library>.map-<model>.npz`), keyed by a
-digest of the ids and embeddings it was made from: a new, changed or removed photo makes it
-stale, and the next map is computed afresh. A large library is laid out on a fixed sample and the
-rest placed among it (openTSNE's `transform`), so a million photos still get a map.
+A layout is computed once and kept beside the library (`<library>.map-<model>.npz`) with the ids
+and a digest of each embedding it was made from. Photos added or changed since are placed among
+the kept points (each at the median of its nearest kept neighbours); removed ones leave; only
+when more than a tenth of the library is new is it laid out afresh. A large library is laid out
+on a fixed sample and the rest placed among it, so a million photos still get a map.
 
 No Qt here: the window computes the map on a worker, and `birdid map` draws it to a PNG.
 """
@@ -57,71 +58,136 @@ def map_cache_path(library_path: Path, model: str | None) -> Path:
     return Path(f"{library_path}.map-{safe}.npz")
 
 
-# --- reading the library ---------------------------------------------------------------------
+# --- reading the library, and what was kept -------------------------------------------------
+
+# Photos added or changed since the kept map, up to this share of the library (and this many), are
+# placed among the kept points (each at the median of its nearest kept neighbours, by cosine)
+# instead of laying the whole library out again: a new folder appears on the map in seconds, and
+# the rest of the map does not move. More than that, and the map is laid out afresh.
+PLACE_AT_MOST_SHARE = 0.1
+PLACE_AT_MOST = 20_000
+PLACE_NEIGHBOURS = 10
+PLACE_ANCHORS = 50_000  # kept points new ones are compared with (a seeded sample beyond this)
 
 
-def _library_embeddings(library: Library, should_stop: Callable[[], bool]) -> tuple[np.ndarray, np.ndarray, str]:
-    """(ids [N] ascending, unit embeddings [N, d] float32, digest) of the reading model's photos.
-    The digest covers the model, the ids and every embedding's bytes."""
+def _cache_key(model: str | None) -> str:
+    return f"{CACHE_FORMAT}:{model}:{PCA_COMPONENTS}:{LAYOUT_SAMPLE}"
+
+
+def _library_embeddings(library: Library, should_stop: Callable[[], bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids [N] ascending, unit embeddings [N, d] float32, row digests [N] uint64) of the reading
+    model's photos; a row's digest changes with any byte of its embedding."""
     index = library.vectors()
     ids = index.ids()
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{CACHE_FORMAT}:{library.reading_model()}:{PCA_COMPONENTS}:{LAYOUT_SAMPLE}".encode())
-    digest.update(ids.tobytes())
     vectors = np.empty((len(ids), index.dim), dtype=np.float32)
     for start in range(0, len(ids), _READ_ROWS):
         if should_stop():
             raise MapStopped
         chunk = index.vectors_of(ids[start : start + _READ_ROWS])
         vectors[start : start + len(chunk)] = chunk
-        digest.update(chunk.tobytes())
-    return ids, vectors, digest.hexdigest()
+    rows = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little") for row in vectors),
+        dtype=np.uint64, count=len(ids),
+    )
+    return ids, vectors, rows
 
 
-def _read_cache(path: Path, digest: str) -> np.ndarray | None:
-    """The cached points [N, 2] if `path` holds a map for `digest`; None for anything else,
-    a missing or damaged file included (it is computed again, never an error)."""
+@dataclass(frozen=True)
+class _Kept:
+    ids: np.ndarray  # [K] int64 ascending
+    rows: np.ndarray  # [K] uint64, the digests of the embeddings they were laid out from
+    points: np.ndarray  # [K, 2] float32
+
+
+def _read_cache(path: Path, key: str) -> _Kept | None:
+    """What `path` keeps for `key`; None for anything else, a missing or damaged file included
+    (the map is made again, never an error)."""
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as cached:
-            if str(cached["digest"]) != digest:
+            if str(cached["key"]) != key:
                 return None
-            points = cached["points"]
+            kept = _Kept(cached["ids"].astype(np.int64), cached["rows"].astype(np.uint64),
+                         cached["points"].astype(np.float32))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
-    return points.astype(np.float32) if points.ndim == 2 and points.shape[1] == 2 else None
+    shapes_agree = kept.points.ndim == 2 and kept.points.shape[1] == 2 and len(kept.ids) == len(kept.rows)
+    return kept if shapes_agree and len(kept.points) == len(kept.ids) else None
 
 
-def _write_cache(path: Path, digest: str, ids: np.ndarray, points: np.ndarray) -> None:
+def _write_cache(path: Path, key: str, ids: np.ndarray, rows: np.ndarray, points: np.ndarray) -> None:
     try:
         with atomic_write(path, "wb") as out:
-            np.savez(out, digest=np.array(digest), ids=ids, points=points)
+            np.savez(out, key=np.array(key), ids=ids, rows=rows, points=points)
     except OSError:
-        pass  # a read-only folder: the map is shown, and computed again next time
+        pass  # a read-only folder: the map is shown, and made again next time
+
+
+def _still_kept(kept: _Kept, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found [N] bool: photo kept with the same embedding, where [N]: its row in `kept`)."""
+    where = np.clip(np.searchsorted(kept.ids, ids), 0, max(len(kept.ids) - 1, 0))
+    if not len(kept.ids):
+        return np.zeros(len(ids), dtype=bool), where
+    return (kept.ids[where] == ids) & (kept.rows[where] == rows), where
 
 
 def cached_map(library: Library) -> LibraryMap | None:
     """The kept map, if it was made from exactly the library's current embeddings; never computes."""
-    ids, _, digest = _library_embeddings(library, lambda: False)
-    points = _read_cache(map_cache_path(library.path, library.reading_model()), digest)
-    if points is None or len(points) != len(ids):
+    model = library.reading_model()
+    ids, _, rows = _library_embeddings(library, lambda: False)
+    kept = _read_cache(map_cache_path(library.path, model), _cache_key(model))
+    if kept is None or len(kept.ids) != len(ids):
         return None
-    return LibraryMap(ids, points, library.reading_model())
+    found, where = _still_kept(kept, ids, rows)
+    return LibraryMap(ids, kept.points[where], model) if found.all() else None
 
 
 def library_map(library: Library, *, should_stop: Callable[[], bool] = lambda: False,
                 on_stage: Callable[[str], None] | None = None, sample: int = LAYOUT_SAMPLE) -> LibraryMap:
-    """The map of the library's photos by its reading model: kept, or computed and kept."""
+    """The map of the library's photos by its reading model: kept; or the kept one with a few new
+    photos placed among its points; or laid out afresh. Kept for next time."""
     say = on_stage or (lambda _text: None)
     model = library.reading_model()
-    count = len(library.vectors())
-    say(f"Reading {count:,} embeddings")
-    ids, vectors, digest = _library_embeddings(library, should_stop)
-    path = map_cache_path(library.path, model)
-    points = _read_cache(path, digest)
-    if points is None or len(points) != len(ids):
+    say(f"Reading {len(library.vectors()):,} embeddings")
+    ids, vectors, rows = _library_embeddings(library, should_stop)
+    path, key = map_cache_path(library.path, model), _cache_key(model)
+    kept = _read_cache(path, key)
+    points = None
+    if kept is not None:
+        found, where = _still_kept(kept, ids, rows)
+        if found.all() and len(kept.ids) == len(ids):
+            return LibraryMap(ids, kept.points[where], model)
+        points = place_among(vectors, found, kept.points[where], should_stop=should_stop, on_stage=say)
+    if points is None:
         points = layout(vectors, should_stop=should_stop, on_stage=say, sample=sample)
-        _write_cache(path, digest, ids, points)
+    _write_cache(path, key, ids, rows, points)
     return LibraryMap(ids, points, model)
+
+
+def place_among(vectors: np.ndarray, found: np.ndarray, found_points: np.ndarray, *,
+                should_stop: Callable[[], bool] = lambda: False,
+                on_stage: Callable[[str], None] | None = None) -> np.ndarray | None:
+    """Points [N, 2] for unit vectors [N, d] of which `found` [N] already have a place (`found_points`
+    [N, 2], read where `found`): each other one at the median of its PLACE_NEIGHBOURS most alike
+    placed ones. None when too many are new for that to keep the map truthful."""
+    new = np.flatnonzero(~found)
+    placed = np.flatnonzero(found)
+    if len(new) > min(PLACE_AT_MOST_SHARE * len(found), PLACE_AT_MOST) or len(placed) < 2 * PLACE_NEIGHBOURS:
+        return None
+    (on_stage or (lambda _text: None))(f"Placing {len(new):,} new photos among {len(placed):,}")
+    points = np.where(found[:, None], found_points, 0).astype(np.float32)
+    anchors = placed
+    if len(anchors) > PLACE_ANCHORS:
+        anchors = np.sort(np.random.default_rng(SEED).choice(placed, size=PLACE_ANCHORS, replace=False))
+    anchor_vectors, anchor_points = vectors[anchors], points[anchors]
+    step = max(1, (1 << 24) // len(anchors))  # new rows per product: at most 16M similarities (64 MB)
+    for start in range(0, len(new), step):
+        if should_stop():
+            raise MapStopped
+        rows = new[start : start + step]
+        similarity = vectors[rows] @ anchor_vectors.T  # [r, A]
+        nearest = np.argpartition(-similarity, PLACE_NEIGHBOURS - 1, axis=1)[:, :PLACE_NEIGHBOURS]  # [r, k]
+        points[rows] = np.median(anchor_points[nearest], axis=1)
+    return points
 
 
 # --- the layout ------------------------------------------------------------------------------
