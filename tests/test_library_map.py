@@ -158,6 +158,19 @@ def test_a_damaged_kept_map_is_made_again_and_a_stop_stops_the_layout(library_pa
     assert not cache.exists()
 
 
+def test_the_layout_so_far_is_reported_while_t_sne_runs_and_ends_where_the_layout_does():
+    vectors, _ = two_groups(120, seed=2)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    shown = []
+    final = maps.layout(unit, on_progress=shown.append)
+    assert len(shown) >= 20  # every 25 of t-SNE's 750 iterations
+    assert all(p.shape == (120, 2) and p.min() >= 0 and p.max() <= 1 for p in shown)
+    assert not np.allclose(shown[0], final) and np.abs(shown[-1] - final).max() < 0.05
+    before = len(shown)
+    maps.layout(unit, on_progress=shown.append, sample=60)
+    assert len(shown) == before  # a sampled layout places most rows at the end: nothing to show before
+
+
 def test_a_large_library_is_laid_out_on_a_sample_and_the_rest_placed_near_their_kind():
     vectors, species = two_groups(600, seed=3)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

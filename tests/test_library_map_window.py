@@ -63,6 +63,7 @@ def test_the_map_shows_every_photo_hover_names_it_and_a_click_opens_it(qtbot, wi
     with Library(default_library_path()) as library:
         kept = maps.cached_map(library)
     assert kept is not None and np.array_equal(kept.points, map_window.data.points)  # made once, kept
+    assert map_window.previews_shown > 5  # it took shape on screen while t-SNE ran
     assert "24 photos" in map_window.status.text()
     canvas = map_window.canvas
     row = 5

@@ -142,9 +142,11 @@ def cached_map(library: Library) -> LibraryMap | None:
 
 
 def library_map(library: Library, *, should_stop: Callable[[], bool] = lambda: False,
-                on_stage: Callable[[str], None] | None = None, sample: int = LAYOUT_SAMPLE) -> LibraryMap:
+                on_stage: Callable[[str], None] | None = None, on_progress: Callable[[np.ndarray], None] | None = None,
+                sample: int = LAYOUT_SAMPLE) -> LibraryMap:
     """The map of the library's photos by its reading model: kept; or the kept one with a few new
-    photos placed among its points; or laid out afresh. Kept for next time."""
+    photos placed among its points; or laid out afresh (`on_progress`: see `layout`; its points
+    are in the order of the library's ids, ascending). Kept for next time."""
     say = on_stage or (lambda _text: None)
     model = library.reading_model()
     say(f"Reading {len(library.vectors()):,} embeddings")
@@ -158,7 +160,7 @@ def library_map(library: Library, *, should_stop: Callable[[], bool] = lambda: F
             return LibraryMap(ids, kept.points[where], model)
         points = place_among(vectors, found, kept.points[where], should_stop=should_stop, on_stage=say)
     if points is None:
-        points = layout(vectors, should_stop=should_stop, on_stage=say, sample=sample)
+        points = layout(vectors, should_stop=should_stop, on_stage=say, on_progress=on_progress, sample=sample)
     _write_cache(path, key, ids, rows, points)
     return LibraryMap(ids, points, model)
 
@@ -207,11 +209,14 @@ def principal_components(vectors: np.ndarray, components: int = PCA_COMPONENTS) 
 
 
 def layout(vectors: np.ndarray, *, should_stop: Callable[[], bool] = lambda: False,
-           on_stage: Callable[[str], None] | None = None, sample: int = LAYOUT_SAMPLE,
-           seed: int = SEED) -> np.ndarray:
+           on_stage: Callable[[str], None] | None = None, on_progress: Callable[[np.ndarray], None] | None = None,
+           sample: int = LAYOUT_SAMPLE, seed: int = SEED) -> np.ndarray:
     """Unit embeddings [N, d] -> points [N, 2] in 0..1 (see `fit_square`). t-SNE on the 50
     principal components; beyond `sample` rows, t-SNE on a seeded sample and the others placed
-    among it. Fewer than 4 rows need no t-SNE: they are put on a line."""
+    among it. Fewer than 4 rows need no t-SNE: they are put on a line.
+
+    `on_progress` gets the layout so far, [N, 2] in 0..1, every 25 iterations, so a window can
+    show the map taking shape (not for a sampled layout, which places most rows at the end)."""
     say = on_stage or (lambda _text: None)
     count = vectors.shape[0]
     if count < 4:
@@ -228,7 +233,11 @@ def layout(vectors: np.ndarray, *, should_stop: Callable[[], bool] = lambda: Fal
         fitted_rows = np.sort(np.random.default_rng(seed).choice(count, size=sample, replace=False))
     say(f"Laying out {len(fitted_rows):,} photos")
 
+    show_progress = on_progress is not None and len(fitted_rows) == count
+
     def stop_check(iteration, error, embedding) -> bool:  # openTSNE stops when a callback returns True
+        if show_progress and not should_stop():
+            on_progress(fit_square(np.asarray(embedding)))
         return should_stop()
 
     tsne = TSNE(

@@ -49,6 +49,7 @@ class MapData:
     keys: dict[str, list[str | None]]  # colour-by -> [N] keys (species or label)
     colours: dict[str, np.ndarray]  # colour-by -> [N, 3] uint8
     legends: dict[str, list[tuple[str, int, tuple[int, int, int]]]]  # colour-by -> (key, count, colour), most first
+    final: bool = True  # False: the layout so far, while t-SNE runs
 
 
 def colouring(keys: list[str | None]) -> tuple[np.ndarray, list[tuple[str, int, tuple[int, int, int]]]]:
@@ -69,23 +70,40 @@ def colouring(keys: list[str | None]) -> tuple[np.ndarray, list[tuple[str, int, 
 
 def compute_map_data(library_path: Path, model: str | None):
     """A job: the library's map (kept, or laid out now), its keys and colours, from its own connection
-    (the window's reader thread stays free for searches while a large map is laid out)."""
+    (the window's reader thread stays free for searches while a large map is laid out). While
+    t-SNE runs it reports the layout so far (MapData with final=False), coloured already."""
 
     def work(report, should_cancel):
         from birdid_app.core.library import Library
-        from birdid_app.core.library_map import COLOUR_BY, library_map, point_keys
+        from birdid_app.core.library_map import LibraryMap, library_map
 
         with Library(library_path, model=model, create=False) as library:
-            laid_out = library_map(library, should_stop=should_cancel, on_stage=report)
-            keys = {by: point_keys(library, laid_out, by) for by in COLOUR_BY}
-            paths_by_id = dict(library.db.execute("SELECT id, path FROM photos").fetchall())
-        paths = [paths_by_id.get(pid, "") for pid in laid_out.ids.tolist()]
-        colours, legends = {}, {}
-        for by, point_keys_by in keys.items():
-            colours[by], legends[by] = colouring(point_keys_by)
-        return MapData(laid_out.ids, laid_out.points, paths, keys, colours, legends)
+            ids = library.vectors().ids()  # the order library_map's points come in
+            shell = _described(library, LibraryMap(ids, np.zeros((len(ids), 2), np.float32), model))
+
+            def preview(points: np.ndarray) -> None:
+                report(MapData(ids, points, shell.paths, shell.keys, shell.colours, shell.legends, final=False))
+
+            laid_out = library_map(library, should_stop=should_cancel, on_stage=report, on_progress=preview)
+            if not np.array_equal(laid_out.ids, ids):  # the indexer committed photos meanwhile
+                return _described(library, laid_out)
+        shell.points = laid_out.points
+        return shell
 
     return work
+
+
+def _described(library, laid_out) -> MapData:
+    """`laid_out` with each point's path, keys, colours and the legends."""
+    from birdid_app.core.library_map import COLOUR_BY, point_keys
+
+    keys = {by: point_keys(library, laid_out, by) for by in COLOUR_BY}
+    paths_by_id = dict(library.db.execute("SELECT id, path FROM photos").fetchall())
+    paths = [paths_by_id.get(pid, "") for pid in laid_out.ids.tolist()]
+    colours, legends = {}, {}
+    for by, point_keys_by in keys.items():
+        colours[by], legends[by] = colouring(point_keys_by)
+    return MapData(laid_out.ids, laid_out.points, paths, keys, colours, legends)
 
 
 def relabelled(data: MapData, library_path: Path, model: str | None):
@@ -141,10 +159,13 @@ class MapCanvas(QWidget):
 
     # --- what is shown ------------------------------------------------------------------------
 
-    def set_points(self, points: np.ndarray, colours: np.ndarray) -> None:
+    def set_points(self, points: np.ndarray, colours: np.ndarray, *, keep_view: bool = False) -> None:
+        """Show these points; `keep_view` keeps the zoom, the pan and the selection (the same
+        photos, moved: the layout taking shape)."""
+        if not keep_view or len(points) != len(self.points):
+            self.selected = np.zeros(len(points), dtype=bool)
+            self.zoom, self.pan = 1.0, QPointF(0, 0)
         self.points, self.colours = points, colours
-        self.selected = np.zeros(len(points), dtype=bool)
-        self.zoom, self.pan = 1.0, QPointF(0, 0)
         self._redraw()
 
     def set_colours(self, colours: np.ndarray) -> None:
@@ -308,6 +329,7 @@ class LibraryMapWindow(QWidget):
         self.setWindowTitle("Library map")
         self.library_view = library_view
         self.data: MapData | None = None
+        self.previews_shown = 0  # layouts so far drawn while t-SNE ran
         self.job: Job | None = None
         self.species_names: list[str] = []
         self._hover_row: int | None = None
@@ -366,18 +388,30 @@ class LibraryMapWindow(QWidget):
             return
         view = self.library_view
         self.job = Job(compute_map_data(view.library_path, view.model_name), cancel_errors=(MapStopped,))
-        self.job.progress.connect(lambda text: self.status.setText(f"Making the map: {text}…"))
+        self.job.progress.connect(self._progress)
         self.job.succeeded.connect(self._show_data)
         self.job.failed.connect(lambda message: self.status.setText(f"The map could not be made: {message}"))
         self.job.cancelled.connect(lambda: self.status.setText("Stopped. Refresh to make the map."))
         self.job.finished.connect(lambda: self._set_computing(False))
         self._set_computing(True)
+        self.previews_shown = 0
         self.status.setText("Making the map…")
         self.job.start()
 
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
+
+    def _progress(self, news) -> None:
+        """A stage's sentence, or the layout so far (drawn at once: the map takes shape)."""
+        if isinstance(news, MapData):
+            if self.previews_shown == 0 or self.data is not None:
+                self.data = None  # until the layout is done, points are not yet photos to open or label
+                self._show_legend(news)
+            self.previews_shown += 1
+            self.canvas.set_points(news.points, news.colours[self.colour_by.currentData()], keep_view=True)
+            return
+        self.status.setText(f"Making the map: {news}…")
 
     def _set_computing(self, computing: bool) -> None:
         self.cancel_button.setVisible(computing)
@@ -387,8 +421,8 @@ class LibraryMapWindow(QWidget):
         self.data = data
         self.thumbnails.clear()
         by = self.colour_by.currentData()
-        self.canvas.set_points(data.points, data.colours[by])
-        self._show_legend()
+        self.canvas.set_points(data.points, data.colours[by], keep_view=True)
+        self._show_legend(data)
         self._selection_changed(np.zeros(0, dtype=np.int64))
         if not len(data.ids):
             self.status.setText("The library has no identified photos yet: index a folder first.")
@@ -396,20 +430,20 @@ class LibraryMapWindow(QWidget):
     def _show_colours(self) -> None:
         if self.data is not None:
             self.canvas.set_colours(self.data.colours[self.colour_by.currentData()])
-            self._show_legend()
+            self._show_legend(self.data)
 
-    def _show_legend(self) -> None:
+    def _show_legend(self, data: MapData) -> None:
         from birdid_app.core.library_map import NO_KEY_COLOUR
 
         by = self.colour_by.currentData()
         self.legend.clear()
-        legend = self.data.legends[by]
+        legend = data.legends[by]
         for key, count, colour in legend[:LEGEND_ENTRIES]:
             self.legend.addItem(self._legend_item(f"{key} ({count:,})", colour))
         if len(legend) > LEGEND_ENTRIES:
             rest = sum(count for _, count, _ in legend[LEGEND_ENTRIES:])
             self.legend.addItem(QListWidgetItem(f"{len(legend) - LEGEND_ENTRIES} more ({rest:,})"))
-        unkeyed = sum(key is None for key in self.data.keys[by])
+        unkeyed = sum(key is None for key in data.keys[by])
         if unkeyed:
             self.legend.addItem(self._legend_item(f"{'unlabelled' if by == 'label' else 'none'} ({unkeyed:,})",
                                                   NO_KEY_COLOUR))
@@ -425,7 +459,8 @@ class LibraryMapWindow(QWidget):
     # --- the mouse's answers ------------------------------------------------------------------
 
     def _open_row(self, row: int) -> None:
-        self.show_photo.emit(Path(self.data.paths[row]))
+        if self.data is not None:  # None while the layout takes shape
+            self.show_photo.emit(Path(self.data.paths[row]))
 
     def _hover(self, row: int | None) -> None:
         self._hover_row = row
