@@ -152,6 +152,7 @@ class MapCanvas(QWidget):
         self.zoom = 1.0
         self.pan = QPointF(0, 0)
         self._image: QImage | None = None  # the points drawn, remade when anything they depend on changes
+        self._buffer = np.zeros((0, 0, 4), dtype=np.uint8)  # the pixels behind _image (QImage does not copy them)
         self._lasso: list[QPointF] = []
         self._press: QPointF | None = None
         self._panning_from: QPointF | None = None
@@ -211,7 +212,6 @@ class MapCanvas(QWidget):
             positions = np.rint(self.screen_positions()).astype(np.int64)
             half = 2 if len(self.points) < 2000 else 1
             plain = ~self.selected
-            # Larger keys first is not needed: a point's square is small, later ones win where they meet.
             for rows, size, ring in ((plain, half, False), (self.selected, half + 2, True)):
                 if not rows.any():
                     continue
@@ -219,7 +219,7 @@ class MapCanvas(QWidget):
                 if ring:
                     self._stamp(pixels, xy, np.zeros_like(colour), size + 1)
                 self._stamp(pixels, xy, colour, size)
-        self._buffer = np.ascontiguousarray(pixels)  # the QImage below reads this memory
+        self._buffer = pixels
         return QImage(self._buffer.data, width, height, width * 4, QImage.Format.Format_RGBA8888)
 
     @staticmethod
