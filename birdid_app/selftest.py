@@ -102,8 +102,14 @@ def _run_window(model_path: Path) -> list[str]:
             QTimer.singleShot(100, check)
 
     QTimer.singleShot(0, check)
-    QTimer.singleShot(WINDOW_TIMEOUT_S * 1000, lambda: (problems.append(f"nothing after {WINDOW_TIMEOUT_S} s"), app.quit()))
+    # A timer of its own, stopped once the window is done: a single-shot one would fire
+    # WINDOW_TIMEOUT_S later whatever happened, and quit the application of whoever called this.
+    give_up = QTimer()
+    give_up.setSingleShot(True)
+    give_up.timeout.connect(lambda: (problems.append(f"nothing after {WINDOW_TIMEOUT_S} s"), app.quit()))
+    give_up.start(WINDOW_TIMEOUT_S * 1000)
     app.exec()
+    give_up.stop()
     if problems:
         raise SelftestFailed(f"the window could not identify the sample: {problems[0]}")
     best = window.session.current.outcome().ranked[0]
