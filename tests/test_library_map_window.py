@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QInputDialog
 
 from birdid_app.core import library_map as maps
@@ -58,6 +58,30 @@ def point(map_window, row) -> QPoint:
     return QPoint(round(x), round(y))
 
 
+def empty_spot(map_window) -> QPoint:
+    """A place on the canvas with no point near it."""
+    canvas = map_window.canvas
+    spot = next(QPoint(x, y) for y in range(2, canvas.height(), 10) for x in range(2, canvas.width(), 10)
+                if canvas.row_at(QPointF(x, y)) is None)
+    return spot
+
+
+def wheel(widget, position: QPoint, degrees_8ths: int) -> None:
+    event = QWheelEvent(QPointF(position), QPointF(widget.mapToGlobal(position)), QPoint(0, 0),
+                        QPoint(0, degrees_8ths), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def lasso(qtbot, canvas, corners, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    """A left-button drag through `corners`, back to where it began, as a person draws a lasso."""
+    start = QPoint(*corners[0])
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, modifier, pos=start)
+    for x, y in [*corners[1:], corners[0]]:
+        move(canvas, QPoint(round(x), round(y)), Qt.MouseButton.LeftButton)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, modifier, pos=start)
+
+
 def test_the_map_shows_every_photo_hover_names_it_and_a_click_opens_it(qtbot, window):
     map_window = open_map(qtbot, window)
     with Library(default_library_path()) as library:
@@ -72,11 +96,37 @@ def test_the_map_shows_every_photo_hover_names_it_and_a_click_opens_it(qtbot, wi
                     timeout=WAIT_MS)
     qtbot.waitUntil(lambda: row in map_window.thumbnails, timeout=WAIT_MS)  # its thumbnail, made on a worker
     assert "<img" in canvas.toolTip()
+    move(canvas, empty_spot(map_window))  # off the points, the last one's thumbnail is not offered
+    assert canvas.toolTip() == "" and "24 photos" in map_window.status.text()
+
+    # The wheel zooms about the mouse: the point under it stays there.
+    before = canvas.screen_positions().copy()
+    wheel(canvas, point(map_window, row), 240)
+    assert canvas.zoom > 1 and not np.allclose(canvas.screen_positions(), before)
+    assert np.allclose(canvas.screen_positions()[row], before[row], atol=1)  # (it was under the mouse to a pixel)
+    assert canvas.row_at(QPointF(point(map_window, row))) == row
+    # A right-button drag pans by as far as the mouse went.
+    zoomed = canvas.screen_positions().copy()
+    qtbot.mousePress(canvas, Qt.MouseButton.RightButton, pos=QPoint(200, 200))
+    move(canvas, QPoint(230, 190), Qt.MouseButton.RightButton)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.RightButton, pos=QPoint(230, 190))
+    assert np.allclose(canvas.screen_positions() - zoomed, [30, -10])
+
     with qtbot.waitSignal(window.library_view.show_photo, timeout=WAIT_MS) as opened:
         qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=point(map_window, row))
     assert str(opened.args[0]) == map_window.data.paths[row]
     qtbot.waitUntil(lambda: window.session.current is not None
                     and str(window.session.current.path) == map_window.data.paths[row], timeout=WAIT_MS)
+
+    # Labelled in the identification view, the photo takes its label's colour on the map too.
+    panel = window.label_panel
+    qtbot.waitUntil(lambda: panel.isEnabled() and panel.top_species is not None, timeout=WAIT_MS)
+    map_window.colour_by.setCurrentIndex(map_window.colour_by.findData("label"))
+    assert legend_texts(map_window) == ["unlabelled (24)"]
+    panel.confirm_button.click()
+    qtbot.waitUntil(lambda: f"{panel.top_species} (1)" in legend_texts(map_window), timeout=WAIT_MS)
+    assert map_window.data.keys["label"][row] == panel.top_species
+    assert tuple(map_window.canvas.colours[row]) != maps.NO_KEY_COLOUR
 
 
 def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window, monkeypatch):
@@ -89,13 +139,20 @@ def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window,
     gap = max(range(6, 18), key=lambda i: xs[i + 1] - xs[i])
     assert xs[gap + 1] - xs[gap] >= 2
     middle = round((xs[gap] + xs[gap + 1]) / 2)
-    corners = [(0, 0), (middle, 0), (middle, canvas.height()), (0, canvas.height()), (1, 1)]
-    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
-    for x, y in corners:
-        move(canvas, QPoint(round(x), round(y)), Qt.MouseButton.LeftButton)
-    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
+    left_side = [(1, 1), (middle, 0), (middle, canvas.height()), (0, canvas.height())]
+    right_side = [(canvas.width() - 1, 1), (middle, 0), (middle, canvas.height()), (canvas.width(), canvas.height())]
     expected = np.flatnonzero(positions[:, 0] < middle)
     assert 0 < len(expected) < 24
+
+    # Shift adds a second lasso's points to the first's; Escape selects none; a plain lasso starts afresh.
+    lasso(qtbot, canvas, right_side)
+    assert np.array_equal(np.flatnonzero(canvas.selected), np.flatnonzero(positions[:, 0] > middle))
+    lasso(qtbot, canvas, left_side, Qt.KeyboardModifier.ShiftModifier)
+    assert canvas.selected.all() and "24 selected" in map_window.status.text()
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    assert not canvas.selected.any() and not map_window.label_button.isEnabled()
+
+    lasso(qtbot, canvas, left_side)
     assert np.array_equal(np.flatnonzero(canvas.selected), expected)
     assert f"{len(expected)} selected" in map_window.status.text() and map_window.label_button.isEnabled()
 

@@ -10,6 +10,7 @@ by one vectorised distance, so 100,000 points stay responsive.
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from birdid_app.gui.jobs import Job
 MARGIN = 12  # pixels around the map
 HOVER_RADIUS = 8  # pixels: how near the mouse a point must be to be under it
 CLICK_SLOP = 4  # pixels a press may move and still be a click, not a lasso
+LASSO_STEP = 2  # pixels between a lasso's corners: a long drag stays a few hundred corners, not thousands
+LIVE_PAN_SECONDS = 0.02  # points drawn faster than this follow a pan live; slower, the image moves and is redrawn after
 LEGEND_ENTRIES = 15
 COLOUR_BY_LABELS = {"species": "Top species", "label": "Your label"}
 
@@ -125,17 +128,26 @@ def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """[N] bool: which points [N, 2] lie inside the polygon [M, 2] (even-odd rule, vectorised over
     the points, one pass per edge)."""
     inside = np.zeros(len(points), dtype=bool)
-    x, y = points[:, 0], points[:, 1]
+    if len(polygon) < 3:
+        return inside
+    # Only the points in the polygon's bounding box are tested: a small lasso on a large map is cheap.
+    (left, top), (right, bottom) = polygon.min(axis=0), polygon.max(axis=0)
+    near = np.flatnonzero((points[:, 0] >= left) & (points[:, 0] <= right)
+                          & (points[:, 1] >= top) & (points[:, 1] <= bottom))
+    x, y = points[near, 0], points[near, 1]
+    in_near = np.zeros(len(near), dtype=bool)
     for (x1, y1), (x2, y2) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
         crosses = (y1 > y) != (y2 > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             at_x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (x < at_x)
+        in_near ^= crosses & (x < at_x)
+    inside[near] = in_near
     return inside
 
 
 class MapCanvas(QWidget):
-    """The points. Wheel: zoom at the mouse; right drag: pan; left click: open; left drag: lasso."""
+    """The points. Wheel: zoom at the mouse; right drag: pan; left click: open; left drag: lasso
+    (with Shift or Ctrl it adds to the selection); Escape: select none."""
 
     photo_clicked = Signal(int)  # the row of the point clicked
     hovered = Signal(object)  # the row of the point under the mouse, or None
@@ -145,6 +157,7 @@ class MapCanvas(QWidget):
         super().__init__(parent)
         self.setAccessibleName("Library map")
         self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # for Escape
         self.setMinimumSize(320, 240)
         self.points = np.zeros((0, 2), dtype=np.float32)
         self.colours = np.zeros((0, 3), dtype=np.uint8)
@@ -152,9 +165,13 @@ class MapCanvas(QWidget):
         self.zoom = 1.0
         self.pan = QPointF(0, 0)
         self._image: QImage | None = None  # the points drawn, remade when anything they depend on changes
+        self._image_pan = QPointF(0, 0)  # the pan _image was drawn at (while panning, it is shifted by the rest)
+        self._draw_seconds = 0.0  # how long drawing _image took
         self._buffer = np.zeros((0, 0, 4), dtype=np.uint8)  # the pixels behind _image (QImage does not copy them)
+        self._positions: np.ndarray | None = None  # screen_positions(), kept until the view changes
         self._lasso: list[QPointF] = []
         self._press: QPointF | None = None
+        self._adding = False  # the lasso under way adds to the selection (Shift or Ctrl held at its start)
         self._panning_from: QPointF | None = None
         self._hover: int | None = None
 
@@ -173,20 +190,25 @@ class MapCanvas(QWidget):
         self.colours = colours
         self._redraw()
 
-    def select_rows(self, rows: np.ndarray) -> None:
-        self.selected = np.zeros(len(self.points), dtype=bool)
+    def select_rows(self, rows: np.ndarray, *, add: bool = False) -> None:
+        """Select these rows (`add`: as well as those selected already)."""
+        if not add or len(self.selected) != len(self.points):
+            self.selected = np.zeros(len(self.points), dtype=bool)
         self.selected[rows] = True
         self._redraw()
         self.selection_changed.emit(np.flatnonzero(self.selected))
 
     def screen_positions(self) -> np.ndarray:
-        """[N, 2] float64: where each point is drawn, in widget pixels."""
-        side = max(min(self.width(), self.height()) - 2 * MARGIN, 1)
-        left = (self.width() - side) / 2
-        top = (self.height() - side) / 2
-        centre = np.array([self.width() / 2, self.height() / 2])
-        base = np.column_stack([left + self.points[:, 0] * side, top + self.points[:, 1] * side])
-        return (base - centre) * self.zoom + centre + np.array([self.pan.x(), self.pan.y()])
+        """[N, 2] float64: where each point is drawn, in widget pixels (kept until the view changes:
+        every mouse move asks)."""
+        if self._positions is None or len(self._positions) != len(self.points):
+            side = max(min(self.width(), self.height()) - 2 * MARGIN, 1)
+            left = (self.width() - side) / 2
+            top = (self.height() - side) / 2
+            centre = np.array([self.width() / 2, self.height() / 2])
+            base = np.column_stack([left + self.points[:, 0] * side, top + self.points[:, 1] * side])
+            self._positions = (base - centre) * self.zoom + centre + np.array([self.pan.x(), self.pan.y()])
+        return self._positions
 
     def row_at(self, position: QPointF) -> int | None:
         """The nearest point within HOVER_RADIUS pixels of `position`, or None."""
@@ -201,11 +223,13 @@ class MapCanvas(QWidget):
 
     def _redraw(self) -> None:
         self._image = None
+        self._positions = None
         self.update()
 
     def _points_image(self) -> QImage:
         """The points as an RGBA image the size of the widget: a square of 3 (or 5, when few)
         pixels each, selected ones larger with a dark ring."""
+        started = time.perf_counter()
         width, height = max(self.width(), 1), max(self.height(), 1)
         pixels = np.zeros((height, width, 4), dtype=np.uint8)
         if len(self.points):
@@ -220,6 +244,8 @@ class MapCanvas(QWidget):
                     self._stamp(pixels, xy, np.zeros_like(colour), size + 1)
                 self._stamp(pixels, xy, colour, size)
         self._buffer = pixels
+        self._image_pan = QPointF(self.pan)
+        self._draw_seconds = time.perf_counter() - started
         return QImage(self._buffer.data, width, height, width * 4, QImage.Format.Format_RGBA8888)
 
     @staticmethod
@@ -237,7 +263,7 @@ class MapCanvas(QWidget):
         painter.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Base))
         if self._image is None or self._image.size() != self.size():
             self._image = self._points_image()
-        painter.drawImage(0, 0, self._image)
+        painter.drawImage(self.pan - self._image_pan, self._image)
         if self._hover is not None and self._hover < len(self.points):
             x, y = self.screen_positions()[self._hover]
             painter.setPen(QPen(self.palette().color(QPalette.ColorRole.Text), 2))
@@ -274,6 +300,8 @@ class MapCanvas(QWidget):
         if event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position()
             self._lasso = [event.position()]
+            self._adding = bool(event.modifiers() & (Qt.KeyboardModifier.ShiftModifier
+                                                     | Qt.KeyboardModifier.ControlModifier))
         elif event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
             self._panning_from = event.position()
 
@@ -282,11 +310,15 @@ class MapCanvas(QWidget):
         if self._panning_from is not None:
             self.pan += position - self._panning_from
             self._panning_from = position
-            self._redraw()
+            self._positions = None
+            if self._draw_seconds < LIVE_PAN_SECONDS:
+                self._image = None
+            self.update()
             return
         if self._press is not None:
-            self._lasso.append(position)
-            self.update()
+            if (position - self._lasso[-1]).manhattanLength() >= LASSO_STEP:
+                self._lasso.append(position)
+                self.update()
             return
         row = self.row_at(position)
         if row != self._hover:
@@ -297,6 +329,7 @@ class MapCanvas(QWidget):
     def mouseReleaseEvent(self, event) -> None:
         if event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
             self._panning_from = None
+            self._redraw()  # the parts the shifted image did not cover
             return
         if event.button() != Qt.MouseButton.LeftButton or self._press is None:
             return
@@ -306,11 +339,17 @@ class MapCanvas(QWidget):
             row = self.row_at(event.position())
             if row is not None:
                 self.photo_clicked.emit(row)
-            else:
+            elif not self._adding:
                 self.select_rows(np.zeros(0, dtype=np.int64))
             return
-        polygon = np.array([[p.x(), p.y()] for p in lasso], dtype=np.float64)
-        self.select_rows(np.flatnonzero(inside_polygon(self.screen_positions(), polygon)))
+        polygon = np.array([[p.x(), p.y()] for p in [*lasso, event.position()]], dtype=np.float64)
+        self.select_rows(np.flatnonzero(inside_polygon(self.screen_positions(), polygon)), add=self._adding)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.selected.any():
+            self.select_rows(np.zeros(0, dtype=np.int64))
+        else:
+            super().keyPressEvent(event)
 
     def leaveEvent(self, event) -> None:
         if self._hover is not None:
@@ -332,7 +371,7 @@ class LibraryMapWindow(QWidget):
         self.previews_shown = 0  # layouts so far drawn while t-SNE ran
         self.job: Job | None = None
         self.species_names: list[str] = []
-        self._hover_row: int | None = None
+        self._hover_row: int | None = None  # read by thumbnail workers too: one no longer hovered is not made
         self.thumbnails: dict[int, str] = {}  # row -> thumbnail file, as loaded for hovering
 
         self.canvas = MapCanvas()
@@ -377,6 +416,8 @@ class LibraryMapWindow(QWidget):
         self.canvas.hovered.connect(self._hover)
         self.canvas.selection_changed.connect(self._selection_changed)
         library_view.writer.labels_set.connect(self._labels_set)
+        # A photo labelled in the identification view changes its colour here too.
+        library_view.writer.label_set.connect(self._label_set)
 
     # --- computing ----------------------------------------------------------------------------
 
@@ -464,6 +505,7 @@ class LibraryMapWindow(QWidget):
 
     def _hover(self, row: int | None) -> None:
         self._hover_row = row
+        self.canvas.setToolTip("")  # else Qt would show the last point's thumbnail over empty space
         if row is None or self.data is None:
             QToolTip.hideText()
             self._selection_changed(np.flatnonzero(self.canvas.selected))
@@ -482,6 +524,8 @@ class LibraryMapWindow(QWidget):
             try:
                 cached = thumbnail_cache_path(path)
                 if not cached.exists():
+                    if self._hover_row != row:  # the mouse swept past: no decoding for points it left
+                        return None
                     image = decode_thumbnail(path, THUMBNAIL * 2)
                     cached.parent.mkdir(parents=True, exist_ok=True)
                     image.save(cached, quality=85)
@@ -490,6 +534,8 @@ class LibraryMapWindow(QWidget):
             return str(cached)
 
         def loaded(thumbnail) -> None:
+            if thumbnail is None:
+                return
             if isinstance(thumbnail, Exception):
                 if self._hover_row == row:
                     gone = isinstance(thumbnail, FileNotFoundError)
@@ -522,7 +568,8 @@ class LibraryMapWindow(QWidget):
         self.label_button.setEnabled(len(rows) > 0)
         if self.data is not None and len(self.data.ids):
             self.status.setText(f"{len(self.data.ids):,} photos · {len(rows):,} selected. Drag round points to "
-                                "select them; click one to open it; wheel to zoom, right-drag to pan.")
+                                "select them (Shift-drag adds); click one to open it; wheel to zoom, right-drag "
+                                "to pan; Esc selects none.")
 
     # --- labelling many -----------------------------------------------------------------------
 
@@ -552,7 +599,12 @@ class LibraryMapWindow(QWidget):
         ids = self.selected_ids()
         self.library_view.writer.set_labels(self.library_view.library_path, ids, names[species.casefold()])
 
-    def _labels_set(self, ids: list[int], species: str) -> None:
+    def _label_set(self, path: Path, species: str | None) -> None:
+        self._labels_set(None, species)
+
+    def _labels_set(self, ids: list[int] | None, species: str | None) -> None:
+        """Labels changed (`ids`: the map's own, labelled `species`; None: one photo elsewhere):
+        the labels are read again and the colours by label follow."""
         if self.data is None:
             return
         data = self.data
@@ -562,7 +614,8 @@ class LibraryMapWindow(QWidget):
             if self.data is data:
                 data.keys["label"], data.colours["label"], data.legends["label"] = result
                 self._show_colours()
-                self.status.setText(f"Labelled {len(ids):,} photos {species}.")
+                if ids is not None:
+                    self.status.setText(f"Labelled {len(ids):,} photos {species}.")
 
         job.succeeded.connect(show)
         job.start()
