@@ -39,6 +39,11 @@ COLOUR_BY = ("species", "label")
 PCA_COMPONENTS = 50  # t-SNE on 50 principal components: the usual reduction, and 20x less work on 1024-d
 LAYOUT_SAMPLE = 50_000  # more photos than this: lay out a sample, place the rest among it
 SEED = 0
+# Fewer photos than this are laid out on one thread. An iteration on a few hundred is too short
+# to share: the OpenMP threads mostly wait for each other, and beside any other busy process (the
+# indexer, a test run) one thread not scheduled holds up the rest. 300 photos with torch loaded
+# and one other busy process on 2 cores: 0.5 s on one thread, 2 to 20 s on two.
+ONE_THREAD_BELOW = 1_000
 CACHE_FORMAT = 1  # bumped when what is cached, or how it is computed, changes
 _READ_ROWS = 20_000  # embeddings read from the library per step
 
@@ -246,7 +251,7 @@ def layout(vectors: np.ndarray, *, should_stop: Callable[[], bool] = lambda: Fal
         # the similarity the app searches by; the principal components keep nearly all of it.
         metric="euclidean",
         random_state=seed,
-        n_jobs=-1,
+        n_jobs=1 if len(fitted_rows) < ONE_THREAD_BELOW else -1,
         callbacks=stop_check,
         callbacks_every_iters=25,
         verbose=False,
@@ -276,12 +281,12 @@ def _open_tsne():
     (scikit-learn and scipy come with it: about a second), its OpenMP threads set to sleep while
     they wait.
 
-    By default they spin, and beside any other busy process (the indexer's torch threads, a test
-    run) spinning threads take the two cores from the ones with work: 300 photos took 2 to 20 s
-    instead of 0.5 s, and 10,000 took 33 s instead of 28 s, with one other busy process on 2
-    cores. Sleeping costs nothing measurable on a quiet machine. openTSNE brings its own OpenMP
-    runtime, which reads the setting once, as it loads; the variable is put back at once, so any
-    other runtime (torch's) keeps its own way, whether loaded before or after."""
+    By default they spin, and beside any other busy process (the indexer, a test run) spinning
+    threads take the cores from the ones with work: 10,000 photos took 42 to 46 s instead of 30 to
+    34 s with other work on the 2 cores. openTSNE brings its own OpenMP runtime, which reads the
+    setting once, as it loads; the variable is put back at once, so a runtime loaded after keeps
+    its own way. Where torch is loaded first (the window), openTSNE's calls go to torch's runtime,
+    which this cannot change: there, ONE_THREAD_BELOW keeps small maps quick."""
     unset = "OMP_WAIT_POLICY" not in os.environ  # a setting of the person's own is kept
     if unset:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
