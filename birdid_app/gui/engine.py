@@ -439,14 +439,11 @@ class Engine(QThread):
             return
         started = time.perf_counter()
         try:
-            from birdid_app.core.inference import doubt
-            from birdid_app.core.preprocess import squash_to_input_size
-
             image = self._decode(request)
             if self._was_cancelled(request):
                 return
             (identification,) = self.classifier.identify_images([image], [request.source])
-            model_view = qimage_from_pil(squash_to_input_size(image, self.classifier.image_size))
+            outcome = self._outcome(request, identification, image, started)
         except BirdidError as error:
             self.failed.emit(request.request_id, str(error))
             return
@@ -459,12 +456,20 @@ class Engine(QThread):
             return
         if self._was_cancelled(request):
             return
-        seconds = time.perf_counter() - started
         if self.classifier.notice:  # e.g. the GPU ran out of memory and the CPU took over
             self.notice.emit(self.classifier.notice)
             self.classifier.notice = None
+        self.identified.emit(outcome)
+
+    def _outcome(self, request: IdentifyRequest, identification, image, started: float) -> IdentifyOutcome:
+        """`identification` of `image` as the window shows it: ranked, doubted, with the picture
+        the model saw, and the seconds since `started`."""
+        from birdid_app.core.inference import doubt
+        from birdid_app.core.preprocess import squash_to_input_size
+
         ranked = identification.ranked()
-        self.identified.emit(IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, seconds))
+        model_view = qimage_from_pil(squash_to_input_size(image, self.classifier.image_size))
+        return IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, time.perf_counter() - started)
 
     def _decode(self, request: IdentifyRequest | ExplainRequest | CheckRequest | ZoomRequest):
         """The upright RGB image the request is about: decoded, and cropped to its region."""
@@ -480,9 +485,7 @@ class Engine(QThread):
 
     def _do_zoom(self, request: ZoomRequest) -> None:
         def work():
-            from birdid_app.core.inference import doubt
             from birdid_app.core.photo import crop_region
-            from birdid_app.core.preprocess import squash_to_input_size
             from birdid_app.core.trust import zoom_box_for
 
             started = time.perf_counter()
@@ -494,12 +497,8 @@ class Engine(QThread):
                 return ZoomOutcome(None, found.reason, None)
             crop = crop_region(image, found.box)
             (identification,) = self.classifier.identify_images([crop], [request.source])
-            ranked = identification.ranked()
             region_request = IdentifyRequest(request.request_id, request.source, request.path, request.image, found.box)
-            model_view = qimage_from_pil(squash_to_input_size(crop, self.classifier.image_size))
-            outcome = IdentifyOutcome(region_request, identification, ranked, doubt(ranked), model_view,
-                                      time.perf_counter() - started)
-            return ZoomOutcome(found.box, found.reason, outcome)
+            return ZoomOutcome(found.box, found.reason, self._outcome(region_request, identification, crop, started))
 
         self._run_request(request, work, self.zoomed)
 

@@ -114,10 +114,10 @@ def relabelled(data: MapData, library_path: Path, model: str | None):
 
     def work(report, should_cancel):
         from birdid_app.core.library import Library
+        from birdid_app.core.library_map import LibraryMap, point_keys
 
         with Library(library_path, model=model, create=False) as library:
-            labels = library.labels()
-        keys = [labels[pid][0] if pid in labels else None for pid in data.ids.tolist()]
+            keys = point_keys(library, LibraryMap(data.ids, data.points, model), "label")
         colours, legend = colouring(keys)
         return keys, colours, legend
 

@@ -243,9 +243,6 @@ class PhotoSession(QObject):
     def check_pending(self, entry: PhotoEntry) -> bool:
         return self.tickets.current(("check", entry.id)) is not None
 
-    def withdraw_check(self, entry: PhotoEntry) -> int | None:
-        return self.tickets.withdraw(("check", entry.id))
-
     def accept_checked(self, request_id: int, agreement) -> None:
         taken = self.tickets.take(request_id)
         if taken is None:

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from birdid_app.core.trust import AGREES, DISAGREES, UNKNOWN, WARNING, TrustSignal
+from birdid_app.gui.results_panel import percent
 
 # How each state is marked: a symbol (readable without colour) and a colour.
 STATE_MARKS = {
@@ -21,10 +22,6 @@ STATE_MARKS = {
     UNKNOWN: ("–", "#757575"),
 }
 WORKING = "working"  # a signal still being computed
-
-
-def percent(probability: float) -> str:
-    return f"{probability * 100:.1f}%" if probability >= 0.001 else "<0.1%"
 
 
 def _heading(text: str) -> QLabel:
