@@ -50,7 +50,8 @@ fi
 "$venv/bin/pip" install --quiet --no-deps $index_args "$torch_requirement"
 "$venv/bin/pip" install --quiet "$torch_requirement" "PySide6-Essentials>=6.7" "pillow>=10.3" \
     "pillow-heif>=0.16" "numpy>=1.26" "platformdirs>=4" "huggingface_hub>=0.30" "rawpy>=0.21" "exiv2>=0.19" \
-    "onnxruntime>=1.20" "onnx>=1.17" "onnxscript>=0.3" "openTSNE>=1.0" "pyinstaller>=6.10"
+    "onnxruntime>=1.20" "onnx>=1.17" "onnxscript>=0.3" "openTSNE>=1.0" "reverse_geocode>=1.6" \
+    "pyinstaller>=6.10"
 "$venv/bin/pip" install --quiet --no-deps "$root"
 if [ "$variant" = cuda ] && ! "$venv/bin/python" -c "import sys, torch; sys.exit(torch.version.cuda is None)"; then
     # pip prefers a local 2.13.0+cpu wheel (from find-links) to PyPI's 2.13.0: say so, never ship it as CUDA.

@@ -31,7 +31,9 @@ def test_identify_json_from_the_installed_command(small_model_file, photo_dir):
     records = json.loads(done.stdout)
     assert [r["path"] for r in records] == photos
     for record in records:
-        assert set(record) == {"path", "species", "model"}
+        # No range model is installed and the photos carry no GPS: ranked by the picture, and said so.
+        assert set(record) == {"path", "species", "species_by_picture", "model", "where", "where_notes"}
+        assert record["where"] is None and record["species"] == record["species_by_picture"]
         assert record["model"] == {"name": "small-hiera", "verified": False, "trust": f"not installed, file {small_model_file}"}
         assert len(record["species"]) == 3
         assert all(s["name"] in SPECIES for s in record["species"])

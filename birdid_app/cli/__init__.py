@@ -6,8 +6,9 @@ Exit codes: 0 every photo identified, 1 some photos failed, 2 bad usage or no us
 Each command is a function of its parsed arguments that returns an exit code or raises; `main`
 alone turns what it raises into one sentence on stderr and an exit code. The commands live in
 identify.py (identify, selftest), explain.py, library.py (index, similar, find, label,
-duplicates, bursts, export), maps.py (map), cluster.py (index --engine ray, library import), keywords.py (keywords
-write) and models.py (model ...).
+duplicates, bursts, export), sightings.py (lifelist, and export --ebird's file), maps.py (map),
+cluster.py (index --engine ray, library import), keywords.py (keywords write), models.py
+(model ...) and geomodel.py (geomodel ...).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from birdid_app import __version__
-from birdid_app.cli import cluster, explain, identify, keywords, library, maps, models
+from birdid_app.cli import cluster, explain, geomodel, identify, keywords, library, maps, models, sightings
 from birdid_app.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,8 +34,8 @@ from birdid_app.core.errors import sentence
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "build_parser", "main"]
 
 COMMANDS = (
-    "identify", "explain", "index", "similar", "find", "label", "duplicates", "bursts", "export", "map", "library",
-    "keywords", "model", "selftest",
+    "identify", "explain", "index", "similar", "find", "label", "duplicates", "bursts", "export", "lifelist", "map",
+    "library", "keywords", "model", "geomodel", "selftest",
 )
 
 
@@ -50,10 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_identify(commands)
     explain.add_commands(commands)
     library.add_commands(commands)
+    sightings.add_commands(commands)
     maps.add_commands(commands)
     cluster.add_commands(commands)
     keywords.add_commands(commands)
     models.add_commands(commands)
+    geomodel.add_commands(commands)
     identify.add_selftest(commands)
     assert tuple(commands.choices) == COMMANDS, "main() tells commands from photo names by COMMANDS"
     return parser

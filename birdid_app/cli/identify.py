@@ -38,7 +38,16 @@ def add_identify(commands) -> None:
         "confirmed library photos, and whether the photo is unlike what the model knows",
     )
     identify.add_argument("--library", type=Path, metavar="PATH",
-                          help="the library --trust compares with (default: yours)")
+                          help="the library --trust compares with, and whose places set for folders are used "
+                          "(default: yours)")
+    identify.add_argument(
+        "--at", type=place_argument, metavar="LAT,LON",
+        help="where the photos were taken (coordinates, or a town's name), before their own GPS",
+    )
+    identify.add_argument("--on", type=date_argument, metavar="YYYY-MM-DD",
+                          help="the day the photos were taken, before their capture date")
+    identify.add_argument("--no-prior", action="store_true",
+                          help="rank by the picture alone, without the range model's where and when")
     identify.set_defaults(run=identify_photos)
 
 
@@ -52,12 +61,36 @@ def add_selftest(commands) -> None:
     selftest.set_defaults(run=run_selftest)
 
 
+def place_argument(text: str) -> tuple[float, float, str]:
+    """--at: coordinates (at once), else a town's name (the offline city list loads, ~1 s)."""
+    from birdid_app.core.place import PlaceError, parse_coordinates, place_from_text
+
+    try:
+        return (*parse_coordinates(text), text)
+    except PlaceError:
+        pass
+    try:
+        return place_from_text(text)
+    except PlaceError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def date_argument(text: str):
+    from birdid_app.core.place import PlaceError, parse_date
+
+    try:
+        return parse_date(text)
+    except PlaceError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def identify_photos(args: argparse.Namespace) -> int:
     from birdid_app.core.errors import PhotoError
 
     classifier, chosen = load_classifier(args)
+    places = _PlaceContext(args, classifier.class_names)
     if args.zoom or args.trust:
-        return _identify_carefully(args, classifier, chosen)
+        return _identify_carefully(args, classifier, chosen, places)
     # One batch of photos in memory at a time, and only the top-k kept of each: memory does
     # not grow with the number of photos given.
     results = classifier.iter_identify_files(args.photos)
@@ -66,22 +99,111 @@ def identify_photos(args: argparse.Namespace) -> int:
         if isinstance(result, PhotoError):
             records.append({"path": str(path), "error": str(result)})
         else:
-            species = [{"name": s.name, "probability": s.probability} for s in result.ranked(args.top_k)]
-            records.append({"path": str(path), "species": species, "model": chosen.info})
+            record = {"path": str(path), "model": chosen.info}
+            record |= places.ranked(path, result, args.top_k)
+            records.append(record)
 
     if args.json:
         print_json(records)
     else:
         print(f"model: {chosen.info['name']} ({chosen.info['trust']})")
-        _print_table(records)
+        _print_table(records, show_where=places.prior is not None)
         print(f"precision: {classifier.precision_reason}", file=sys.stderr)
+    places.report()
     for record in records:
         if "error" in record:
             print(f"birdid: {record['error']}", file=sys.stderr)
     return EXIT_SOME_FAILED if any("error" in r for r in records) else EXIT_OK
 
 
-def _identify_carefully(args: argparse.Namespace, classifier, chosen) -> int:
+class _PlaceContext:
+    """Where and when for `identify`: the range prior (unless --no-prior, or none is installed),
+    the places set for folders in the library, the home place in Settings, --at and --on."""
+
+    def __init__(self, args: argparse.Namespace, class_names) -> None:
+        from birdid_app.core.errors import BirdidError
+        from birdid_app.core.geomodel import GeomodelStore
+        from birdid_app.core.range_prior import RangePrior
+        from birdid_app.core.settings import load_settings
+
+        self.option_place = args.at[:2] if args.at else None
+        self.option_date = args.on
+        home = load_settings().home_place
+        self.home_place = tuple(home) if home else None
+        self.assigned = _assigned_places(args.library)
+        self.prior: RangePrior | None = None
+        self.problem: str | None = None  # why the range prior is not used, said once
+        store = GeomodelStore()
+        if not args.no_prior and store.installed():
+            try:
+                self.prior = RangePrior(store.load(), class_names)
+            except BirdidError as error:  # a damaged range model: the picture still answers
+                self.problem = f"{error} The species are ranked by the picture alone."
+
+    def ranked(self, path: Path, identification, top_k: int) -> dict:
+        """The record's "where", "where_notes", "species" and "species_by_picture"."""
+        from birdid_app.core.photo import photo_metadata
+        from birdid_app.core.place import resolve_where
+
+        taken_at, latitude, longitude = photo_metadata(path)
+        assigned = _assigned_place_for(self.assigned, Path(path).resolve())
+        where, notes = resolve_where(
+            option_place=self.option_place, option_date=self.option_date, photo_taken_at=taken_at,
+            photo_latitude=latitude, photo_longitude=longitude,
+            assigned_place=assigned[:2] if assigned else None, assigned_source=assigned[2] if assigned else "person",
+            settings_place=self.home_place,
+        )
+        if where is None and self.prior is not None:
+            notes.append("No place is known (no --at, no GPS, no home place in Settings): ranked by the picture alone.")
+        record: dict = {"where": where.as_json() if where is not None else None, "where_notes": notes}
+        if self.prior is None or where is None:
+            picture = [_plain(s) for s in identification.ranked(top_k)]
+            return record | {"species": picture, "species_by_picture": picture}
+        answer = self.prior.answer(identification.probabilities, where)
+        record["week_words"] = _week_words(where.week)
+        record["species"] = [s.as_json() for s in answer.ranked(top_k)]
+        record["species_by_picture"] = [s.as_json() | {"probability": s.picture_probability}
+                                        for s in answer.ranked_by_picture(top_k)]
+        return record
+
+    def report(self) -> None:
+        if self.problem:
+            print(f"birdid: {self.problem}", file=sys.stderr)
+
+
+def _plain(score) -> dict:
+    return {"name": score.name, "probability": score.probability, "expected_here": None, "unusual_here": False}
+
+
+def _week_words(week: int) -> str:
+    from birdid_app.core.range_prior import week_words
+
+    return week_words(week)
+
+
+def _assigned_places(library_path: Path | None) -> dict:
+    """The places set for folders and photos in the library, if there is one; {} otherwise."""
+    from birdid_app.core.library import Library, LibraryError, default_library_path
+
+    path = library_path or default_library_path()
+    if not path.exists():
+        return {}
+    try:
+        with Library(path, create=False) as library:
+            return library.assigned_places()
+    except LibraryError:  # a damaged library: its places are not worth failing an identification for
+        return {}
+
+
+def _assigned_place_for(places: dict, path: Path) -> tuple[float, float, str] | None:
+    for candidate in (path, *path.parents):
+        found = places.get(str(candidate))
+        if found is not None:
+            return found[0], found[1], "person" if candidate == path else "folder"
+    return None
+
+
+def _identify_carefully(args: argparse.Namespace, classifier, chosen, places: _PlaceContext) -> int:
     """identify --zoom / --trust: one photo at a time, decoded at full resolution for the zoom."""
     import numpy as np
 
@@ -111,7 +233,7 @@ def _identify_carefully(args: argparse.Namespace, classifier, chosen) -> int:
                 record["answer_from"] = "zoom" if answer is zoomed.zoomed else "whole photo"
             else:
                 (answer,) = classifier.identify_images([image], [str(path)], keep_stage_maps=False)
-            record["species"] = _species(answer, args.top_k)
+            record |= places.ranked(path, answer, args.top_k)
             if args.trust:
                 best = int(np.argmax(answer.probabilities))
                 signals = [trust.tta_agreement(classifier, image, best).signal()]
@@ -135,7 +257,8 @@ def _identify_carefully(args: argparse.Namespace, classifier, chosen) -> int:
         print_json(records)
     else:
         print(f"model: {chosen.info['name']} ({chosen.info['trust']})")
-        _print_table(records)
+        _print_table(records, show_where=places.prior is not None)
+    places.report()
     for record in records:
         if "error" in record:
             print(f"birdid: {record['error']}", file=sys.stderr)
@@ -159,7 +282,8 @@ def _species(identification, top_k: int) -> list[dict]:
     return [{"name": s.name, "probability": s.probability} for s in identification.ranked(top_k)]
 
 
-def _print_table(records: list[dict]) -> None:
+def _print_table(records: list[dict], show_where: bool) -> None:
+    """The records as text; where and when (and why not) only when a range model ranks them."""
     for number, record in enumerate(records):
         if number:
             print()
@@ -167,18 +291,47 @@ def _print_table(records: list[dict]) -> None:
         if "error" in record:
             print("  could not be read (see below)")
             continue
+        if show_where and record.get("where"):
+            _print_where(record)
+        for note in record.get("where_notes", []) if show_where else []:
+            print(f"  ({note})")
         if "zoom" in record:
             _print_zoom(record)
         else:
-            _print_species(record["species"])
+            _print_species(record["species"], record.get("week_words"))
+            if record["species"] != record.get("species_by_picture", record["species"]):
+                print("  by the picture alone:")
+                _print_species(record["species_by_picture"])
         for signal in record.get("trust", []):
             print(f"  {signal['signal']}: {signal['finding']}")
             print(f"    ({signal['meaning']})")
 
 
-def _print_species(species_list: list[dict]) -> None:
+def _print_species(species_list: list[dict], week_words: str | None = None) -> None:
     for species in species_list:
-        print(f"  {species['probability'] * 100:6.2f}%  {species['name']}")
+        line = f"  {species['probability'] * 100:6.2f}%  {species['name']}"
+        if week_words is not None and species.get("expected_here") is not None:
+            expected = species["expected_here"]
+            line += (f"  (unusual here {week_words}: {expected:.2f})" if species["unusual_here"]
+                     else f"  (expected here {week_words}: {expected:.2f})")
+        elif week_words is not None:
+            line += "  (no range data)"
+        print(line)
+
+
+def _print_where(record: dict) -> None:
+    from birdid_app.core.place import place_name
+
+    where = record["where"]
+    name = place_name(where["latitude"], where["longitude"])
+    shown = f"{where['latitude']:.4f}, {where['longitude']:.4f}" + (f" ({name})" if name else "")
+    when = "the whole year" if where["week"] == 0 else f"week {where['week']} of 48 ({where['date']})"
+    source = _PLACE_SOURCES.get(where["source"], where["source"])
+    print(f"  where: {shown}, from {source}; when: {when}")
+
+
+_PLACE_SOURCES = {"option": "--at", "photo": "the photo's GPS", "settings": "the home place in Settings",
+                  "folder": "the place set for its folder", "person": "the place set for this photo"}
 
 
 def _print_zoom(record: dict) -> None:

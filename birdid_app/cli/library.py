@@ -21,6 +21,7 @@ from birdid_app.cli.common import (
     running_options,
 )
 from birdid_app.cli.progress import ProgressPrinter
+from birdid_app.cli.sightings import add_ebird_options, export_ebird
 
 
 def add_commands(commands) -> None:
@@ -53,6 +54,11 @@ def add_commands(commands) -> None:
     find.add_argument("--in-top", type=int, choices=range(1, 6), default=1, metavar="N",
                       help="photos where it is among the top N species (default 1: the top one)")
     find.add_argument("--confirmed", action="store_true", help="only photos you labelled as SPECIES")
+    find.add_argument(
+        "--ranking", choices=("picture", "place"), default="picture",
+        help="read the picture's own answers (default), or the answers ranked with where and when "
+        "(photos indexed with a place and the range model installed)",
+    )
     find.set_defaults(run=find_species)
     label = commands.add_parser(
         "label", parents=[*reading], help="confirm or correct the species of a library photo (your own label)"
@@ -76,8 +82,13 @@ def add_commands(commands) -> None:
     bursts.add_argument("--threshold", type=fraction, default=0.85,
                         help="cosine similarity of two frames (default 0.85)")
     bursts.set_defaults(run=burst_groups)
-    export = commands.add_parser("export", parents=reading, help="the library's identifications as CSV")
-    export.add_argument("out", type=Path, metavar="FILE.csv")
+    export = commands.add_parser(
+        "export", parents=reading,
+        help="the library's identifications as CSV, or with --ebird your sightings for eBird's Import data",
+    )
+    export.add_argument("out", nargs="?", type=Path, metavar="FILE.csv",
+                        help="path, date, GPS, top-5 species, model and your label of every photo")
+    add_ebird_options(export)
     export.set_defaults(run=export_csv)
 
 
@@ -126,9 +137,10 @@ def index_folders(args: argparse.Namespace) -> int:
             raise Failure("The library has no folders yet: name one, as in `birdid index ~/Pictures`.")
         printer = ProgressPrinter(sys.stderr, done_word="indexed", bar=False)
         identify, decode_size = index_identifier(classifier, zoom=args.zoom)
+        prior, home_place = _range_prior(classifier.class_names)
         job = IndexJob(
             library, identify, model_name, progress=printer.update, decode_size=decode_size, wait_for_lock=True,
-            species_names=classifier.class_names,
+            species_names=classifier.class_names, range_prior=prior, home_place=home_place,
             on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
                                   "(Ctrl+C to stop)…", file=sys.stderr, flush=True),
         )
@@ -144,7 +156,36 @@ def index_folders(args: argparse.Namespace) -> int:
             job.close()
         print(f"indexed {summary.embedded} photos ({summary.failed} could not be read); "
               f"the library holds {library.count()}")
+        if prior is not None:
+            # Photos indexed before the range model was installed, or before a place was set for
+            # their folder: ranked again from their stored embeddings, without the image model.
+            from birdid_app.core.library import refresh_place_answers
+
+            updated = refresh_place_answers(library, model_name, prior, classifier.head_weights(),
+                                            home_place=home_place)
+            if updated:
+                print(f"ranked {updated} photos again by where and when")
     return EXIT_OK
+
+
+def _range_prior(class_names):
+    """(RangePrior or None, home place or None) for indexing: the answers ranked with where and
+    when are stored beside the picture's own when a range model is installed. A damaged range
+    model is said once and the index goes on without it."""
+    from birdid_app.core.errors import BirdidError
+    from birdid_app.core.geomodel import GeomodelStore
+    from birdid_app.core.range_prior import RangePrior
+    from birdid_app.core.settings import load_settings
+
+    home = load_settings().home_place
+    store = GeomodelStore()
+    if not store.installed():
+        return None, None
+    try:
+        return RangePrior(store.load(), class_names), tuple(home) if home else None
+    except BirdidError as error:
+        print(f"birdid: {error} Photos are indexed by the picture alone.", file=sys.stderr)
+        return None, None
 
 
 def similar_photos(args: argparse.Namespace) -> int:
@@ -180,7 +221,7 @@ def _warn_if_not_identified_by(library) -> None:
 def find_species(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         species = library.species_named(args.species)
-        hits = library.find_species(species, in_top=args.in_top, confirmed_only=args.confirmed)
+        hits = library.find_species(species, in_top=args.in_top, confirmed_only=args.confirmed, ranking=args.ranking)
         _warn_if_not_identified_by(library)
     records = []
     for photo, probability in hits:
@@ -259,6 +300,13 @@ def non_negative_seconds(text: str) -> float:
 
 
 def export_csv(args: argparse.Namespace) -> int:
+    if (args.out is None) == (args.ebird is None):
+        raise Failure("Name one file: `birdid export FILE.csv` for the identifications, or "
+                      "`birdid export --ebird FILE.csv` for your sightings in eBird's format.")
+    if args.ebird is not None:
+        return export_ebird(args)
+    if args.year is not None:
+        raise Failure("--year goes with --ebird: `birdid export FILE.csv` writes every photo.")
     with _open_library(args) as library:
         rows = library.export_csv(args.out)
         _warn_if_not_identified_by(library)

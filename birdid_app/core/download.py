@@ -39,6 +39,7 @@ RETRY_DELAY = 0.5  # seconds before reconnecting after a dropped connection
 PARTIAL_SUFFIX = ".birdid-partial"
 _OFFLINE_VALUES = {"1", "ON", "YES", "TRUE"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class DownloadError(BirdidError):
@@ -92,33 +93,64 @@ def download_published_model(
     without a request. Raises DownloadError (with VerificationError for wrong bytes) or
     DownloadCancelled.
     """
+    published = store.published
+    path, source = download_hub_file(
+        published.repo_id, published.filename, published.revision, sha256=published.sha256, what="model",
+        cache_dir=cache_dir, endpoint=endpoint, timeout=timeout, progress=progress, should_cancel=should_cancel,
+    )
+    return store.add(path, sha256=published.sha256, origin="download", source=source)
+
+
+def download_hub_file(
+    repo_id: str,
+    filename: str,
+    revision: str,
+    *,
+    sha256: str | None,
+    what: str,
+    cache_dir: Path | None = None,
+    endpoint: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[DownloadProgress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> tuple[Path, str]:
+    """(path in the hub cache, where it came from) of a file of a hub repository, resumably
+    downloaded and verified: against `sha256` when birdid knows it, else against the SHA-256 the
+    hub publishes for the file (the ETag of a file stored in LFS). `what` names the file in
+    messages ("model", "range model"). A file already in the hub cache is verified and used
+    without a request; a damaged one is deleted and fetched again."""
     import huggingface_hub
     from huggingface_hub import constants as hub_constants
 
-    published = store.published
     # Read at call time (huggingface_hub reads them once, at import) so a setting changed while
     # the app runs, or by a test, is honoured.
     cache = Path(cache_dir or os.environ.get("HF_HUB_CACHE") or hub_constants.HF_HUB_CACHE)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
-    repo_folder = cache / f"models--{published.repo_id.replace('/', '--')}"
+    repo_folder = cache / f"models--{repo_id.replace('/', '--')}"
 
-    cached = huggingface_hub.try_to_load_from_cache(
-        published.repo_id, published.filename, cache_dir=cache, revision=published.revision
-    )
+    cached = huggingface_hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache, revision=revision)
     if isinstance(cached, str):
         cached_path = Path(cached)
-        if sha256_file(cached_path) == published.sha256:
-            return store.add(cached_path, sha256=published.sha256, origin="download", source=f"hub cache {cached_path}")
-        _delete_cached(cached_path)  # a damaged copy: never trusted, fetched again below
+        # Without a known hash, the cached blob's own name is the hash the hub published for it.
+        expected = sha256 or (cached_path.resolve().name if _SHA256.fullmatch(cached_path.resolve().name) else None)
+        if expected is not None and sha256_file(cached_path) == expected:
+            return cached_path, f"hub cache {cached_path}"
+        _delete_cached(cached_path)  # a damaged or unverifiable copy: never trusted, fetched again below
 
     if os.environ.get("HF_HUB_OFFLINE", "").upper() in _OFFLINE_VALUES:
-        raise DownloadError("Downloads are switched off (HF_HUB_OFFLINE is set): unset it, or import the model file.")
+        raise DownloadError(
+            f"Downloads are switched off (HF_HUB_OFFLINE is set): unset it, or import the {what} file."
+        )
 
-    url = huggingface_hub.hf_hub_url(
-        published.repo_id, published.filename, revision=published.revision, endpoint=endpoint
-    )
+    url = huggingface_hub.hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
     headers = _request_headers(huggingface_hub.get_token())
     remote = _head(url, headers, timeout)
+    expected = sha256 or remote.etag.lower()
+    if not _SHA256.fullmatch(expected):
+        raise DownloadError(
+            f"{_host(url)} publishes no SHA-256 for {filename}, so its bytes could not be checked: "
+            f"import the {what} file instead."
+        )
     if should_cancel is not None and should_cancel():
         raise DownloadCancelled("The download was cancelled before it started.")
 
@@ -127,14 +159,14 @@ def download_published_model(
     partial = blobs / f"{remote.etag}{PARTIAL_SUFFIX}"
     _fetch(remote, partial, headers, timeout, progress, should_cancel)
 
-    if sha256_file(partial) != published.sha256:
+    if sha256_file(partial) != expected:
         partial.unlink(missing_ok=True)
+        published = "the published model" if what == "model" else f"the published {what}"
         raise VerificationError(
-            f"The file downloaded from {_host(url)} is not the published model (its SHA-256 differs), "
-            "so it was deleted: download again, or import a copy you trust."
+            f"The file downloaded from {_host(url)} is not {published} (its SHA-256 differs), "
+            f"so it was deleted: download again, or import a copy you trust."
         )
-    path = _place_in_cache(repo_folder, remote, partial, published.filename, published.revision)
-    return store.add(path, sha256=published.sha256, origin="download", source=url)
+    return _place_in_cache(repo_folder, remote, partial, filename, revision), url
 
 
 def _request_headers(token: str | None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Opening photo files safely: only regular files, never blocking, every OS error a sentence.
+"""Opening files from elsewhere safely: only regular files, never blocking, every OS error a sentence.
 
 A photo folder can hold anything a file system can: named pipes (opening one for reading waits
 for a writer, forever), sockets, device nodes, symbolic-link loops. `open_regular_file` is the one
@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from birdid_app.core.errors import PhotoError
+from birdid_app.core.errors import FileProblem, PhotoError
 
 _PROBLEMS_BY_ERRNO = {
     errno.ENOENT: "no such file.",
@@ -44,48 +44,65 @@ def problem_from_os_error(error: OSError) -> str:
     return f"the file could not be read ({reason[:1].lower()}{reason[1:]})."
 
 
-def open_regular_file(path: str | Path) -> BinaryIO:
+def open_regular_file(path: str | Path, what: str = "a photo", error: type[FileProblem] = PhotoError) -> BinaryIO:
     """`path` opened for reading in binary mode, if it is a regular file (or a symbolic link to
     one). Never blocks on a named pipe, and never opens a pipe, socket, device or folder.
 
-    Raises PhotoError naming the path: "this is a named pipe, not a photo.", "no such file.",
-    and the other sentences of `problem_from_os_error`.
+    Raises `error` (PhotoError unless told otherwise) naming the path: "this is a named pipe, not
+    a photo." (`what` names what the file should have been), "no such file.", and the other
+    sentences of `problem_from_os_error`.
     """
     path = Path(path)
     try:
         # Refused from stat alone: opening a device can have effects (a tape rewinds, a
         # watchdog starts) even when nothing is read.
-        _refuse_unless_regular(path, os.stat(path).st_mode)
+        _refuse_unless_regular(path, os.stat(path).st_mode, what, error)
         descriptor = os.open(path, _OPEN_FLAGS)
-    except OSError as error:
-        raise PhotoError(path, problem_from_os_error(error)) from None
+    except OSError as os_error:
+        raise error(path, problem_from_os_error(os_error)) from None
     try:
         # The stat above and the open are two steps: the path may name something else now.
-        _refuse_unless_regular(path, os.fstat(descriptor).st_mode)
+        _refuse_unless_regular(path, os.fstat(descriptor).st_mode, what, error)
         if hasattr(os, "O_NONBLOCK"):
             # Some file systems (NFS with mandatory locks, FUSE) honour O_NONBLOCK on regular
             # files and fail a read with EAGAIN; a photo is read blocking.
             os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
-    except OSError as error:
+    except OSError as os_error:
         os.close(descriptor)
-        raise PhotoError(path, problem_from_os_error(error)) from None
+        raise error(path, problem_from_os_error(os_error)) from None
     except BaseException:
         os.close(descriptor)
         raise
 
 
-def _refuse_unless_regular(path: Path, mode: int) -> None:
+def _refuse_unless_regular(path: Path, mode: int, what: str, error: type[FileProblem]) -> None:
     if stat.S_ISREG(mode):
         return
     if stat.S_ISDIR(mode):
-        problem = "this is a folder, not a photo."
+        problem = f"this is a folder, not {what}."
     elif stat.S_ISFIFO(mode):
-        problem = "this is a named pipe, not a photo."
+        problem = f"this is a named pipe, not {what}."
     elif stat.S_ISSOCK(mode):
-        problem = "this is a socket, not a photo."
+        problem = f"this is a socket, not {what}."
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        problem = "this is a device, not a photo."
+        problem = f"this is a device, not {what}."
     else:
-        problem = "this is not a regular file, so not a photo."
-    raise PhotoError(path, problem)
+        problem = f"this is not a regular file, so not {what}."
+    raise error(path, problem)
+
+
+def read_regular_file(path: str | Path, limit: int, what: str, error: type[FileProblem]) -> bytes:
+    """The whole of a small file from elsewhere (a model, a label list), refused before reading
+    when it is not a regular file or is larger than `limit` bytes: `error` naming the path."""
+    with open_regular_file(path, what, error) as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise error(path, f"the file is {size / 1e6:.1f} MB, larger than {what} can be ({limit / 1e6:.0f} MB).")
+        try:
+            data = file.read(limit + 1)
+        except OSError as os_error:
+            raise error(path, problem_from_os_error(os_error)) from None
+    if len(data) > limit:  # it grew while being read
+        raise error(path, f"the file is larger than {what} can be ({limit / 1e6:.0f} MB).")
+    return data

@@ -41,7 +41,7 @@ from birdid_app.core.raw import RAW_SUFFIXES
 from birdid_app.core.vectors import VectorIndex
 
 LIBRARY_VARIABLE = "BIRDID_LIBRARY"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 TOP_SPECIES = 5
 BATCH_SIZE = 8  # photos per forward pass and per committed transaction
 FINGERPRINT_SAMPLE = 256 * 1024  # bytes read from the start and from the end of a file
@@ -143,8 +143,43 @@ _V3_TO_V4 = [
     )""",
     "CREATE INDEX companions_by_photo ON companions (photo_id)",
 ]
+# Version 5: where and when. Places a person set for a folder or a photo (the range prior's place
+# before the photo's GPS), and each identification's answer with the range prior beside the
+# picture's own: the place and week used, and its top species (core/range_prior.py).
+_V4_TO_V5 = [
+    """CREATE TABLE assigned_places (
+        path TEXT PRIMARY KEY,  -- a folder (every photo under it) or a photo
+        latitude REAL NOT NULL,
+        longitude REAL NOT NULL,
+        name TEXT,  -- what the person typed or picked, for showing
+        set_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE place_answers (
+        photo_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        latitude REAL NOT NULL,
+        longitude REAL NOT NULL,
+        week INTEGER NOT NULL,  -- BirdNET's 1..48, or 0 for the whole year
+        source TEXT NOT NULL,  -- where the place came from: photo, folder, person, settings
+        geomodel TEXT NOT NULL,  -- the range model's SHA-256
+        PRIMARY KEY (photo_id, model),
+        FOREIGN KEY (photo_id, model) REFERENCES identifications (photo_id, model) ON DELETE CASCADE
+    )""",
+    """CREATE TABLE place_predictions (
+        photo_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        species TEXT NOT NULL,
+        probability REAL NOT NULL,  -- picture and range prior combined
+        expected REAL,  -- the range model's value there and then; NULL without a prior for it
+        PRIMARY KEY (photo_id, model, rank),
+        FOREIGN KEY (photo_id, model) REFERENCES place_answers (photo_id, model) ON DELETE CASCADE
+    )""",
+    "CREATE INDEX place_predictions_by_species ON place_predictions (model, species, rank, probability)",
+]
 # Version N's schema is reached from N-1 by MIGRATIONS[N]; version 1 is _SCHEMA_V1 from nothing.
-MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3, 4: _V3_TO_V4}
+MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3, 4: _V3_TO_V4, 5: _V4_TO_V5}
+RANKINGS = ("picture", "place")  # what find reads: the picture's own answer, or the one with the range prior
 # What a camera writes beside a RAW file as the same picture.
 COMPANION_SUFFIXES = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".hif"})
 # Labels for what is not one of the model's species.
@@ -494,21 +529,26 @@ class Library:
 
     @_guarded
     def find_species(
-        self, species: str, *, in_top: int = 1, confirmed_only: bool = False
+        self, species: str, *, in_top: int = 1, confirmed_only: bool = False, ranking: str = "picture"
     ) -> list[tuple[LibraryPhoto, float | None]]:
         """Photos of `species`: first those the person labelled so (marked by their `label`,
         with the model's probability for it when it has one), then those whose top prediction (or
-        one of the top `in_top`) it is, most likely first, leaving out photos labelled otherwise."""
+        one of the top `in_top`) it is, most likely first, leaving out photos labelled otherwise.
+        `ranking` "place" reads the answers ranked with the range prior (photos indexed without
+        a place or a range model have none, so are not found that way)."""
+        if ranking not in RANKINGS:
+            raise ValueError(f"ranking is one of {RANKINGS}, not {ranking!r}")
+        table = "predictions" if ranking == "picture" else "place_predictions"
         model = self.reading_model()
         confirmed = self.db.execute(
-            "SELECT labels.photo_id, predictions.probability FROM labels LEFT JOIN predictions "
-            "ON predictions.photo_id = labels.photo_id AND predictions.model = ? AND predictions.species = labels.species "
-            "WHERE labels.species = ? ORDER BY predictions.probability DESC, labels.photo_id",
+            f"SELECT labels.photo_id, answer.probability FROM labels LEFT JOIN {table} AS answer "
+            "ON answer.photo_id = labels.photo_id AND answer.model = ? AND answer.species = labels.species "
+            "WHERE labels.species = ? ORDER BY answer.probability DESC, labels.photo_id",
             (model, species),
         ).fetchall()
         predicted = [] if confirmed_only else self.db.execute(
-            "SELECT photo_id, probability FROM predictions WHERE model = ? AND species = ? AND rank <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM labels WHERE labels.photo_id = predictions.photo_id) "
+            f"SELECT photo_id, probability FROM {table} AS answer WHERE model = ? AND species = ? AND rank <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM labels WHERE labels.photo_id = answer.photo_id) "
             "ORDER BY probability DESC, photo_id",
             (model, species, in_top),
         ).fetchall()
@@ -529,6 +569,64 @@ class Library:
             if row:
                 return row[0]
         return text
+
+    # --- places a person set ------------------------------------------------------------------
+
+    @_guarded
+    def set_assigned_place(self, path: Path, latitude: float, longitude: float, name: str | None = None) -> None:
+        """Say where the photos under a folder (or one photo) were taken: the range prior's place
+        for them before their own GPS. The caller checks the position (core.place)."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO assigned_places (path, latitude, longitude, name, set_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET latitude = excluded.latitude, longitude = excluded.longitude, "
+                "name = excluded.name, set_at = excluded.set_at",
+                (str(path), float(latitude), float(longitude), name, _utc_now()),
+            )
+
+    @_guarded
+    def clear_assigned_place(self, path: Path) -> bool:
+        with self.db:
+            return self.db.execute("DELETE FROM assigned_places WHERE path = ?", (str(path),)).rowcount > 0
+
+    @_guarded
+    def assigned_places(self) -> dict[str, tuple[float, float, str | None]]:
+        """path (a folder or a photo) -> (latitude, longitude, name) of every place a person set."""
+        return {path: (lat, lon, name) for path, lat, lon, name in self.db.execute(
+            "SELECT path, latitude, longitude, name FROM assigned_places"
+        )}
+
+    def assigned_place_for(self, path: Path, places: dict | None = None) -> tuple[float, float, str | None, str] | None:
+        """(latitude, longitude, name, "person" for the photo's own or "folder") of the place set
+        for `path` or its nearest folder that has one; None when none. `places`: assigned_places()
+        already read, for a caller asking about many photos."""
+        places = self.assigned_places() if places is None else places
+        if not places:
+            return None
+        path = Path(path)
+        for candidate in (path, *path.parents):
+            found = places.get(str(candidate))
+            if found is not None:
+                return (*found, "person" if candidate == path else "folder")
+        return None
+
+    @_guarded
+    def place_answer(self, photo_id: int) -> tuple[dict, list[tuple[str, float, float | None]]] | None:
+        """What the range prior said when the reading model indexed the photo: ({latitude,
+        longitude, week, source}, [(species, combined probability, expected)] most likely first),
+        or None when it was indexed without a place or a range model."""
+        model = self.reading_model()
+        row = self.db.execute(
+            "SELECT latitude, longitude, week, source FROM place_answers WHERE photo_id = ? AND model = ?",
+            (photo_id, model),
+        ).fetchone()
+        if row is None:
+            return None
+        species = self.db.execute(
+            "SELECT species, probability, expected FROM place_predictions WHERE photo_id = ? AND model = ? ORDER BY rank",
+            (photo_id, model),
+        ).fetchall()
+        return dict(zip(("latitude", "longitude", "week", "source"), row, strict=True)), species
 
     # --- the person's labels -----------------------------------------------------------------
 
@@ -562,6 +660,19 @@ class Library:
         return {pid: (species, set_at, source) for pid, species, set_at, source in self.db.execute(
             "SELECT photo_id, species, set_at, source FROM labels"
         )}
+
+    @_guarded
+    def labelled_photos(self) -> list[LibraryPhoto]:
+        """Every labelled photo with its label, capture date and GPS, by path, in one query (the life
+        list reads them all). Their `species` is () and `model` None: no model's predictions are read,
+        so this works whichever models identified the library, or none."""
+        return [
+            LibraryPhoto(pid, Path(path), taken_at, latitude, longitude, (), None, error, label)
+            for pid, path, taken_at, latitude, longitude, error, label in self.db.execute(
+                "SELECT photos.id, photos.path, photos.taken_at, photos.latitude, photos.longitude, photos.error, "
+                "labels.species FROM labels JOIN photos ON photos.id = labels.photo_id ORDER BY photos.path"
+            )
+        ]
 
     def labelled_vectors(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """The photos the person labelled with a species or as not a bird (an "unknown species"
@@ -847,8 +958,15 @@ class IndexJob:
         wait_for_lock: bool = False,
         on_wait: Callable[[], None] | None = None,
         species_names: Iterable[str] = (),
+        range_prior=None,
+        home_place: tuple[float, float] | None = None,
     ) -> None:
         self.library = library
+        # core.range_prior.RangePrior, or None: with it, each photo with a place (its folder's or
+        # its own set by the person, its GPS, else `home_place`) also gets the answer ranked
+        # with what lives there that week, stored beside the picture's own.
+        self.range_prior = range_prior
+        self.home_place = home_place
         self.classify = classify
         # The model's species by lower-case name: a photo's own keyword that names one of them
         # becomes its label (source "keywords"), so years of keywording in an editor count.
@@ -1031,8 +1149,29 @@ class IndexJob:
         return [self._pool.submit(_decode_for_index, work, self.decode_size, read_keywords) for work in batch]
 
     def _commit(self, rows: list[tuple[_Work, _Decoded, object]]) -> None:
+        answers = self._place_answers(rows) if self.range_prior is not None else None
         store_rows(self.library, self.model_name, rows, pairs=self._pairs, species_names=self.species_names,
-                   summary=self.summary)
+                   summary=self.summary, place_answers=answers,
+                   geomodel_sha256=self.range_prior.geomodel.sha256 if self.range_prior is not None else None)
+
+    def _place_answers(self, rows: list[tuple[_Work, _Decoded, object]]) -> list:
+        from birdid_app.core.place import resolve_where
+
+        places = self.library.assigned_places()
+        answers = []
+        for work, result, identification in rows:
+            if identification is None:
+                answers.append(None)
+                continue
+            taken_at, latitude, longitude = result.metadata
+            assigned = self.library.assigned_place_for(work.path, places)
+            where, _ = resolve_where(
+                option_place=None, option_date=None, photo_taken_at=taken_at, photo_latitude=latitude,
+                photo_longitude=longitude, assigned_place=assigned[:2] if assigned else None,
+                assigned_source=assigned[3] if assigned else "person", settings_place=self.home_place,
+            )
+            answers.append(None if where is None else self.range_prior.answer(identification.probabilities, where))
+        return answers
 
     def _report(self, current: str) -> None:
         if self.progress is None:
@@ -1051,16 +1190,21 @@ def store_rows(
     pairs: dict[str, str],
     species_names: dict[str, str],
     summary: IndexSummary,
+    place_answers: list | None = None,
+    geomodel_sha256: str | None = None,
 ) -> None:
     """Write photos as decoded and identified (`rows` of work, decoded result, Identification or
     None) into the library in one transaction, counting them in `summary`: the desktop indexer's
     commit, and `birdid library import`'s for rows computed elsewhere (core/shards.py).
     `pairs` maps a RAW path to the JPEG beside it; `species_names` maps lower-case names of the
-    model's species to the names, for keywords that become labels."""
+    model's species to the names, for keywords that become labels. `place_answers`, beside
+    `rows`: each photo's core.range_prior.PlaceAnswer (None where no place was known), from the
+    range model whose SHA-256 is `geomodel_sha256`."""
     vectors_ids, vectors = [], []
+    place_answers = place_answers if place_answers is not None else [None] * len(rows)
     with library.db:  # one transaction: the whole batch, or none of it
         db = library.db
-        for work, result, identification in rows:
+        for (work, result, identification), place_answer in zip(rows, place_answers, strict=True):
             taken_at, latitude, longitude = result.metadata
             # A changed file keeps its row (and id): the upsert below rewrites it.
             photo_id = db.execute(
@@ -1099,10 +1243,97 @@ def store_rows(
                 [(photo_id, model_name, rank, s.name, s.probability)
                  for rank, s in enumerate(identification.ranked(TOP_SPECIES), start=1)],
             )
+            if place_answer is not None:
+                where = place_answer.where
+                db.execute(
+                    "INSERT INTO place_answers (photo_id, model, latitude, longitude, week, source, geomodel) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (photo_id, model_name, where.latitude, where.longitude, where.week, where.source, geomodel_sha256),
+                )
+                db.executemany(
+                    "INSERT INTO place_predictions (photo_id, model, rank, species, probability, expected) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(photo_id, model_name, rank, s.name, s.probability, s.expected_here)
+                     for rank, s in enumerate(place_answer.ranked(TOP_SPECIES), start=1)],
+                )
             vectors_ids.append(photo_id)
             vectors.append(embedding)
     if library._vectors is not None and library._vectors_model == model_name and vectors_ids:
         library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
+
+
+def refresh_place_answers(
+    library: Library,
+    model_name: str,
+    range_prior,
+    head: tuple[np.ndarray, np.ndarray],
+    *,
+    home_place: tuple[float, float] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    batch: int = 2048,
+) -> int:
+    """Bring every identified photo's answer with the range prior up to date, without running
+    the image model: a range model installed after the photos were indexed, a place set for a
+    folder since, a new home place. The picture's probabilities come from the stored embedding
+    through the classifier layer `head` (weight [C, d], bias [C]): the same numbers the forward
+    gave. Only photos whose place, week, source or range model would change are written.
+    Returns how many were."""
+    from birdid_app.core.place import resolve_where
+
+    weight, bias = head
+    geomodel_sha256 = range_prior.geomodel.sha256
+    places = library.assigned_places()
+    rows = library.db.execute(
+        "SELECT photos.id, photos.path, photos.taken_at, photos.latitude, photos.longitude, "
+        "answer.latitude, answer.longitude, answer.week, answer.source, answer.geomodel "
+        "FROM identifications JOIN photos ON photos.id = identifications.photo_id "
+        "LEFT JOIN place_answers AS answer ON answer.photo_id = identifications.photo_id AND answer.model = ? "
+        "WHERE identifications.model = ?",
+        (model_name, model_name),
+    ).fetchall()
+    stale: list[tuple[int, object]] = []  # (photo id, Where or None)
+    for pid, path, taken_at, lat, lon, *kept in rows:
+        assigned = library.assigned_place_for(Path(path), places)
+        where, _ = resolve_where(
+            option_place=None, option_date=None, photo_taken_at=taken_at, photo_latitude=lat, photo_longitude=lon,
+            assigned_place=assigned[:2] if assigned else None, assigned_source=assigned[3] if assigned else "person",
+            settings_place=home_place,
+        )
+        now = None if where is None else (where.latitude, where.longitude, where.week, where.source, geomodel_sha256)
+        if kept[0] is None and now is None:
+            continue
+        if now is None or kept[0] is None or tuple(kept) != now:
+            stale.append((pid, where))
+    written = 0
+    for start in range(0, len(stale), batch):
+        if should_stop():
+            break
+        chunk = stale[start : start + batch]
+        ids = np.array([pid for pid, _ in chunk], dtype=np.int64)
+        embeddings = library._embeddings(model_name, ids, weight.shape[1])  # [n, d]
+        logits = embeddings @ weight.T + bias  # [n, C]
+        logits -= logits.max(axis=1, keepdims=True)
+        pictures = np.exp(logits)
+        pictures /= pictures.sum(axis=1, keepdims=True)
+        with library.db:
+            for (pid, where), picture in zip(chunk, pictures, strict=True):
+                library.db.execute("DELETE FROM place_answers WHERE photo_id = ? AND model = ?", (pid, model_name))
+                if where is None or not np.all(np.isfinite(picture)):
+                    continue
+                answer = range_prior.answer(picture.astype(np.float32), where)
+                library.db.execute(
+                    "INSERT INTO place_answers (photo_id, model, latitude, longitude, week, source, geomodel) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (pid, model_name, where.latitude, where.longitude, where.week, where.source, geomodel_sha256),
+                )
+                library.db.executemany(
+                    "INSERT INTO place_predictions (photo_id, model, rank, species, probability, expected) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(pid, model_name, rank, s.name, s.probability, s.expected_here)
+                     for rank, s in enumerate(answer.ranked(TOP_SPECIES), start=1)],
+                )
+        written += len(chunk)
+    return written
 
 
 def _label_from_keywords(db, photo_id: int, keywords: tuple[str, ...], species_names: dict[str, str]) -> None:

@@ -70,6 +70,13 @@ class Settings:
     # Zoom on the bird (core/trust.py) for every photo the window identifies and every photo the
     # window's indexer adds; off, the window offers it per photo.
     zoom_every_photo: bool = False
+    # Where the person usually photographs, [latitude, longitude] or [] for nowhere set: the
+    # range prior's place for a photo with no GPS and no place of its own (core/place.py), and
+    # the name they typed or picked for it.
+    home_place: list[float] = field(default_factory=list)
+    home_place_name: str = ""
+    # The window's answer: ranked with the range prior (where and when) or by the picture alone.
+    rank_by_place: bool = True
 
 
 def settings_path() -> Path:
@@ -211,6 +218,23 @@ def _valid_flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _valid_home_place(value: object) -> list[float] | None:
+    if value == []:
+        return []
+    if not isinstance(value, list) or len(value) != 2 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        return None
+    from birdid_app.core.place import checked_position
+
+    checked = checked_position(value[0], value[1])
+    return list(checked) if isinstance(checked, tuple) else None
+
+
+def _valid_place_name(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) and value.isprintable() else None
+
+
 _VALIDATORS = {
     "device": _valid_device,
     "precision": _valid_precision,
@@ -226,4 +250,7 @@ _VALIDATORS = {
     "keyword_root": _valid_keyword_root,
     "embed_in_jpeg": _valid_flag,
     "zoom_every_photo": _valid_flag,
+    "home_place": _valid_home_place,
+    "home_place_name": _valid_place_name,
+    "rank_by_place": _valid_flag,
 }
