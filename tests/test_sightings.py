@@ -102,7 +102,8 @@ def test_the_life_list_has_each_species_once_first_seen_first_with_its_counts(bi
         opened.db.set_trace_callback(statements.append)
         listed = life_list(opened)
         opened.db.set_trace_callback(None)
-    assert sum(s.lstrip().upper().startswith("SELECT") for s in statements) == 1  # not one per photo
+    # The labelled photos and the places set for folders: not a query per photo.
+    assert sum(s.lstrip().upper().startswith("SELECT") for s in statements) == 2
 
     assert [e.species for e in listed.entries] == ["Grey Heron", "European Robin", UNMATCHED]
     heron, robin, tit = listed.entries
@@ -300,3 +301,17 @@ def test_usage_errors_and_a_missing_library(tmp_path, capsys):
         assert main([*command, "--library", str(missing)]) == 2
         assert capsys.readouterr().err.startswith(f"birdid: There is no library at {missing} yet")
     assert not missing.exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_a_place_set_for_a_photo_comes_before_its_gps(birding, tmp_path):
+    import shutil
+
+    folder, library, _ = birding
+    copy = tmp_path / "library.sqlite3"
+    shutil.copy(library, copy)
+    with Library(copy) as opened:
+        opened.set_assigned_place(folder / "robin-no-fix.jpg", *DEN_BURG, "My garden on Texel")
+        listed = life_list(opened)
+    assert listed.unplaced == 0
+    robin = next(e for e in listed.entries if e.species == "European Robin")
+    assert robin.last.where == "My garden on Texel" and robin.last.position == pytest.approx(DEN_BURG)

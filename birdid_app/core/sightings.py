@@ -190,6 +190,7 @@ def read_sightings(library: Library) -> Sightings:
     sightings: list[Sighting] = []
     undated = 0
     names: dict[tuple[float, float], str | None] = {}
+    assigned_places = library.assigned_places()
     for photo in library.labelled_photos():
         if photo.label is None or photo.label in _NOT_SPECIES:
             continue
@@ -197,12 +198,17 @@ def read_sightings(library: Library) -> Sightings:
         if day is None:
             undated += 1
             continue
-        position = checked_position(photo.latitude, photo.longitude)
-        name = None
-        if isinstance(position, str):
-            position = None
+        # A place the person set for the photo or its folder comes first, as for the range prior.
+        assigned = library.assigned_place_for(photo.path, assigned_places)
+        if assigned is not None:
+            position = assigned[:2]
+            name = assigned[2] or _cached(names, position, place_name)
         else:
-            name = _cached(names, position, place_name)
+            position, name = checked_position(photo.latitude, photo.longitude), None
+            if isinstance(position, str):
+                position = None
+            else:
+                name = _cached(names, position, place_name)
         sightings.append(Sighting(photo.id, photo.path, photo.label, day, _time_of_day(photo.taken_at), position, name))
     sightings.sort(key=lambda sighting: sighting.order)
     return Sightings(sightings, undated)
