@@ -238,3 +238,14 @@ def test_index_zoom_stores_the_answer_the_model_is_surer_of(tmp_path, amount_mod
     assert main(["index", str(folder), "--zoom", "--engine", "ray", "--shards", str(tmp_path / "s"),
                  "--library", str(library_path), *common]) == 2
     assert "local engine only" in capsys.readouterr().err
+
+
+def test_an_empty_library_gives_both_signals_for_a_model_of_any_width(tmp_path):
+    """An empty library's index has a default width (768); a model of another (32 here) must
+    still get "no labelled photos" and "too few photos", not a shape error."""
+    rng = np.random.default_rng(0)
+    head = (rng.standard_normal((3, 32)).astype(np.float32), np.zeros(3, dtype=np.float32))
+    with Library(tmp_path / "empty.db", model="small") as library:
+        vote, familiar = trust.library_signals(library, "Great Tit", rng.standard_normal(32).astype(np.float32), head)
+    assert (vote.neighbours, vote.confirmed) == ((), 0)
+    assert (familiar.below, familiar.reference) == (None, 0)

@@ -334,11 +334,14 @@ def library_signals(library: Library, answer: str, embedding: np.ndarray, head: 
     head: the model's classifier, (weight [c, d], bias [c]). `exclude`: the photo's own id when
     it is in the library, so its own label does not vote for itself."""
     ids, vectors, labels = library.labelled_vectors()
+    if not len(ids):  # an empty library's index has a default width, not this model's
+        vectors = np.zeros((0, np.asarray(embedding).shape[-1]), dtype=np.float32)
     keep = ~np.isin(ids, np.fromiter(exclude, dtype=np.int64))
     vote = neighbour_vote(answer, embedding, ids[keep], vectors[keep], [label for label, k in zip(labels, keep, strict=True) if k])
     weight, bias = head
     score = float(energy_scores(np.asarray(embedding)[None], weight, bias)[0])
-    reference = energy_scores(library.sample_embeddings(REFERENCE_SAMPLE), weight, bias)
+    sample = library.sample_embeddings(REFERENCE_SAMPLE)
+    reference = energy_scores(sample, weight, bias) if len(sample) else np.zeros(0, dtype=np.float32)
     return vote, familiarity(score, reference)
 
 
