@@ -167,6 +167,28 @@ def amount_model_file(tmp_path_factory) -> Path:
     return path
 
 
+# Look-alikes the picture alone cannot tell apart, for the range prior's tests: Willow Tit a little
+# ahead of Marsh Tit, and a Kingfisher the test range models (tests/geomodel_files.py) have no label for.
+LOOKALIKES = ["Willow Tit", "Marsh Tit", "Common Kingfisher"]
+
+
+@pytest.fixture(scope="session")
+def lookalike_model(tmp_path_factory) -> Path:
+    """A real checkpoint whose classifier ignores the picture: Willow Tit 0.49, Marsh Tit 0.44,
+    Common Kingfisher 0.07 for any photo."""
+    import dataclasses
+
+    model = randomise(Hiera(dataclasses.replace(SMALL_CONFIG, num_classes=len(LOOKALIKES))), seed=0)
+    model.refresh_position_embedding()
+    model.eval()
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.1, 0.0, -1.9]))
+    path = tmp_path_factory.mktemp("lookalike") / "lookalike.pt"
+    write_checkpoint(path, model, LOOKALIKES, RGB_MEAN, RGB_STD)
+    return path
+
+
 @pytest.fixture
 def hub(small_model_file, tmp_path, monkeypatch):
     """A loopback hub serving the small checkpoint as the published model, whose hash the app

@@ -120,15 +120,19 @@ def write_geomodel(
 
 
 def photo_taken_at(path: Path, *, latitude: float | None, longitude: float | None, taken: str | None,
-                   seed: int = 0) -> Path:
-    """A real JPEG (conftest.make_photo's picture) with EXIF GPS and capture date as a camera
-    writes them: GPSLatitudeRef/GPSLatitude (degrees, minutes, seconds as rationals) and
-    DateTimeOriginal "YYYY:MM:DD HH:MM:SS"."""
+                   seed: int = 0, picture=None) -> Path:
+    """A real JPEG (`picture`, a PIL image, or conftest.make_photo's) with EXIF GPS and capture
+    date as a camera writes them: GPSLatitudeRef/GPSLatitude (degrees, minutes, seconds as
+    rationals) and DateTimeOriginal "YYYY:MM:DD HH:MM:SS"."""
     from PIL import Image
 
-    from conftest import make_photo
+    if picture is None:
+        from conftest import make_photo
 
-    make_photo(path, seed=seed, quality=90)
+        make_photo(path, seed=seed, quality=90)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        picture.save(path, quality=92)
     with Image.open(path) as image:
         image.load()
         exif = image.getexif()

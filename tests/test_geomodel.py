@@ -3,42 +3,19 @@ values per label), a real checkpoint, real photos with EXIF GPS (and a real DNG)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
-import torch
 
 from birdid_app.cli import main
 from birdid_app.core import geomodel as geomodel_module
-from birdid_app.core.checkpoint import write_checkpoint
 from birdid_app.core.geomodel import GeomodelError, GeomodelStore, load_geomodel_files
-from birdid_app.core.hiera import Hiera
 from birdid_app.core.place import birdnet_week
 from birdid_app.core.range_prior import FLOOR, UNUSUAL_BELOW, combine, prior_weights
 from birdid_app.core.species_names import LabelsError, published_labels
-from conftest import RGB_MEAN, RGB_STD, SMALL_CONFIG, randomise
+from conftest import LOOKALIKES
 from geomodel_files import GeomodelSpec, default_spec, photo_taken_at, write_geomodel
-
-# The picture alone cannot tell these apart: Willow Tit a little ahead, Marsh Tit just behind,
-# and a Kingfisher the test range model has no label for.
-LOOKALIKES = ["Willow Tit", "Marsh Tit", "Common Kingfisher"]
-
-
-@pytest.fixture(scope="module")
-def lookalike_model(tmp_path_factory):
-    """A real checkpoint whose classifier ignores the picture: Willow Tit 0.49, Marsh Tit 0.45,
-    Common Kingfisher 0.07 for any photo."""
-    model = randomise(Hiera(dataclasses.replace(SMALL_CONFIG, num_classes=len(LOOKALIKES))), seed=0)
-    model.refresh_position_embedding()
-    model.eval()
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.bias.copy_(torch.tensor([0.1, 0.0, -1.9]))
-    path = tmp_path_factory.mktemp("lookalike") / "lookalike.pt"
-    write_checkpoint(path, model, LOOKALIKES, RGB_MEAN, RGB_STD)
-    return path
 
 
 @pytest.fixture(scope="module")

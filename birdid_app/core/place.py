@@ -35,6 +35,9 @@ import numpy as np
 
 from birdid_app.core.errors import BirdidError
 
+# Shown wherever place names are (About, the range model's dialog): the list's licence asks for it.
+PLACE_NAMES_ATTRIBUTION = "Place names: GeoNames, CC BY 4.0."
+
 WHOLE_YEAR = 0
 """The week that stands for the whole year (the Geomodel answers with the most likely week)."""
 

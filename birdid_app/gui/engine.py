@@ -25,6 +25,13 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
   everything the person asked for.
 - Index control (start, pause, cancel, plan again after a folder change) only sets state here;
   the work itself is priority 6.
+- The range prior (the installed range model matched to the model's species, core/range_prior.py)
+  is built on this thread right after a model loads, and again when `reload_range_prior` asks
+  (taken before any waiting command: it takes milliseconds, and what follows should use it). A
+  range model that cannot be used is a `notice`, never a failed load: answers are then the
+  picture's alone. Each identification (and a zoom's answer) resolves where and when its photo was
+  taken here too (its EXIF, the place the window says a person set, the home place) and carries
+  the answer ranked with the prior beside the picture's own; the window only draws them.
 - The engine writes the library only as the index job's commits. What a person changes in the
   library (folders, a rebuild, labels, keywords) goes to the LibraryWriter (library_writer.py), a
   thread of its own.
@@ -35,7 +42,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +64,11 @@ class IdentifyRequest:
     path: Path | None = None  # a file to decode, or
     image: Any = None  # an upright RGB PIL image already decoded (a pasted one)
     region: Region | None = None
+    # Where the photo was taken, as the window knows it: a place a person set for the photo or its
+    # folder, (latitude, longitude, "person" | "folder"), and the home place in Settings; the
+    # photo's own GPS and date are read here. As `birdid identify` does (cli/identify.py).
+    assigned_place: tuple[float, float, str] | None = None
+    home_place: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class ZoomRequest:
     path: Path | None
     image: Any
     class_index: int  # the whole photo's answer
+    assigned_place: tuple[float, float, str] | None = None  # as IdentifyRequest's: the zoom's answer is placed too
+    home_place: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,17 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class RangePriorState:
+    """What the engine's range prior is now: said after each model load and reload_range_prior."""
+
+    installed: bool  # a range model is installed
+    sha256: str | None  # the range model in use; None: none is (not installed, or it could not be used)
+    matched: int = 0  # the model's species the range model has a range for
+    species: int = 0  # the model's species
+    problem: str | None = None  # why an installed range model is not used, one sentence
+
+
+@dataclass(frozen=True)
 class IdentifyOutcome:
     request: IdentifyRequest
     identification: Any  # core Identification: probabilities, embedding, stage maps
@@ -122,6 +147,14 @@ class IdentifyOutcome:
     doubt: str | None  # why the top answer is not to be trusted, or None
     model_view: QImage  # the picture the model looked at: the photo or region squashed to its input
     seconds: float  # decoding and inference
+    # Where and when, and the answer with the range prior (computed here, never on the GUI thread):
+    range_model: str | None = None  # the SHA-256 of the range model the answer used; None: there was none
+    place_answer: Any = None  # core PlaceAnswer; None without a range model or a known place
+    where_notes: list[str] = field(default_factory=list)  # resolve_where's sentences
+    place_words: str | None = None  # core.place.place_name of the place ("Texel, North Holland, Netherlands")
+    place_ranked: list[Any] = field(default_factory=list)  # every species as a PlacedSpecies, by picture and place
+    place_by_picture: list[Any] = field(default_factory=list)  # the same by the picture alone
+    place_doubt: str | None = None  # doubt() of place_ranked
 
 
 @dataclass(frozen=True)
@@ -149,6 +182,9 @@ class LoadModel:
     settings: EngineSettings
 
 
+# What _next_command returns for reload_range_prior: not a slot of the table, a few milliseconds' work.
+_RELOAD_RANGE_PRIOR = object()
+
 # The command slots, most urgent first: the priority table above.
 PRIORITY = ("load", "identify", "zoom", "explain", "check")
 _REQUEST_SLOTS = PRIORITY[1:]  # the slots whose commands are requests, with ids, that can be cancelled
@@ -174,6 +210,7 @@ class Engine(QThread):
     index_finished = Signal(object)  # IndexSummary; also after a cancel, with what was done
     index_failed = Signal(str)
     library_damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
+    range_prior_changed = Signal(object)  # RangePriorState: after a model loads and after reload_range_prior
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -194,6 +231,12 @@ class Engine(QThread):
         # Whether the window's indexer zooms on the bird (set from the GUI thread, read when an
         # index starts): the setting "Zoom on the bird in every photo".
         self.index_zoom = False
+        # The home place in Settings for the window's indexer, (latitude, longitude) or None: set
+        # from the GUI thread, read when an index starts.
+        self.index_home_place: tuple[float, float] | None = None
+        self._range_prior = None  # core RangePrior for the loaded model, engine thread only
+        self._range_prior_asked = False  # reload_range_prior was called; taken before any command
+        self._geomodels = None  # core GeomodelStore, made on the engine thread
 
     # --- commands, from the GUI thread -------------------------------------------------------
 
@@ -203,6 +246,14 @@ class Engine(QThread):
     def identify(self, request: IdentifyRequest) -> None:
         """Queue an identification, replacing one still waiting (which is cancelled)."""
         self._put(request)
+
+    def reload_range_prior(self) -> None:
+        """Load the installed range model again (after an install or a removal); range_prior_changed
+        says what came of it. With no model loaded there is nothing to match it to: the next model
+        load builds it, and says so then."""
+        with self._wake:
+            self._range_prior_asked = True
+            self._wake.notify()
 
     def explain(self, request: ExplainRequest) -> None:
         """Queue a class-activation map, replacing one still waiting (which is cancelled)."""
@@ -276,7 +327,9 @@ class Engine(QThread):
     def run(self) -> None:
         try:
             while (command := self._next_command()) is not None:
-                if isinstance(command, LoadModel):
+                if command is _RELOAD_RANGE_PRIOR:
+                    self._load_range_prior()
+                elif isinstance(command, LoadModel):
                     self._do_load(command.model, command.settings)
                 elif isinstance(command, IdentifyRequest):
                     self._do_identify(command)
@@ -298,6 +351,9 @@ class Engine(QThread):
             while True:
                 if self._stopping:
                     return None
+                if self._range_prior_asked:
+                    self._range_prior_asked = False
+                    return _RELOAD_RANGE_PRIOR
                 for slot in PRIORITY:
                     if self._slots[slot] is not None:
                         command, self._slots[slot] = self._slots[slot], None
@@ -332,6 +388,7 @@ class Engine(QThread):
                 return
             if self._index_job is not None and not self._index_job.step(photos=self._forward_size()):
                 summary = self._index_job.summary
+                self._refresh_place_answers()
                 self._end_indexing()
                 self.index_finished.emit(summary)
         except BirdidError as error:
@@ -366,10 +423,21 @@ class Engine(QThread):
         # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
         self._index_job = IndexJob(
             self._library, identify, model_name, progress=self.index_progress.emit, decode_size=decode_size,
-            species_names=classifier.class_names,
+            species_names=classifier.class_names, range_prior=self._range_prior, home_place=self.index_home_place,
         )
         self._index_planned = False
         self._index_job.start_scan()
+
+    def _refresh_place_answers(self) -> None:
+        """After an index: photos indexed before the range model was installed, or before a place
+        was set for their folder, ranked again from their stored embeddings (no forward; a
+        library of 100,000 photos takes seconds, once)."""
+        if self._range_prior is None or self._library is None:
+            return
+        from birdid_app.core.library import refresh_place_answers
+
+        refresh_place_answers(self._library, self._index_target[1], self._range_prior,
+                              self.classifier.head_weights(), home_place=self.index_home_place)
 
     def _index_job_progress(self):
         from birdid_app.core.library import IndexProgress
@@ -403,12 +471,12 @@ class Engine(QThread):
                 on_converting=lambda: self.notice.emit(CONVERTING_INT8),
             )
         except BirdidError as error:
-            self.classifier = None
+            self.classifier = self._range_prior = None
             self.model_failed.emit(str(error))
             return
         except Exception as error:  # noqa: BLE001 - out of memory, a driver error: say so, keep running
             traceback.print_exc()
-            self.classifier = None
+            self.classifier = self._range_prior = None
             self.model_failed.emit(f"The model could not be loaded: {type(error).__name__}: {error}")
             return
         self.model_loaded.emit(
@@ -423,6 +491,36 @@ class Engine(QThread):
                 head=self.classifier.head_weights(),
             )
         )
+        self._load_range_prior()
+
+    def _load_range_prior(self) -> None:
+        """The installed range model matched to the loaded model's species, or none: a range model
+        that cannot be used is a notice, and the answers are the picture's alone."""
+        from birdid_app.core.geomodel import GeomodelStore, NoGeomodel
+
+        self._range_prior = None
+        if self.classifier is None:
+            return  # the next model load builds it
+        if self._geomodels is None:
+            self._geomodels = GeomodelStore()
+        species = len(self.classifier.class_names)
+        try:
+            from birdid_app.core.range_prior import RangePrior
+
+            self._range_prior = RangePrior(self._geomodels.load(), self.classifier.class_names)
+        except NoGeomodel:
+            state = RangePriorState(installed=False, sha256=None, species=species)
+        except BirdidError as error:
+            state = RangePriorState(installed=True, sha256=None, species=species, problem=str(error))
+        except Exception as error:  # noqa: BLE001 - ONNX Runtime missing or failing: the picture still answers
+            traceback.print_exc()
+            problem = f"The range model could not be loaded: {type(error).__name__}: {error}"
+            state = RangePriorState(installed=True, sha256=None, species=species, problem=problem)
+        else:
+            state = RangePriorState(True, self._range_prior.geomodel.sha256, len(self._range_prior.match.matches), species)
+        if state.problem:
+            self.notice.emit(f"{state.problem.rstrip('.')}: the species are ranked by the picture alone.")
+        self.range_prior_changed.emit(state)
 
     def _starting(self, request) -> bool:
         """Whether to work on `request` now; if not, it has ended (cancelled, or failed: no model)."""
@@ -463,13 +561,52 @@ class Engine(QThread):
 
     def _outcome(self, request: IdentifyRequest, identification, image, started: float) -> IdentifyOutcome:
         """`identification` of `image` as the window shows it: ranked, doubted, with the picture
-        the model saw, and the seconds since `started`."""
+        the model saw, placed (where and when, and the answer with the range prior), and the
+        seconds since `started`."""
         from birdid_app.core.inference import doubt
         from birdid_app.core.preprocess import squash_to_input_size
 
         ranked = identification.ranked()
         model_view = qimage_from_pil(squash_to_input_size(image, self.classifier.image_size))
-        return IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, time.perf_counter() - started)
+        place = self._placed(request, identification)
+        return IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, time.perf_counter() - started,
+                               **place)
+
+    def _placed(self, request: IdentifyRequest, identification) -> dict:
+        """IdentifyOutcome's place fields for a request: where and when as `birdid identify`
+        resolves it, and the answer with the range prior. Nothing without a range prior."""
+        from birdid_app.core.inference import doubt
+        from birdid_app.core.photo import photo_metadata
+        from birdid_app.core.place import PlaceError, place_name, resolve_where
+
+        prior = self._range_prior
+        if prior is None:
+            return {}
+        taken_at, latitude, longitude = photo_metadata(request.path) if request.path is not None else (None,) * 3
+        assigned = request.assigned_place
+        where, notes = resolve_where(
+            option_place=None, option_date=None, photo_taken_at=taken_at, photo_latitude=latitude,
+            photo_longitude=longitude, assigned_place=assigned[:2] if assigned else None,
+            assigned_source=assigned[2] if assigned else "person", settings_place=request.home_place,
+        )
+        placed: dict = {"range_model": prior.geomodel.sha256, "where_notes": notes}
+        if where is None:
+            return placed
+        try:
+            answer = prior.answer(identification.probabilities, where)
+        except Exception as error:  # noqa: BLE001 - the range model failing on one place must not lose the picture's answer
+            traceback.print_exc()
+            self.notice.emit(f"The range model failed on this place ({type(error).__name__}): ranked by the picture alone.")
+            return {}
+        try:
+            words = place_name(where.latitude, where.longitude)  # the first call reads the list of towns: ~1 s
+        except PlaceError:
+            words = None  # the offline list of towns is unreadable: the place is shown as coordinates
+        by_place = answer.ranked()
+        return placed | {
+            "place_answer": answer, "place_words": words, "place_ranked": by_place,
+            "place_by_picture": answer.ranked_by_picture(), "place_doubt": doubt(by_place),
+        }
 
     def _decode(self, request: IdentifyRequest | ExplainRequest | CheckRequest | ZoomRequest):
         """The upright RGB image the request is about: decoded, and cropped to its region."""
@@ -497,7 +634,8 @@ class Engine(QThread):
                 return ZoomOutcome(None, found.reason, None)
             crop = crop_region(image, found.box)
             (identification,) = self.classifier.identify_images([crop], [request.source])
-            region_request = IdentifyRequest(request.request_id, request.source, request.path, request.image, found.box)
+            region_request = IdentifyRequest(request.request_id, request.source, request.path, request.image, found.box,
+                                             request.assigned_place, request.home_place)
             return ZoomOutcome(found.box, found.reason, self._outcome(region_request, identification, crop, started))
 
         self._run_request(request, work, self.zoomed)

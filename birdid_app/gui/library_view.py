@@ -139,6 +139,12 @@ class LibraryView(QWidget):
             "mislabelled photos and look-alike species show at a glance"
         )
         self.map_window = None  # the map's window, made when first asked for
+        self.life_list_button = QPushButton("Life Lis&t…")
+        self.life_list_button.setToolTip(
+            "The species you labelled, when and where you first photographed each; a year's list, "
+            "the list per place, and a file for eBird"
+        )
+        self.life_list_window = None  # made when first asked for
         self.class_names: list[str] = []
         self.export_button = QPushButton("&Export CSV…")
         self.keywords_button = QPushButton("Write &keywords")
@@ -179,6 +185,7 @@ class LibraryView(QWidget):
         column.addLayout(row)
         column.addWidget(self.export_button)
         column.addWidget(self.keywords_button)
+        column.addWidget(self.life_list_button)  # here, not by the map: that row sets the window's smallest width
         column.addWidget(self.rebuild_button)
 
         right = QWidget()
@@ -220,6 +227,7 @@ class LibraryView(QWidget):
         self.duplicates_button.clicked.connect(self.find_duplicates)
         self.bursts_button.clicked.connect(self.find_bursts)
         self.map_button.clicked.connect(self.open_map)
+        self.life_list_button.clicked.connect(self.open_life_list)
         self.export_button.clicked.connect(self.export_csv)
         self.keywords_button.clicked.connect(self.write_keywords)
         self.rebuild_button.clicked.connect(self.rebuild_library)
@@ -384,6 +392,18 @@ class LibraryView(QWidget):
         self.map_window.raise_()
         self.map_window.compute()
 
+    def open_life_list(self) -> None:
+        """The life list in its own window, read (again) on a worker each time it is asked for."""
+        from birdid_app.gui.lifelist_view import LifeListWindow
+
+        if self.life_list_window is None:
+            self.life_list_window = LifeListWindow(self, self)
+            self.life_list_window.show_photo.connect(self.show_photo)
+            self.life_list_window.damaged.connect(self._library_damaged)
+        self.life_list_window.show()
+        self.life_list_window.raise_()
+        self.life_list_window.refresh()
+
     def export_csv(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export the library as CSV", "birdid-library.csv", "CSV (*.csv)")
         if name:
@@ -534,6 +554,9 @@ class LibraryView(QWidget):
         if self.map_window is not None:
             self.map_window.cancel()  # a layout under way stops within a few of its iterations
             self.map_window.close()
+        if self.life_list_window is not None:
+            self.life_list_window.cancel()
+            self.life_list_window.close()
         self._close_reader()
         self.reader_pool.waitForDone(5000)
         self.writer.shutdown()

@@ -1,5 +1,5 @@
-"""The library's writer for what a person changes: folders added and removed, labels, keywords
-written into sidecars, a damaged file rebuilt. One thread of its own, so these writes never wait
+"""The library's writer for what a person changes: folders added and removed, labels, places set
+for a photo or a folder, keywords written into sidecars, a damaged file rebuilt. One thread of its own, so these writes never wait
 behind the model, and never run two at once; results come back as signals on the GUI thread.
 
 The index job's own commits are the engine's (engine.py); SQLite's busy timeout lets the two
@@ -28,6 +28,9 @@ class LibraryWriter(QObject):
     label_set = Signal(object, object)  # the photo's path, its label now (None: cleared)
     labels_set = Signal(object, object)  # the photos' ids (list[int]), their label now
     keywords_written = Signal(object, object)  # KeywordsSummary, the sentences of the failures
+    # The photo or folder, its place now ((latitude, longitude, name), or None: cleared), and every
+    # place set in the library after the change ({path: (latitude, longitude, name)}).
+    place_set = Signal(object, object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +75,46 @@ class LibraryWriter(QObject):
                 raise BirdidError(f"{photo}: The label could not be saved: {error}") from None
 
         self._run(work, lambda result: self.label_set.emit(*result))
+
+    def set_place(self, library_path: Path, path: Path, latitude: float, longitude: float, name: str | None) -> None:
+        """Say where a photo (or every photo under a folder) was taken: the range prior's place for
+        it before its own GPS. The photo need not be indexed: the library keeps places by path,
+        and is made if there is none yet. place_set reports it."""
+        from birdid_app.core.place import checked_position
+
+        position = checked_position(latitude, longitude)
+        if isinstance(position, str):
+            self.failed.emit(f"{path}: The place was not set: {position[:1].lower()}{position[1:]}")
+            return
+
+        def work(report, should_cancel):
+            try:
+                with Library(Path(library_path)) as library:
+                    library.set_assigned_place(path, *position, name)
+                    return path, (*position, name), library.assigned_places()
+            except LibraryDamaged as error:
+                return error
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"{path}: The place could not be saved: {error}") from None
+
+        self._run(work, lambda result: self.place_set.emit(*result))
+
+    def clear_place(self, library_path: Path, path: Path) -> None:
+        """Forget the place set for a photo or a folder; place_set reports it (as None)."""
+
+        def work(report, should_cancel):
+            if not Path(library_path).is_file():
+                return path, None, {}  # no library, so no place was ever set
+            try:
+                with Library(Path(library_path), create=False) as library:
+                    library.clear_assigned_place(path)
+                    return path, None, library.assigned_places()
+            except LibraryDamaged as error:
+                return error
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"{path}: The place could not be cleared: {error}") from None
+
+        self._run(work, lambda result: self.place_set.emit(*result))
 
     def set_labels(self, library_path: Path, photo_ids: list[int], species: str) -> None:
         """Label many library photos at once, in one transaction; labels_set reports them."""

@@ -38,6 +38,7 @@ from birdid_app.gui.engine import (
     IdentifyOutcome,
     IdentifyRequest,
     LoadedModel,
+    RangePriorState,
     ZoomOutcome,
     ZoomRequest,
 )
@@ -50,8 +51,9 @@ from birdid_app.gui.model_setup import ModelSetupPage
 from birdid_app.gui.overlay_controller import OverlayController
 from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
 from birdid_app.gui.photo_view import PhotoView
+from birdid_app.gui.place_dialog import PlaceDialog, assigned_place_for, resolved_path
 from birdid_app.gui.resources import icon
-from birdid_app.gui.results_panel import ResultsPanel
+from birdid_app.gui.results_panel import ResultsPanel, place_shown
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
 from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
@@ -94,6 +96,14 @@ class MainWindow(QMainWindow):
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
         self._library_signals_asked: set[tuple[int, object]] = set()  # (entry id, region) read for now
+        # Where and when: the engine's range prior as it last said, the places people set in the
+        # library ({path: (latitude, longitude, name)}, read off this thread at start and after
+        # each change), and each photo's path with links followed, as places are kept by it.
+        self.range_prior_state: RangePriorState | None = None
+        self.assigned_places: dict = {}
+        self._resolved_paths: dict[int, Path] = {}
+        self.place_dialog: PlaceDialog | None = None
+        self.range_model_dialog = None  # Model > Range Model's, kept while it is open
 
         self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
@@ -105,6 +115,8 @@ class MainWindow(QMainWindow):
         self.engine.zoomed.connect(self.session.accept_zoomed)
         self.engine.checked.connect(self.session.accept_checked)
         self.engine.index_zoom = self.settings.zoom_every_photo
+        self.engine.index_home_place = self._home_place()
+        self.engine.range_prior_changed.connect(self._range_prior_changed)
         self.engine.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.engine.start()
 
@@ -163,6 +175,8 @@ class MainWindow(QMainWindow):
         column.addWidget(self.strip)
 
         self.results = ResultsPanel()
+        self.results.set_rank_by_place(self.settings.rank_by_place)
+        self.results.rank_by_place_changed.connect(self._rank_by_place_changed)
         self.overlay = OverlayPanel(self.settings)
         self.overlay_controller = OverlayController(
             self.session, self.overlay, self.photo_view, self.engine, self._run,
@@ -205,6 +219,9 @@ class MainWindow(QMainWindow):
         self.label_panel.label_chosen.connect(self._label_chosen)
         self.library_view.writer.label_set.connect(self._label_set)
         self.library_view.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        self.library_view.writer.place_set.connect(self._place_set)
+        self.library_view.writer.rebuilt.connect(lambda *_: self._read_assigned_places())
+        self._read_assigned_places()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.identify_view, "&Identify")
         self.tabs.addTab(self.library_view, "&Library")
@@ -251,12 +268,20 @@ class MainWindow(QMainWindow):
         self._action("&Next Photo", lambda: self._step(1), "Right", view_menu)
         self._action("&Previous Photo", lambda: self._step(-1), "Left", view_menu)
 
+        photo_menu = bar.addMenu("&Photo")
+        self.place_action = self._action("Set &Place…", self.set_place, "Ctrl+L", photo_menu)
+        # "Librar&y": Alt+L is the Library tab's.
+        library_menu = bar.addMenu("Librar&y")
+        self.life_list_action = self._action("&Life List…", self.library_view.open_life_list, "Ctrl+Shift+L",
+                                             library_menu)
+
         model_menu = bar.addMenu("&Model")
         self.download_action = self._action(
             f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", self._download_from_menu, menu=model_menu
         )
         self.import_action = self._action("&Import Model File…", self._import_from_menu, "Ctrl+Shift+I", model_menu)
         self.about_model_action = self._action("&About the Model…", self.show_model_about, menu=model_menu)
+        self.range_model_action = self._action("Range &Model…", self.show_range_model, menu=model_menu)
         model_menu.addSeparator()
         self._action("&Settings…", self.show_settings, QKeySequence.StandardKey.Preferences, model_menu)
         help_menu = bar.addMenu("&Help")
@@ -313,6 +338,18 @@ class MainWindow(QMainWindow):
         if model is not None:
             ModelAboutDialog(model, self).open()
 
+    def show_range_model(self) -> None:
+        """Model > Range Model: the range model's state, and installing or removing it."""
+        from birdid_app.gui.geomodel_dialog import GeomodelDialog
+
+        loaded = self.loaded_model
+        dialog = GeomodelDialog(loaded.class_names if loaded else None, loaded.name if loaded else None, self)
+        # The engine loads what is installed now; its range_prior_changed then asks the answer on
+        # screen again (_range_prior_changed), as a change of settings does.
+        dialog.changed.connect(self.engine.reload_range_prior)
+        self.range_model_dialog = dialog
+        dialog.open()
+
     def show_settings(self) -> None:
         devices = self.loaded_model.devices if self.loaded_model else None
         dialog = SettingsDialog(self.settings, devices, self)
@@ -320,13 +357,16 @@ class MainWindow(QMainWindow):
             return
         before = self._engine_settings()
         top_k_before = self.settings.top_k
+        home_before = self._home_place()
         self.settings = dialog.settings()
         self.engine.index_zoom = self.settings.zoom_every_photo
+        self.engine.index_home_place = self._home_place()
         self.save_settings()
         if self._engine_settings() != before and self.active_model() is not None:
             self.show_model_state()  # reloads with the new device, precision or threads
-        if self.settings.top_k != top_k_before and self.session.current is not None:
-            self._show_current_answer()
+        changed = self.settings.top_k != top_k_before or self._home_place() != home_before
+        if changed and self.session.current is not None:
+            self._show_current_answer()  # a new home place: identified again if its answer used the old one
 
     def _download_from_menu(self) -> None:
         self.pages.setCurrentWidget(self.setup_page)  # where the progress and Cancel are shown
@@ -434,6 +474,8 @@ class MainWindow(QMainWindow):
         outcome = entry.outcome()
         if outcome is not None and not outcome.identification.stage_maps and self.overlay.choice().enabled:
             outcome = None  # its maps were let go while another photo was shown: run it again
+        if outcome is not None and not self._placed_as_now(entry, outcome):
+            outcome = None  # its place, the home place or the range model changed since: run it again
         if outcome is not None:
             self._display(outcome)
         elif entry.error and not entry.region:
@@ -451,7 +493,8 @@ class MainWindow(QMainWindow):
         if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
         self.engine.identify(
-            IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region)
+            IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region,
+                            assigned_place=self._assigned_place(entry), home_place=self._home_place())
         )
 
     def _display(self, outcome: IdentifyOutcome) -> None:
@@ -465,16 +508,106 @@ class MainWindow(QMainWindow):
             outcome.model_view,
             request.region is not None,
             where="the zoom on the bird" if entry is not None and _zoom_kept(entry) else None,
+            place=place_shown(outcome, self.range_prior_state),
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
         self.library_view.current_embedding = outcome.identification.embedding
-        self._show_label(self.session.current, outcome.ranked[0].name)
+        self._show_label(self.session.current, self.results.ranked[0].name)  # the best match as shown
         if self.loaded_model is not None:
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
         if entry is not None:
             self._show_zoom(entry)
             self._show_trust(entry)
+
+    # --- where and when ----------------------------------------------------------------------
+
+    def _home_place(self) -> tuple[float, float] | None:
+        home = self.settings.home_place
+        return (home[0], home[1]) if home else None
+
+    def _resolved_path(self, entry: PhotoEntry) -> Path:
+        if entry.id not in self._resolved_paths:
+            self._resolved_paths[entry.id] = resolved_path(entry.path)
+        return self._resolved_paths[entry.id]
+
+    def _assigned_place(self, entry: PhotoEntry) -> tuple[float, float, str] | None:
+        """The place set for the photo or its folder, as the engine is told it."""
+        if entry.path is None or not self.assigned_places:
+            return None
+        return assigned_place_for(self.assigned_places, self._resolved_path(entry))
+
+    def _placed_as_now(self, entry: PhotoEntry, outcome: IdentifyOutcome) -> bool:
+        """Whether `outcome` was placed as the photo would be now: by the same range model, with the
+        same place set and home place (without a range model, no place matters)."""
+        state = self.range_prior_state
+        range_model = state.sha256 if state is not None else outcome.range_model
+        if outcome.range_model != range_model:
+            return False
+        request = outcome.request
+        return range_model is None or (
+            request.home_place == self._home_place() and request.assigned_place == self._assigned_place(entry)
+        )
+
+    def _range_prior_changed(self, state: RangePriorState) -> None:
+        """The engine loaded the range model (or found none, or could not use it): the answer on
+        screen is drawn again, and asked again when it was ranked without this one."""
+        if state.sha256 is not None and self.range_prior_state is None:
+            # The engine names each answer's place; the first name reads the list of towns (a
+            # second or so): read it now, on the thread pool, rather than with the first answer.
+            self._run(_read_place_names, lambda _: None)
+        self.range_prior_state = state
+        entry = self.session.current
+        if entry is not None and entry.outcome() is not None:
+            self._show_current_answer()
+
+    def _rank_by_place_changed(self, on: bool) -> None:
+        """The switch in the results panel, which has redrawn itself: remembered in the settings
+        (saved as the window closes, with the others), and the label panel offers the new best match."""
+        self.settings.rank_by_place = on
+        entry = self.session.current
+        if entry is not None and entry.outcome() is not None and self.results.ranked:
+            self._show_label(entry, self.results.ranked[0].name)
+
+    def _read_assigned_places(self) -> None:
+        self.library_view.read(lambda library: library.assigned_places(), self._places_read, when_missing={})
+
+    def _places_read(self, places: dict) -> None:
+        self.assigned_places = dict(places)
+        entry = self.session.current
+        if entry is not None and entry.outcome() is not None:
+            self._show_current_answer()  # asked again if it was answered before its place was known
+
+    def set_place(self) -> None:
+        """Photo > Set Place: where the photo on screen, or every photo in its folder, was taken."""
+        entry = self.session.current
+        if entry is None or entry.path is None:
+            self.statusBar().showMessage(
+                "Open a photo file first: a pasted picture has no folder to keep a place for (the home place "
+                "in Settings serves it).", 8000,
+            )
+            return
+        dialog = PlaceDialog(self._resolved_path(entry), self.assigned_places, self)
+        dialog.accepted.connect(lambda: self._place_chosen(dialog))
+        self.place_dialog = dialog
+        dialog.open()
+
+    def _place_chosen(self, dialog: PlaceDialog) -> None:
+        writer, library = self.library_view.writer, self.library_view.library_path
+        if dialog.action == "set" and dialog.place is not None:
+            writer.set_place(library, dialog.target, *dialog.place)
+        elif dialog.action == "clear":
+            writer.clear_place(library, dialog.target)
+
+    def _place_set(self, path: Path, place, places: dict) -> None:
+        """A place was set or cleared in the library: the photo on screen is identified again if
+        its answer used another place."""
+        self.assigned_places = dict(places)
+        name = path.name or str(path)
+        self.statusBar().showMessage(f"Place of {name}: {place[2]}" if place else f"Place of {name} cleared", 5000)
+        entry = self.session.current
+        if entry is not None and entry.outcome() is not None:
+            self._show_current_answer()
 
     # --- zoom on the bird --------------------------------------------------------------------
 
@@ -487,7 +620,8 @@ class MainWindow(QMainWindow):
         if replaced is not None:
             self.engine.cancel(replaced)
         class_index = int(entry.whole.identification.probabilities.argmax())
-        self.engine.zoom(ZoomRequest(request_id, entry.source, entry.path, entry.image, class_index))
+        self.engine.zoom(ZoomRequest(request_id, entry.source, entry.path, entry.image, class_index,
+                                     self._assigned_place(entry), self._home_place()))
         self.zoom_panel.show_working()
 
     def keep_zoom(self) -> None:
@@ -728,14 +862,30 @@ class MainWindow(QMainWindow):
             self,
             f"About {APP_NAME}",
             f"<b>{APP_NAME} {__version__}</b><br>Identifies European birds in photos, offline, "
-            "with Birder's eu-common Hiera model.",
+            "with Birder's eu-common Hiera model.<br><br>" + _attribution_html(),
         )
+
+
+def _attribution_html() -> str:
+    """The range model's and the place names' attribution, as their licences ask."""
+    import html
+
+    from birdid_app.core.geomodel import ATTRIBUTION
+    from birdid_app.core.place import PLACE_NAMES_ATTRIBUTION
+
+    return f"{html.escape(ATTRIBUTION)}<br>{html.escape(PLACE_NAMES_ATTRIBUTION)}"
 
 
 def _zoom_kept(entry: PhotoEntry) -> bool:
     """Whether the answer shown is the zoom's: its box is the region, and answered by it."""
     zoom = entry.zoom
     return isinstance(zoom, ZoomOutcome) and zoom.outcome is not None and entry.region_outcome is zoom.outcome
+
+
+def _read_place_names(report, should_cancel) -> None:
+    from birdid_app.core.place import place_name
+
+    place_name(52.37, 4.89)
 
 
 def _thumbnail(image):

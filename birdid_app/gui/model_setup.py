@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from birdid_app.core.download import DownloadProgress, download_published_model
-from birdid_app.core.errors import Cancelled
+from birdid_app.core.download import download_published_model
 from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
-from birdid_app.core.progress import describe_progress
+from birdid_app.gui.job_panel import JobPanel
 from birdid_app.gui.jobs import Job
 
 MODEL_FILE_FILTER = "PyTorch model files (*.pt *.pth);;All files (*)"
@@ -33,47 +31,43 @@ class ModelInstaller(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.job: Job | None = None
         self.download_button = QPushButton(f"Download ({PUBLISHED_MODEL.approx_size_mb} MB)")
         self.download_button.setDefault(True)
         self.import_button = QPushButton("Import model file…")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(True)
-        self.progress_label = QLabel()
-        self.cancel_button = QPushButton("Cancel")
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.panel = JobPanel()
+        # The panel's parts, by the names the window and its tests know them by.
+        self.progress_bar = self.panel.progress_bar
+        self.progress_label = self.panel.progress_label
+        self.cancel_button = self.panel.cancel_button
+        self.message = self.panel.message
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.download_button)
         buttons.addWidget(self.import_button)
         buttons.addStretch()
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress_bar, 1)
-        progress_row.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(buttons)
-        layout.addLayout(progress_row)
-        layout.addWidget(self.progress_label)
-        layout.addWidget(self.message)
+        layout.addWidget(self.panel)
 
         self.download_button.clicked.connect(self.start_download)
         self.import_button.clicked.connect(self.choose_file_to_import)
-        self.cancel_button.clicked.connect(self.cancel)
-        self._show_busy(False)
+        self.panel.busy_changed.connect(self._show_busy)
+
+    @property
+    def job(self) -> Job | None:
+        return self.panel.job
 
     # --- actions -----------------------------------------------------------------------------
 
     def start_download(self) -> None:
-        self._start(
+        job = self._start(
             lambda report, should_cancel: download_published_model(
                 ModelStore(), progress=report, should_cancel=should_cancel
             ),
             "Connecting…",
         )
-        self.job.progress.connect(self._show_download_progress)
+        job.progress.connect(self.panel.show_download_progress)
 
     def choose_file_to_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a model file", "", MODEL_FILE_FILTER)
@@ -91,60 +85,26 @@ class ModelInstaller(QWidget):
 
             return ModelStore().import_file(path, progress=count, should_cancel=should_cancel)
 
-        self._start(work, f"Copying {path.name}…")
-        self.job.progress.connect(self._show_import_progress)
+        self._start(work, f"Copying {path.name}…").progress.connect(self.panel.show_fraction)
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.cancel_button.setEnabled(False)
-            self.progress_label.setText("Cancelling…")
-            self.job.cancel()
+        self.panel.cancel()
 
     # --- job plumbing ------------------------------------------------------------------------
 
-    def _start(self, work, first_words: str) -> None:
-        self.message.clear()
-        self.progress_bar.setRange(0, 0)  # busy until the first report says how much there is
-        self.progress_label.setText(first_words)
-        self.job = Job(work, cancel_errors=(Cancelled,))
-        self.job.succeeded.connect(self._succeeded)
-        self.job.failed.connect(self._failed)
-        self.job.cancelled.connect(self._cancelled)
-        self.job.finished.connect(self._finished)
-        self._show_busy(True)
-        self.job.start()
-
-    def _show_download_progress(self, progress: DownloadProgress) -> None:
-        if progress.total:
-            self.progress_bar.setRange(0, 1000)
-            self.progress_bar.setValue(int(1000 * progress.done / progress.total))
-        self.progress_label.setText(describe_progress(progress, " · "))
-
-    def _show_import_progress(self, fraction: float) -> None:
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setValue(int(1000 * fraction))
+    def _start(self, work, first_words: str) -> Job:
+        return self.panel.start(
+            work, first_words, self._succeeded,
+            cancelled_words="Cancelled. Nothing was installed; a download resumes where it stopped.",
+        )
 
     def _succeeded(self, model: InstalledModel) -> None:
         self.message.setText(f"{model.name} is installed ({model.trust_label}).")
         self.installed.emit(model)
 
-    def _failed(self, message: str) -> None:
-        self.message.setText(message)
-
-    def _cancelled(self) -> None:
-        self.message.setText("Cancelled. Nothing was installed; a download resumes where it stopped.")
-
-    def _finished(self) -> None:
-        self._show_busy(False)
-        self.job = None
-
     def _show_busy(self, busy: bool) -> None:
         self.download_button.setEnabled(not busy)
         self.import_button.setEnabled(not busy)
-        self.progress_bar.setVisible(busy)
-        self.progress_label.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.cancel_button.setEnabled(busy)
 
 
 class ModelSetupPage(QWidget):

@@ -1,4 +1,5 @@
-"""The settings dialog: device, precision, species shown per photo and CPU threads.
+"""The settings dialog: device, precision, species shown per photo, CPU threads, keywords, the
+zoom, and the home place (looked up on a worker thread as it is typed, place_dialog.PlaceResolver).
 
 It only edits a copy: the caller reads settings() after OK and saves them, so Cancel, or closing
 the window, changes nothing.
@@ -29,6 +30,7 @@ from birdid_app.core.settings import (
     Settings,
     max_cpu_threads,
 )
+from birdid_app.gui.place_dialog import PLACE_HINT, PlaceResolver
 
 # Before the engine has loaded torch nothing more is known to exist.
 DEVICES_BEFORE_ENGINE = [("auto", "Automatic"), ("cpu", "CPU")]
@@ -114,6 +116,25 @@ class SettingsDialog(QDialog):
             "indexing keeps the answer the model is surer of. About four times the work per photo."
         )
 
+        # Where the person usually photographs: the range prior's place for a photo with no GPS
+        # and no place set for it or its folder.
+        self.home_edit = QLineEdit(_home_text(settings))
+        self.home_edit.setPlaceholderText(PLACE_HINT)
+        self.home_edit.setClearButtonEnabled(True)
+        self.home_edit.setToolTip(
+            "Where you usually take photos: used to rank species by where and when for photos without GPS. "
+            "Empty: none."
+        )
+        self.home_found = QLabel(self._home_known_text())
+        self.home_found.setWordWrap(True)
+        self.home_found.setAccessibleName("Home place found")
+        self._home: tuple[float, float, str] | None = None  # what the text now typed was found to be
+        self.home_resolver = PlaceResolver(self)
+        self.home_resolver.resolved.connect(self._home_resolved)
+        self.home_resolver.failed.connect(self._home_failed)
+        self.home_edit.textChanged.connect(self._home_typed)
+        self.home_edit.returnPressed.connect(lambda: self.home_resolver.ask(self.home_edit.text(), now=True))
+
         form = QFormLayout()
         for text, name, widget in (
             ("&Device:", "Device", self.device_box),
@@ -124,6 +145,8 @@ class SettingsDialog(QDialog):
             ("&Keyword root:", "Keyword root", self.keyword_root_edit),
             ("", "Embed keywords in JPEGs", self.embed_box),
             ("", "Zoom on the bird in every photo", self.zoom_box),
+            ("&Home place:", "Home place", self.home_edit),
+            ("", "Home place found", self.home_found),
         ):
             widget.setAccessibleName(name)
             widget.setAccessibleDescription(widget.toolTip())
@@ -152,4 +175,64 @@ class SettingsDialog(QDialog):
             keyword_root=self.keyword_root_edit.text().strip().strip("|") or self._initial.keyword_root,
             embed_in_jpeg=self.embed_box.isChecked(),
             zoom_every_photo=self.zoom_box.isChecked(),
+            **self._home_place(),
         )
+
+    # --- the home place ----------------------------------------------------------------------
+
+    def _home_known_text(self) -> str:
+        place = self._initial.home_place
+        if not place:
+            return "No home place: photos without GPS are ranked by the picture alone."
+        where = f"{place[0]:.4f}, {place[1]:.4f}"
+        name = self._initial.home_place_name
+        return f"{name} ({where})" if name and name != where else where
+
+    def _home_typed(self, text: str) -> None:
+        self._home = None
+        if not text.strip():
+            self.home_resolver.clear()
+            self.home_found.setText("No home place: photos without GPS are ranked by the picture alone.")
+        elif text.strip() == _home_text(self._initial):
+            self.home_resolver.clear()  # as it was: kept as it is
+            self.home_found.setText(self._home_known_text())
+        else:
+            self.home_found.setText("Looking it up…")
+            self.home_resolver.ask(text)
+        self._enable_ok()
+
+    def _home_resolved(self, text: str, place) -> None:
+        self._home = place
+        self.home_found.setText(f"Found: {place[2]}")
+        self._enable_ok()
+
+    def _home_failed(self, text: str, problem: str) -> None:
+        self._home = None
+        self.home_found.setText(problem)
+        self._enable_ok()
+
+    def home_pending(self) -> bool:
+        """Whether the home place typed is still being looked up, or was not found (OK waits)."""
+        text = self.home_edit.text().strip()
+        return bool(text) and text != _home_text(self._initial) and self._home is None
+
+    def _enable_ok(self) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not self.home_pending())
+
+    def _home_place(self) -> dict:
+        """Settings' home_place and home_place_name for what is typed: empty clears them, the text
+        they were given keeps them, a place found replaces them."""
+        text = self.home_edit.text().strip()
+        if not text:
+            return {"home_place": [], "home_place_name": ""}
+        if self._home is None:  # unchanged (or, should OK come first, not found: kept as it was)
+            return {"home_place": list(self._initial.home_place), "home_place_name": self._initial.home_place_name}
+        latitude, longitude, label = self._home
+        return {"home_place": [latitude, longitude], "home_place_name": label}
+
+
+def _home_text(settings: Settings) -> str:
+    """What the home place field shows for the settings: the name, else the coordinates."""
+    if not settings.home_place:
+        return ""
+    return settings.home_place_name or f"{settings.home_place[0]:.5f}, {settings.home_place[1]:.5f}"
