@@ -167,6 +167,15 @@ def test_download_is_verified_against_the_hash_the_hub_publishes(tmp_path, monke
         assert [r.method for r in server.requests][-2:] == ["HEAD", "GET"]
     finally:
         server.stop()
+    # Offline, the same file fetched elsewhere imports without a label list: the published one ships.
+    assert main(["geomodel", "remove"]) == 0
+    assert main(["geomodel", "import", str(model_path)]) == 0
+    assert GeomodelStore().record().labels_path is None and len(GeomodelStore().load().labels) == 12_012
+    # A range model of another width needs its own labels: one sentence.
+    small_model, _ = write_geomodel(tmp_path / "small")
+    capsys.readouterr()
+    assert main(["geomodel", "import", str(small_model)]) == 1
+    assert "but the label list has 12012 names" in capsys.readouterr().err
 
 
 # --- the rule -----------------------------------------------------------------------------------

@@ -288,6 +288,20 @@ def test_library_and_command_line_bursts(tmp_path, burst_folder, small_model_fil
     assert main(["bursts", "--threshold", "0.999", *common]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("group 1: ") and lines[0].endswith("p3.jpg") and lines[1].startswith("group 2: ")
+    # Nothing found is said, in words; --json stays an empty list. Two photos of other looks, 9 s apart:
+    apart = tmp_path / "apart"
+    apart.mkdir()
+    for name in ("p4-later.jpg", "q1.jpg"):
+        (apart / name).write_bytes((burst_folder / name).read_bytes())
+    other = ["--library", str(tmp_path / "apart.sqlite3"), "--model", str(small_model_file)]
+    assert main(["index", str(apart), *other]) == 0
+    capsys.readouterr()
+    assert main(["bursts", *other]) == 0
+    assert capsys.readouterr().out == "No bursts: no photos taken within 2 s of each other are 0.85 alike or more.\n"
+    assert main(["duplicates", *other]) == 0
+    assert capsys.readouterr().out == "No near-duplicates: no two photos are 0.95 alike or more.\n"
+    assert main(["bursts", "--json", *other]) == 0
+    assert json.loads(capsys.readouterr().out) == []
     with pytest.raises(SystemExit):
         main(["bursts", "--seconds", "-1", *common])
 

@@ -20,8 +20,9 @@ def add_commands(commands) -> None:
     download.set_defaults(run=download_geomodel)
     import_ = actions.add_parser("import", help="install a range model from its ONNX file and label list, offline")
     import_.add_argument("model", type=Path, metavar="MODEL.onnx")
-    import_.add_argument("labels", type=Path, metavar="LABELS.txt",
-                         help="one line per output: eBird code, scientific name, English name, tab-separated")
+    import_.add_argument("labels", type=Path, metavar="LABELS.txt", nargs="?",
+                         help="one line per output: eBird code, scientific name, English name, tab-separated "
+                         "(default: the published model's labels, which ship with birdid)")
     import_.set_defaults(run=import_geomodel)
     status = actions.add_parser(
         "status", parents=[json_option()],

@@ -269,13 +269,15 @@ def duplicate_groups(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         groups = library.duplicate_groups(args.threshold)
         _warn_if_not_identified_by(library)
-    _print_groups(groups, args.json)
+    _print_groups(groups, args.json, f"No near-duplicates: no two photos are {args.threshold:g} alike or more.")
     return EXIT_OK
 
 
-def _print_groups(groups, as_json: bool) -> None:
+def _print_groups(groups, as_json: bool, none_found: str) -> None:
     if as_json:
         print_json([[str(p.path) for p in group] for group in groups])
+    elif not groups:
+        print(none_found)  # an empty answer should not look like a command that did nothing
     else:
         for number, group in enumerate(groups, start=1):
             print(f"group {number}: " + "  ".join(str(p.path) for p in group))
@@ -285,7 +287,8 @@ def burst_groups(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         groups = library.burst_groups(args.seconds, args.threshold)
         _warn_if_not_identified_by(library)
-    _print_groups(groups, args.json)
+    _print_groups(groups, args.json, f"No bursts: no photos taken within {args.seconds:g} s of each other are "
+                  f"{args.threshold:g} alike or more.")
     return EXIT_OK
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
@@ -20,8 +23,36 @@ def configure_application(app: QApplication) -> QApplication:
     return app
 
 
+# Qt's X11 platform plugin links these; without one Qt aborts with a page of its own (seen on
+# minimal Debian and Ubuntu installs, where libxcb-cursor0 is missing).
+_XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
+                  "xkbcommon-x11": "libxkbcommon-x11-0"}
+_USE_THE_COMMAND_LINE = "the command line works without one: `birdid identify PHOTO`, `birdid --help`."
+
+
+def display_problem(environ: Mapping[str, str] = os.environ, platform: str = sys.platform,
+                    find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
+    """Why the window cannot open here, as one sentence, or None: no display on Linux, or a
+    library Qt's X11 plugin needs is missing. Qt itself would abort the process instead."""
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None  # another platform, or a Qt platform chosen on purpose (offscreen, vnc…)
+    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
+        return f"There is no display to open the window on (DISPLAY is not set); {_USE_THE_COMMAND_LINE}"
+    if environ.get("WAYLAND_DISPLAY"):
+        return None  # Qt's Wayland plugin, which needs none of the X11 libraries
+    missing = [package for name, package in _XCB_LIBRARIES.items() if find_library(name) is None]
+    if missing:
+        return (f"The window needs X11 libraries this computer lacks (install {' '.join(missing)}, e.g. "
+                f"`sudo apt-get install {' '.join(missing)}`); {_USE_THE_COMMAND_LINE}")
+    return None
+
+
 def run_app(photos: list[Path] | None = None) -> int:
-    """Open the window, with `photos` in it if given, and run until it closes."""
+    """Open the window, with `photos` in it if given, and run until it closes; 2, with one
+    sentence on stderr, where no window can open."""
+    if QApplication.instance() is None and (problem := display_problem()) is not None:
+        print(f"birdid: {problem}", file=sys.stderr)
+        return 2
     app = configure_application(QApplication.instance() or QApplication(sys.argv[:1]))
     window = MainWindow()
     window.show()
