@@ -278,3 +278,19 @@ def test_birdid_with_photo_arguments_opens_them(qtbot, installed, photo_dir):
     QTimer.singleShot(300, look_then_close)
     assert main([str(photo_dir / "robin.png"), str(photo_dir / "heron.jpg")]) == 0
     assert seen == [photo_dir / "robin.png", photo_dir / "heron.jpg"]
+
+
+def test_a_raw_says_it_is_decoding_and_a_broken_photo_says_why_in_the_view(window, qtbot, tmp_path):
+    from test_raw import write_dng
+
+    raw = write_dng(tmp_path / "heron.dng", preview=(512, 384))
+    window.add_photos([raw])
+    assert window.photo_view.waiting_text == "Decoding the RAW heron.dng…"
+    qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=30_000)
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    window.add_photos([broken])
+    assert window.photo_view.waiting_text == "Opening broken.jpg…"
+    qtbot.waitUntil(lambda: (window.photo_view.waiting_text or "").startswith(f"{broken}: "), timeout=30_000)
+    assert window.photo_view.photo_size() is None

@@ -446,7 +446,8 @@ class MainWindow(QMainWindow):
         self.session.select(row)  # current_changed -> _show_entry
 
     def _show_entry(self, entry: PhotoEntry) -> None:
-        self.photo_view.clear_photo()
+        # A RAW takes a second or more to decode: say what is happening, not "Drop photos here".
+        self.photo_view.clear_photo(waiting=None if entry.image is not None else _opening_words(entry.path))
         self.zoom_panel.hide()  # until this photo's answer is shown
         self.trust_panel.hide()
         self.label_panel.setEnabled(False)  # until this photo's answer is shown
@@ -454,8 +455,13 @@ class MainWindow(QMainWindow):
             self.photo_view.set_photo(qimage_from_pil(entry.image))
             self._restore_region(entry)
         else:
-            self._run(_decode_for_display(entry.path), lambda image, e=entry: self._photo_decoded(e, image))
+            self._run(_decode_for_display(entry.path), lambda image, e=entry: self._photo_decoded(e, image),
+                      on_failure=lambda message, e=entry: self._photo_not_decoded(e, message))
         self._show_current_answer()
+
+    def _photo_not_decoded(self, entry: PhotoEntry, message: str) -> None:
+        if entry is self.session.current and self.photo_view.photo_size() is None:
+            self.photo_view.clear_photo(waiting=message)
 
     def _photo_decoded(self, entry: PhotoEntry, image) -> None:
         if entry is self.session.current:
@@ -834,10 +840,12 @@ class MainWindow(QMainWindow):
             return
         self._run(_decode_thumbnail(entry.path), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
 
-    def _run(self, work, on_success) -> None:
+    def _run(self, work, on_success, on_failure=None) -> None:
         job = Job(work)
         job.succeeded.connect(on_success)
         job.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        if on_failure is not None:
+            job.failed.connect(on_failure)
         job.finished.connect(lambda: self.jobs.discard(job))
         self.jobs.add(job)
         job.start()
@@ -886,6 +894,12 @@ def _read_place_names(report, should_cancel) -> None:
     from birdid_app.core.place import place_name
 
     place_name(52.37, 4.89)
+
+
+def _opening_words(path: Path) -> str:
+    from birdid_app.core.raw import RAW_SUFFIXES
+
+    return f"Decoding the RAW {path.name}…" if path.suffix.lower() in RAW_SUFFIXES else f"Opening {path.name}…"
 
 
 def _thumbnail(image):

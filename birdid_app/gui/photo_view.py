@@ -73,6 +73,7 @@ class PhotoView(QGraphicsView):
         self._band_origin: QPointF | None = None
         self._band: QRectF | None = None
         self._evidence_box: QRect | None = None  # where a zoom found the evidence, drawn dashed
+        self.waiting_text: str | None = None  # shown instead of the drop hint while a photo decodes
 
     # The photo
 
@@ -85,8 +86,10 @@ class PhotoView(QGraphicsView):
         self._band_origin = self._band = None
         self.fit_to_view()
 
-    def clear_photo(self) -> None:
-        """Show the empty-state hint; like set_photo, drops any region without a signal."""
+    def clear_photo(self, waiting: str | None = None) -> None:
+        """Show the empty-state hint, or `waiting` ("Decoding the RAW…") while a photo is on its
+        way; like set_photo, drops any region without a signal."""
+        self.waiting_text = waiting
         self.set_overlay(None)
         self._photo_item.setPixmap(QPixmap())
         self.setSceneRect(QRectF())
@@ -311,5 +314,5 @@ class PhotoView(QGraphicsView):
         painter.drawText(
             self.viewport().rect(),
             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-            f"Drop photos here, or press {shortcut}",
+            self.waiting_text or f"Drop photos here, or press {shortcut}",
         )
