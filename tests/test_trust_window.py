@@ -142,3 +142,28 @@ def test_with_the_setting_the_windows_indexer_keeps_the_answer_the_model_is_sure
     with Library(default_library_path()) as library:
         (photo,) = library.all_photos()
     assert photo.species[0] == (RED, pytest.approx(zoomed, abs=1e-5))
+
+
+def test_a_zoom_under_way_can_be_cancelled_even_with_every_photo_zoomed(qtbot, tmp_path, red_model_file, monkeypatch):
+    import time
+
+    from birdid_app.core import trust
+
+    original = trust.zoom_box_for
+
+    def slow_zoom_box_for(*args, **kwargs):  # the gradient pass of a big model on a slow CPU
+        time.sleep(1.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trust, "zoom_box_for", slow_zoom_box_for)
+    window = ready_window(qtbot, red_model_file, zoom_every_photo=True)
+    entry = answered(qtbot, window, red_photo(tmp_path / "far.png", PATCH))
+    qtbot.waitUntil(lambda: window.zoom_panel.cancel_button.isVisible(), timeout=WAIT_MS)
+    with qtbot.waitSignal(window.engine.cancelled, timeout=WAIT_MS):
+        qtbot.mouseClick(window.zoom_panel.cancel_button, LEFT)
+    assert entry.zoom == "The zoom was cancelled." and window.zoom_panel.status.text() == entry.zoom
+    assert window.zoom_panel.zoom_button.isVisible() and not window.zoom_panel.cancel_button.isVisible()
+    assert not window.session.zoom_pending(entry)  # not asked again at once, setting or not
+    # Asked for again, it runs.
+    qtbot.mouseClick(window.zoom_panel.zoom_button, LEFT)
+    qtbot.waitUntil(lambda: isinstance(entry.zoom, ZoomOutcome), timeout=WAIT_MS)

@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         self.zoom_panel = ZoomPanel()
         self.zoom_panel.zoom_requested.connect(self.zoom_on_bird)
         self.zoom_panel.keep_requested.connect(self.keep_zoom)
+        self.zoom_panel.cancel_requested.connect(self.cancel_zoom)
         self.zoom_panel.whole_requested.connect(self.photo_view.clear_region)
         self.trust_panel = TrustPanel()
         right.addWidget(self.zoom_panel)
@@ -629,6 +630,11 @@ class MainWindow(QMainWindow):
         self.engine.zoom(ZoomRequest(request_id, entry.source, entry.path, entry.image, class_index,
                                      self._assigned_place(entry), self._home_place()))
         self.zoom_panel.show_working()
+
+    def cancel_zoom(self) -> None:
+        entry = self.session.current
+        if entry is not None and (request_id := self.session.cancel_zoom(entry)) is not None:
+            self.engine.cancel(request_id)
 
     def keep_zoom(self) -> None:
         entry = self.session.current

@@ -223,6 +223,15 @@ class PhotoSession(QObject):
         replaced = self.tickets.withdraw(("zoom", entry.id))
         return self.tickets.issue(("zoom", entry.id), (entry, None)), replaced
 
+    def cancel_zoom(self, entry: PhotoEntry) -> int | None:
+        """The person stopped `entry`'s zoom: its request id (for the engine to drop), and the
+        zoom is kept as that sentence, so "zoom every photo" does not ask for it again at once."""
+        request_id = self.tickets.withdraw(("zoom", entry.id))
+        if request_id is not None:
+            entry.zoom = "The zoom was cancelled."
+            self.zoom_changed.emit(entry)
+        return request_id
+
     def zoom_pending(self, entry: PhotoEntry) -> bool:
         return self.tickets.current(("zoom", entry.id)) is not None
 

@@ -36,6 +36,7 @@ class ZoomPanel(QWidget):
     zoom_requested = Signal()
     keep_requested = Signal()
     whole_requested = Signal()
+    cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,8 +53,11 @@ class ZoomPanel(QWidget):
         self.keep_button.clicked.connect(self.keep_requested)
         self.whole_button = QPushButton("Back to the &whole photo")
         self.whole_button.clicked.connect(self.whole_requested)
+        # A zoom runs a gradient pass and a full-resolution crop: seconds on a CPU, so it can be stopped.
+        self.cancel_button = QPushButton("&Cancel")
+        self.cancel_button.clicked.connect(self.cancel_requested)
         buttons = QHBoxLayout()
-        for button in (self.zoom_button, self.keep_button, self.whole_button):
+        for button in (self.zoom_button, self.keep_button, self.whole_button, self.cancel_button):
             buttons.addWidget(button)
         buttons.addStretch()
         layout = QVBoxLayout(self)
@@ -62,18 +66,19 @@ class ZoomPanel(QWidget):
         layout.addLayout(buttons)
         self.show_offer()
 
-    def _buttons(self, zoom: bool = False, keep: bool = False, whole: bool = False) -> None:
+    def _buttons(self, zoom: bool = False, keep: bool = False, whole: bool = False, cancel: bool = False) -> None:
         self.zoom_button.setVisible(zoom)
         self.keep_button.setVisible(keep)
         self.whole_button.setVisible(whole)
+        self.cancel_button.setVisible(cancel)
 
     def show_offer(self) -> None:
         self.status.setText("Not zoomed yet.")
         self._buttons(zoom=True)
 
     def show_working(self) -> None:
-        self.status.setText("Zooming on the bird…")
-        self._buttons()
+        self.status.setText("Zooming on the bird (finding the evidence, then identifying it at full resolution)…")
+        self._buttons(cancel=True)
 
     def show_failed(self, message: str) -> None:
         self.status.setText(message)
