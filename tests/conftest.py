@@ -127,6 +127,16 @@ def isolated_user_folders(tmp_path_factory, monkeypatch):
     return root
 
 
+@pytest.fixture(autouse=True)
+def quiet_computer(monkeypatch):
+    """The precision trial sees a quiet computer, whatever else runs beside the tests: a trial
+    taken while other programs are busy is measured again at the next load (core/precision.py),
+    which tests that expect a kept trial to be reused must not depend on."""
+    from birdid_app.core import precision
+
+    monkeypatch.setattr(precision, "others_cpu_share", lambda: lambda: 0.0)
+
+
 @pytest.fixture(scope="session")
 def small_model_file(tmp_path_factory) -> Path:
     """A real checkpoint file, Birder's format, of a small Hiera AbsWin with random weights."""

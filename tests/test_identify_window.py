@@ -294,3 +294,27 @@ def test_a_raw_says_it_is_decoding_and_a_broken_photo_says_why_in_the_view(windo
     assert window.photo_view.waiting_text == "Opening broken.jpg…"
     qtbot.waitUntil(lambda: (window.photo_view.waiting_text or "").startswith(f"{broken}: "), timeout=30_000)
     assert window.photo_view.photo_size() is None
+
+
+@pytest.mark.slow
+def test_at_int8_the_window_shows_the_int8_graphs_answer_the_cli_gives(qtbot, installed, photo_dir, capsys):
+    """The window's forward (which also draws the stage maps) runs the same int8 graph as
+    `birdid identify`: the same probabilities, and the status bar names int8."""
+    import json
+
+    from birdid_app.core.settings import Settings, save_settings
+
+    save_settings(Settings(device="cpu", precision="int8"))
+    window = open_ready_window(qtbot)
+    assert window.loaded_model.precision == "int8" and window.model_status.text().endswith("· int8")
+    photo = photo_dir / "heron.jpg"
+    window.add_photos([photo])
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=60_000)
+    outcome = window.session.current.outcome()
+    assert len(outcome.identification.stage_maps) == 4  # the maps come from the same run
+    capsys.readouterr()
+    assert main(["identify", "--precision", "int8", "--json", "--top-k", "10", str(photo)]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    shown = {s.name: s.probability for s in outcome.ranked}
+    for species in record["species"]:
+        assert shown[species["name"]] == pytest.approx(species["probability"], abs=0.001)

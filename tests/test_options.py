@@ -13,9 +13,12 @@ from birdid_app.core.explain import colormap_lut
 from birdid_app.core.settings import Settings, load_settings, save_settings
 
 
-@pytest.mark.parametrize("module", ["birdid_app.core.options", "birdid_app.core.explain", "birdid_app.cli"])
+@pytest.mark.parametrize(
+    "module", ["birdid_app.core.options", "birdid_app.core.explain", "birdid_app.cli", "birdid_app.core.precision"]
+)
 def test_the_lists_and_the_drawing_load_without_torch(module):
-    """The window reads the lists, draws overlays and exports pictures before torch is loaded."""
+    """The window reads the lists, draws overlays, exports pictures and reads or forgets the kept
+    precision trials before torch is loaded; `birdid model list` shows them without it."""
     code = f"import sys, {module}; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

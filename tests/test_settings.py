@@ -340,6 +340,29 @@ def test_every_setting_has_a_name_and_a_label_with_a_shortcut(open_dialog):
     assert len(set(mnemonics)) == len(mnemonics)
 
 
+def test_measure_again_forgets_the_kept_precision_trial_and_asks_for_a_reload(qtbot, open_dialog, small_model_file, monkeypatch):
+    import torch
+
+    from birdid_app.core import precision
+    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.model_store import ModelStore
+
+    monkeypatch.setattr(precision, "candidate_precisions", lambda device, native_bf16: ["fp32", "bf16"])
+    model = ModelStore().import_file(small_model_file)
+    precision.choose_precision(read_checkpoint(model.path), torch.device("cpu"), native_bf16=True)
+    assert len(precision.kept_choices(model.path)) == 1
+
+    dialog = open_dialog(Settings(precision="fp32"))
+    assert not dialog.measure_button.isEnabled()  # nothing is measured for a precision asked for
+    dialog.precision_box.setCurrentIndex(dialog.precision_box.findData("auto"))
+    assert dialog.measure_button.isEnabled()
+    with qtbot.waitSignal(dialog.measure_again, timeout=1000):
+        qtbot.mouseClick(dialog.measure_button, Qt.MouseButton.LeftButton)
+    assert precision.kept_choices(model.path) == []
+    assert not dialog.measure_button.isEnabled() and dialog.measure_button.text() == "Measured again as the model reloads"
+    assert dialog.settings().precision == "auto"
+
+
 def test_a_label_shortcut_moves_the_focus_to_its_setting(qtbot, open_dialog):
     dialog = open_dialog(Settings())
     with qtbot.waitActive(dialog):

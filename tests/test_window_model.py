@@ -154,7 +154,10 @@ def test_the_window_says_when_it_measures_the_fastest_precision(window, qtbot, s
     from birdid_app.core import inference
 
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)  # so there are two modes to compare
-    ModelStore().import_file(small_model_file)
+    model = ModelStore().import_file(small_model_file)
+    before = ModelAboutDialog(model, window)
+    qtbot.addWidget(before)
+    assert before.precision.text().startswith("Not measured on this computer yet")
     with qtbot.waitSignal(window.engine.notice, timeout=JOB_TIMEOUT_MS) as told:
         window.show_model_state()
     assert told.args[0].startswith("Finding the fastest precision that gives the same answers on this computer")
@@ -162,3 +165,34 @@ def test_the_window_says_when_it_measures_the_fastest_precision(window, qtbot, s
     assert "picked automatically" in window.model_status.toolTip()
     # Once loaded, the notice gives way to what was found.
     assert window.statusBar().currentMessage() == window.model_status.toolTip()
+    # About the model says it too, with where it was measured.
+    about = ModelAboutDialog(model, window)
+    qtbot.addWidget(about)
+    reason = window.model_status.toolTip().removeprefix("Precision: ")
+    assert about.precision.text().startswith(f"{reason} (cpu, ")
+
+
+def test_measure_again_in_settings_reloads_the_model_and_measures(window, qtbot, small_model_file, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from birdid_app.core import inference, precision
+    from birdid_app.gui.settings_dialog import SettingsDialog
+
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "candidate_precisions", lambda device, native_bf16: ["fp32", "bf16"])  # no int8
+    ModelStore().import_file(small_model_file)
+    with qtbot.waitSignal(window.engine.model_loaded, timeout=JOB_TIMEOUT_MS):
+        window.show_model_state()  # measured once, and kept
+
+    def press_measure_again_then_cancel():
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, SettingsDialog)
+        dialog.measure_button.click()
+        dialog.reject()  # Cancel: the trial is forgotten all the same, so the model measures again
+
+    QTimer.singleShot(0, press_measure_again_then_cancel)
+    with qtbot.waitSignal(window.engine.notice, timeout=JOB_TIMEOUT_MS) as told:
+        window.show_settings()
+    assert told.args[0].startswith("Finding the fastest precision")
+    qtbot.waitUntil(lambda: "picked automatically" in window.model_status.toolTip(), timeout=JOB_TIMEOUT_MS)

@@ -1,4 +1,4 @@
-"""`birdid model ...`: download, import, list, verify, choose and remove installed models."""
+"""`birdid model ...`: download, import, list, verify, choose, remove and retune installed models."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 from birdid_app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, Failure, Parser
 from birdid_app.cli.progress import ProgressPrinter
+from birdid_app.core import options
 
 
 def add_commands(commands) -> None:
-    model = commands.add_parser("model", help="download, import, list, verify, choose or remove models")
+    model = commands.add_parser("model", help="download, import, list, verify, choose, remove or retune models")
     actions = model.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
     download = actions.add_parser("download", help="download the eu-common model (about 195 MB) from the hub")
     download.add_argument("--cache-dir", type=Path, help="where to keep it (default: the Hugging Face cache)")
@@ -29,6 +30,12 @@ def add_commands(commands) -> None:
     remove = actions.add_parser("remove", help="uninstall NAME")
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(run=remove_model)
+    retune = actions.add_parser(
+        "retune", help='measure again which precision "auto" runs NAME in (default: the active model) on this computer'
+    )
+    retune.add_argument("name", nargs="?", metavar="NAME")
+    retune.add_argument("--device", choices=options.DEVICES, default=options.DEFAULT_DEVICE)
+    retune.set_defaults(run=retune_model)
 
 
 def download_model(args: argparse.Namespace) -> int:
@@ -64,6 +71,7 @@ def import_model(args: argparse.Namespace) -> int:
 
 def list_models(args: argparse.Namespace) -> int:
     from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.precision import kept_choices  # reads the kept trials without torch
 
     store = ModelStore()
     active = store.active()
@@ -73,6 +81,8 @@ def list_models(args: argparse.Namespace) -> int:
     for model in models:
         marker = "*" if active is not None and model.name == active.name else " "
         print(f"{marker} {model.name}  {model.size / 1e6:.1f} MB  {model.trust_label}  {model.path}")
+        for where, choice in kept_choices(model.path):
+            print(f"    precision on {where}: {choice.describe()}")
     return EXIT_OK
 
 
@@ -109,4 +119,32 @@ def remove_model(args: argparse.Namespace) -> int:
     model = ModelStore().remove(args.name)
     kept = "" if not model.path.exists() else f"; the file stays at {model.path} for other tools that use it"
     print(f"{model.name} removed{kept}")
+    return EXIT_OK
+
+
+def retune_model(args: argparse.Namespace) -> int:
+    """Forget the kept precision trial of the model on this device, torch and CPU, and run it now."""
+    from birdid_app.core.model_store import ModelStore
+
+    store = ModelStore()
+    model = store.get(args.name) if args.name else store.active()
+    if model is None:
+        raise Failure("No model is installed, so there is nothing to measure: run `birdid model download` "
+                      "or `birdid model import FILE`.")
+    # torch: only now.
+    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.inference import cpu_has_native_bf16, resolve_device
+    from birdid_app.core.precision import choose_precision, forget_trials
+
+    checkpoint = read_checkpoint(store.checked_path(model), check_crc=False)
+    device = resolve_device(args.device)
+    forget_trials(checkpoint, device)
+    choice = choose_precision(
+        checkpoint, device, native_bf16=cpu_has_native_bf16(),
+        on_converting=lambda: print(
+            "Preparing the int8 copy of the model (once for this model; about half a minute)…", file=sys.stderr
+        ),
+        on_progress=lambda line: print(line, file=sys.stderr),
+    )
+    print(f"{model.name}: {choice.describe()}")
     return EXIT_OK

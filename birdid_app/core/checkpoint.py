@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from birdid_app.core import paths
 from birdid_app.core.errors import CheckpointError
 from birdid_app.core.hiera import GLOBAL_POS_EMBED_STRIDE, Hiera, HieraConfig
 
@@ -53,13 +54,7 @@ class Checkpoint:
     def file_key(self) -> str | None:
         """"path|size|mtime" of the file these weights came from, for what is kept per model file
         (the precision trial, the int8 conversion); None when there is no file, or it is gone."""
-        if self.path is None:
-            return None
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return None if self.path is None else paths.file_key(self.path)
 
     def build_model(self) -> Hiera:
         """The network with these weights, in eval mode, on the CPU, in the file's dtype.

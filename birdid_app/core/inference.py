@@ -17,12 +17,15 @@ from birdid_app.core.errors import BirdidError, PhotoError
 from birdid_app.core.int8 import Int8Model, Int8Unavailable, prepare_int8
 from birdid_app.core.options import DEVICES, PRECISIONS
 from birdid_app.core.photo import decode_photo
-from birdid_app.core.precision import DTYPES, choose_precision
+from birdid_app.core.precision import choose_precision
 from birdid_app.core.preprocess import to_model_input
 
 # Photos per forward pass: bounds memory (stage-1 maps are 3.5 MB a photo at 384x384) while
 # still amortising per-call overhead.
 DEFAULT_BATCH_SIZE = 8
+# The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/int8.py) and keeps
+# the float model for what the graph does not give: stage maps and Grad-CAM.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -132,14 +135,15 @@ class Classifier:
         on_measuring_precision: Callable[[], None] | None = None,
         on_converting: Callable[[], None] | None = None,
     ) -> None:
-        """precision "auto" runs the fastest mode that agrees with fp32 on this computer
-        (core/precision.py): measured once per model and device, a few seconds for the base
-        model, and `on_measuring_precision` is called first so a window can say so.
+        """precision "auto" runs the fastest mode that agrees with fp32 on this computer, or a
+        simpler one as fast (core/precision.py): measured once per model and device (again if
+        the computer was busy), a few seconds for the base model, and `on_measuring_precision`
+        is called first so a window can say so.
 
         int8 (the CPU only) runs a quantised copy of the model with ONNX Runtime (core/int8.py),
         converted once per model file (about half a minute for the base model; `on_converting`
-        is called first) and kept. `self.model` stays the float model in every mode: Grad-CAM
-        and forwards that need stage maps run it."""
+        is called first) and kept; its graph gives the stage maps too, so every answer and map comes
+        from it. `self.model` stays the float model in every mode: Grad-CAM's gradients need it."""
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self._on_converting = on_converting
@@ -169,7 +173,8 @@ class Classifier:
         self.model = self.checkpoint.build_model().to(device=self.device, dtype=self.dtype)
 
     def _choose_precision(self, on_measuring: Callable[[], None] | None = None) -> None:
-        """"auto" on this device: the fastest mode that agrees with fp32 (core/precision.py)."""
+        """"auto" on this device: the fastest mode that agrees with fp32, or a simpler one as
+        fast (core/precision.py)."""
         choice = choose_precision(
             self.checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring,
             on_converting=self._on_converting,
@@ -296,9 +301,10 @@ class Classifier:
     def _forward(self, batch: torch.Tensor, sources: Sequence[str], keep_stage_maps: bool = True) -> list[Identification]:
         started = time.perf_counter()
         with torch.inference_mode():
-            if self.int8 is not None and not keep_stage_maps:
-                logits, embedding = self.int8(batch)  # the graph has no stage maps
-                maps: tuple[torch.Tensor, ...] = ()
+            if self.int8 is not None and (not keep_stage_maps or self.int8.has_stage_maps):
+                # The int8 graph gives the answer everywhere (window, CLI, library, selftest): one
+                # photo, one answer; its stage maps come from the same run.
+                logits, embedding, *maps = self.int8(batch, stage_maps=keep_stage_maps)
             else:
                 out = self.model(batch.to(device=self.device, dtype=self.dtype), stage_maps=keep_stage_maps)
                 logits, embedding, maps = out.logits, out.embedding, out.stage_maps

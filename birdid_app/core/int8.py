@@ -5,9 +5,9 @@ Chosen by measurement (benchmarks/int8.py): on a 2-core AMD EPYC ONNX Runtime's 
 kernels run the base model in under half the reference's time, clearly ahead of torch's own
 dynamic int8 (torch.ao.quantization, deprecated in torch 2.14 and warning on every call).
 
-The graph gives exactly what identification and indexing need, the logits and the embedding,
-and no stage maps: a forward that needs maps, and Grad-CAM (which needs autograd), run the
-float torch model instead. Converting takes a while (export, then quantisation: about half a
+The graph gives the logits, the embedding and the four stage maps (asked for only where they
+are shown: the window), so the window, `identify`, the library and `selftest` all get the same
+answer from the same graph; only Grad-CAM (which needs autograd) runs the float torch model. Converting takes a while (export, then quantisation: about half a
 minute for the base model), so the result is kept in the data folder, named after the model
 file, its size and time, ONNX Runtime's version and this module's FORMAT, beside its SHA-256:
 a damaged or half-written file is converted again, never loaded.
@@ -34,7 +34,10 @@ from birdid_app.core.errors import BirdidError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the export or the quantisation changes: kept files are then converted again
+FORMAT = 2  # bump when the export or the quantisation changes: kept files are then converted again
+# 2: the four stage maps are outputs too, so the window's feature maps come from the graph that
+# gives its answer (1 had logits and embedding only).
+STAGE_OUTPUTS = ("stage1", "stage2", "stage3", "stage4")
 # The batch sizes the exported graph accepts; the classifier's batches are at most 8.
 MAX_BATCH = 256
 
@@ -44,7 +47,8 @@ class Int8Unavailable(BirdidError):
 
 
 class Int8Model:
-    """The quantised graph, ready to run: images [B, 3, H, W] float32 -> (logits, embedding)."""
+    """The quantised graph, ready to run: images [B, 3, H, W] float32 -> (logits, embedding), and
+    with `stage_maps` the four stage maps [B, C_s, H_s, W_s] too, from the same run."""
 
     def __init__(self, source: bytes | Path, threads: int | None = None) -> None:
         import onnxruntime
@@ -61,17 +65,19 @@ class Int8Model:
         self.session = onnxruntime.InferenceSession(
             source if isinstance(source, bytes) else str(source), options, providers=["CPUExecutionProvider"]
         )
+        self.has_stage_maps = set(STAGE_OUTPUTS) <= {output.name for output in self.session.get_outputs()}
 
-    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, images: torch.Tensor, *, stage_maps: bool = False):
         batch = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())  # [B, 3, H, W]
+        names = ["logits", "embedding", *(STAGE_OUTPUTS if stage_maps else ())]
         # One picture per run: dynamic quantisation scales the activations of the whole batch by
         # their largest value, so in a batch a photo's answer would depend on the others beside
         # it (a library photo would not find itself at similarity 1). On a CPU a batch of 1 costs
-        # little throughput.
-        outputs = [self.session.run(["logits", "embedding"], {"images": batch[i : i + 1]}) for i in range(len(batch))]
-        logits = np.concatenate([logit for logit, _ in outputs])  # [B, classes]
-        embedding = np.concatenate([emb for _, emb in outputs])  # [B, dim]
-        return torch.from_numpy(logits), torch.from_numpy(embedding)
+        # little throughput. The stage maps are intermediate tensors of the same run: asking for
+        # them adds only their copy out.
+        outputs = [self.session.run(names, {"images": batch[i : i + 1]}) for i in range(len(batch))]
+        joined = [torch.from_numpy(np.concatenate([run[k] for run in outputs])) for k in range(len(names))]
+        return tuple(joined) if stage_maps else (joined[0], joined[1])
 
 
 # Converted bytes of checkpoints that have no file to key a kept copy by (benchmarks, tests):
@@ -132,7 +138,7 @@ def convert(checkpoint: Checkpoint) -> bytes:
 
 def export(checkpoint: Checkpoint):
     """The network as an onnx.ModelProto in fp32: images [B, 3, H, W] in (any B up to MAX_BATCH),
-    logits and embedding out."""
+    logits, embedding and the four stage maps out."""
     wrapper = _LogitsAndEmbedding(checkpoint.build_model().float()).eval()
     example = torch.zeros(2, 3, *checkpoint.image_size)  # 2, not 1: a batch of 1 would be fixed
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
@@ -147,7 +153,7 @@ def export(checkpoint: Checkpoint):
         warnings.filterwarnings("ignore", message=".*treespec.*", category=FutureWarning)
         program = torch.onnx.export(
             wrapper, (example,), dynamo=True, verbose=False, input_names=["images"],
-            output_names=["logits", "embedding"], dynamic_shapes=({0: batch},),
+            output_names=["logits", "embedding", *STAGE_OUTPUTS], dynamic_shapes=({0: batch},),
         )
     model = program.model_proto
     # The exporter declares its weights' shapes too; the quantiser turns Gemm into MatMul with a
@@ -175,9 +181,9 @@ class _LogitsAndEmbedding(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model(images, stage_maps=False)
-        return out.logits, out.embedding
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(images, stage_maps=True)
+        return (out.logits, out.embedding, *out.stage_maps)
 
 
 @contextlib.contextmanager

@@ -36,3 +36,13 @@ def sample_picture() -> Path:
     precision trial and `birdid selftest` identify. The package is always unpacked on disk, as a
     wheel or in the frozen bundle, so this is a real file."""
     return Path(str(resources.files("birdid_app.resources") / "samples" / "robin.jpg"))
+
+
+def file_key(path: Path) -> str | None:
+    """"path|size|mtime" of a file, for what is kept per model file (the precision trial, the
+    int8 conversion) and found again without reading it; None when the file is gone."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"

@@ -1,12 +1,35 @@
-"""What precision "auto" means on this computer: the fastest mode that agrees with fp32.
+"""What precision "auto" means on this computer: the fastest mode that agrees with fp32, or a
+simpler one that is as fast.
 
-A mode agrees when, on the sample pictures, the embedding's cosine similarity to fp32's is at
-least MIN_COSINE, the best species is the same and so are the five best (as a set: two species
-at 0.4% each may swap places in bf16, which tells a person nothing). Only modes that can be
-fast on the device are tried (bf16 on a CPU only where it runs natively: emulated it is slower
-than fp32, and fp16 has no fast CPU kernels at all; int8 on every CPU, core/int8.py). The trial takes a few forward passes per
-mode, once: the choice is kept in the data folder for this model file, device, torch and CPU,
-and measured again when any of them changes.
+Agreement: on the sample pictures, a mode's embedding has cosine similarity at least MIN_COSINE
+to fp32's, and the best species is the same and so are the five best (as a set: two species at
+0.4% each may swap places in bf16, which tells a person nothing). Only modes that can be fast on
+the device are tried (bf16 on a CPU only where it runs natively: emulated it is slower than
+fp32, and fp16 has no fast CPU kernels at all; int8 on every CPU, core/int8.py).
+
+Speed, the steady trial: the modes that agree are timed interleaved, one single-picture forward
+each per round, so that a neighbour's load falls on every mode alike, and the order turns every
+round (`round_order`) so that no mode always runs first, or after the same other. A warm-up round
+is not counted. From MIN_ROUNDS rounds on, the trial stops as soon as the pick is clear
+(`pick_is_clear`: the pick would be the same whichever value inside its interquartile range each
+mode's median took), else after MAX_ROUNDS rounds or TIMING_BUDGET_S seconds, so a quiet machine
+is done in a few rounds and a noisy one is bounded. The modes are compared by their medians over
+the same rounds (`pick`): a single disturbed round moves a median little, a mean much, and a min
+rewards the one lucky run. The fastest wins, but a simpler mode (SIMPLICITY) within TIE_FRACTION
+of it is preferred: fewer things to go wrong, and no conversion to keep.
+
+A busy computer: beside programs that keep its cores busy the modes do not slow down alike
+(torch's threads wait for each other at every layer and lose their turn; ONNX Runtime's yield):
+on a 2-core EPYC, bf16 and int8 run at the same speed quietly and int8 2-8x faster beside two busy
+processes. So no timing taken then says how the modes compare on this computer. On Linux the
+trial reads how much of its cores other programs used while it timed (`others_cpu_share`); above
+BUSY_SHARE its choice is used, but measured again at the next load, up to MAX_BUSY_TRIALS trials
+in a row (a computer always that busy keeps the last).
+
+The choice is kept in the data folder (precision-trials.json) for this model file, device, torch
+and CPU, with what was measured, and measured again when any of them changes or on request
+(`forget_trials`: `birdid model retune`, Settings > Measure again). Importing this module loads
+no torch, so `birdid model list` and the window read and forget kept trials without it.
 """
 
 from __future__ import annotations
@@ -15,37 +38,49 @@ import json
 import logging
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import torch
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING
 
 from birdid_app.core import paths
-from birdid_app.core.checkpoint import Checkpoint
-from birdid_app.core.int8 import Int8Unavailable, prepare_int8
-from birdid_app.core.preprocess import to_model_input
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from birdid_app.core.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
 MIN_COSINE = 0.999
-# Timed single-picture runs per mode, after the three-picture agreement run has allocated and
-# picked kernels; the fastest counts (noise on a busy laptop only ever adds time).
-TIMED_RUNS = 2
-# The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/int8.py) and keeps
-# the float model for what the graph does not give: stage maps and Grad-CAM.
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
+# Simplest first: when two modes are about as fast, the one earlier here is picked. fp32 needs
+# nothing, bf16 and fp16 only a cast, int8 a converted copy of the model (core/int8.py).
+SIMPLICITY = ("fp32", "bf16", "fp16", "int8")
+TIE_FRACTION = 0.05  # medians within 5% of the fastest count as equally fast
+MIN_ROUNDS = 3  # a median of fewer says little
+MAX_ROUNDS = 12
+TIMING_BUDGET_S = 20.0  # the timing stops at the first round past this (warm-up included) once MIN_ROUNDS are done
+BUSY_SHARE = 0.25  # other programs' share of the trial's cores above which its timings are not trusted
+MAX_BUSY_TRIALS = 3
+FORMAT = 2  # of a kept trial; bump when what is kept changes: an entry in another format is measured again
+KEPT_FIELDS = {"format", "device", "hardware", "torch", "precision", "trials", "rounds", "timing_seconds",
+               "others_share", "busy_trials"}
 
 
 @dataclass(frozen=True)
 class PrecisionTrial:
     precision: str
-    seconds: float  # the fastest forward of one picture
     cosine: float  # lowest embedding cosine similarity to fp32 over the sample pictures
     same_top5: bool  # the same best species, and the same five best, on every sample picture
     problem: str = ""  # why the mode could not run at all ("int8 could not be prepared: ..."), or ""
+    # A single-picture forward over the interleaved rounds: the median and the quartiles; None
+    # for a mode not timed (it did not agree, or no other mode did).
+    seconds: float | None = None
+    low: float | None = None
+    high: float | None = None
 
     @property
     def agrees(self) -> bool:
@@ -57,31 +92,182 @@ class PrecisionChoice:
     precision: str
     trials: tuple[PrecisionTrial, ...]
     measured_now: bool  # False when the choice came from an earlier trial on this computer
+    rounds: int = 0  # interleaved rounds timed (0: no timing, at most one mode agreed)
+    timing_seconds: float = 0.0  # how long the timing took, warm-up included
+    others_share: float | None = None  # other programs' share of the trial's cores meanwhile; None: unknown
+    busy_trials: int = 0  # trials in a row taken on a busy computer, this one included
+
+    @property
+    def busy(self) -> bool:
+        return self.others_share is not None and self.others_share > BUSY_SHARE
+
+    @property
+    def settled(self) -> bool:
+        """Whether this choice is kept for good (else it is measured again at the next load)."""
+        return not self.busy or self.busy_trials >= MAX_BUSY_TRIALS
 
     def describe(self) -> str:
-        """One line for a person: which mode, and why."""
+        """One line for a person: which mode, what was measured, and why."""
         if not self.trials:
             return f"{self.precision}, picked automatically: the only fast mode on this device"
         by_mode = {trial.precision: trial for trial in self.trials}
-        fp32, chosen = by_mode["fp32"], by_mode[self.precision]
-        rejected = [t.precision for t in self.trials if not t.agrees]
+        chosen = by_mode[self.precision]
         reason = f"{self.precision}, picked automatically"
-        if self.precision != "fp32":
-            reason += (f": {chosen.seconds / fp32.seconds:.2f}x fp32's time on this computer, "
-                       f"embedding cosine {chosen.cosine:.5f}, same top-5")
+        timed = [t for t in self.trials if t.seconds is not None]
+        if chosen.seconds is not None:
+            others = [f"{t.precision} {t.seconds:.3f} s" for t in timed if t is not chosen]
+            against = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
+            reason += (f": median {chosen.seconds:.3f} s a photo against {against} over {self.rounds} "
+                       f"interleaved rounds")
+            fastest = min(timed, key=lambda t: t.seconds)
+            if fastest is not chosen:
+                reason += f" ({fastest.precision} within {TIE_FRACTION:.0%}: the simpler mode wins)"
         elif len(self.trials) > 1:
-            reason += ": no faster mode agreed with it" if rejected else ": no other mode was faster"
+            reason += ": no other mode agreed with it"
         failed = [t for t in self.trials if t.problem]
-        rejected = [name for name in rejected if name not in {t.precision for t in failed}]
+        rejected = [t.precision for t in self.trials if not t.agrees and not t.problem]
         if rejected:
             reason += f" ({', '.join(rejected)} did not agree with fp32)"
         for trial in failed:
             reason += f" ({trial.problem.rstrip('.')})"
+        if self.busy:
+            reason += f"; other programs used {self.others_share:.0%} of the CPU meanwhile, "
+            reason += (f"as in {self.busy_trials} trials in a row, so it is kept" if self.settled
+                       else "so it is measured again at the next start")
         return reason
+
+
+# --- the timing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timings:
+    times: dict[str, list[float]]  # per mode, one single-picture forward per counted round, in seconds
+    rounds: int
+    seconds: float  # the whole timing, warm-up included
+
+    def summary(self) -> dict[str, tuple[float, float, float]]:
+        """Per mode (median, lower quartile, upper quartile) over the rounds."""
+        return {mode: summarise(times) for mode, times in self.times.items()}
+
+
+def summarise(times: list[float]) -> tuple[float, float, float]:
+    """(median, lower quartile, upper quartile); the quartiles interpolate between the times, so
+    over 3 rounds they lie halfway between the median and the fastest, and the slowest."""
+    if len(times) == 1:
+        return times[0], times[0], times[0]
+    low, median, high = statistics.quantiles(times, n=4, method="inclusive")
+    return median, low, high
+
+
+def round_order(modes: list[str], round_index: int) -> list[str]:
+    """The modes in the order round `round_index` (from 0) runs them: rotated by one each round,
+    and reversed in every other cycle, so over 2 x len(modes) rounds each mode runs in every
+    place and after every other alike (for 3 modes: ABC BCA CAB CBA ACB BAC)."""
+    shift = round_index % len(modes)
+    rotated = modes[shift:] + modes[:shift]
+    return rotated[::-1] if (round_index // len(modes)) % 2 else rotated
+
+
+def pick(medians: dict[str, float]) -> str:
+    """The simplest mode (SIMPLICITY) whose median is within TIE_FRACTION of the fastest's."""
+    fastest = min(medians.values())
+    return next(mode for mode in sorted(medians, key=SIMPLICITY.index) if medians[mode] <= fastest * (1 + TIE_FRACTION))
+
+
+def pick_is_clear(summary: dict[str, tuple[float, float, float]]) -> bool:
+    """Whether `pick` would choose the same mode whichever value inside its interquartile range
+    each mode's median took: the chosen one within the tie of the fastest even at its slowest and
+    the others at their fastest, and every simpler mode outside the tie even at its fastest and
+    the others at their slowest."""
+    chosen = pick({mode: median for mode, (median, _, _) in summary.items()})
+    others = [mode for mode in summary if mode != chosen]
+    if others and summary[chosen][2] > (1 + TIE_FRACTION) * min(summary[mode][1] for mode in others):
+        return False
+    for simpler in SIMPLICITY[: SIMPLICITY.index(chosen)]:
+        if simpler in summary:
+            rest = [summary[mode][2] for mode in summary if mode != simpler]
+            if summary[simpler][1] <= (1 + TIE_FRACTION) * min(rest):
+                return False
+    return True
+
+
+def time_interleaved(
+    runs: dict[str, Callable[[], object]],
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    min_rounds: int = MIN_ROUNDS,
+    max_rounds: int = MAX_ROUNDS,
+    budget: float = TIMING_BUDGET_S,
+    on_round: Callable[[Timings], None] | None = None,
+) -> Timings:
+    """Time each run (one forward each) round by round in `round_order`, after a warm-up round
+    that is not counted, until the pick is clear (from `min_rounds` on), `max_rounds` are done,
+    or `budget` seconds have gone by `clock`. `on_round` is given the timings after every round."""
+    modes = list(runs)
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    started = clock()
+    for mode in round_order(modes, 0):
+        runs[mode]()  # the first single-picture calls allocate and pick kernels
+    rounds = 0
+    while True:
+        for mode in round_order(modes, rounds):
+            before = clock()
+            runs[mode]()
+            times[mode].append(clock() - before)
+        rounds += 1
+        timings = Timings(times, rounds, clock() - started)
+        if on_round is not None:
+            on_round(timings)
+        if rounds >= min_rounds and (
+            rounds >= max_rounds or timings.seconds >= budget or pick_is_clear(timings.summary())
+        ):
+            return timings
+
+
+def others_cpu_share() -> Callable[[], float | None]:
+    """Starts watching this process's cores: the function returned says what share of their time
+    since then went to other programs (0 to 1), or None where that cannot be read (not Linux).
+    A hypervisor's stolen time counts as other programs'."""
+    start = _cpu_ticks()
+
+    def share() -> float | None:
+        end = _cpu_ticks()
+        if start is None or end is None:
+            return None
+        busy, total, own = (after - before for after, before in zip(end, start, strict=True))
+        return min(max((busy - own) / total, 0.0), 1.0) if total > 0 else None
+
+    return share
+
+
+def _cpu_ticks() -> tuple[int, int, int] | None:
+    """(busy, total) clock ticks of this process's cores since boot, and this process's own."""
+    try:
+        cores = os.sched_getaffinity(0)
+        busy = total = 0
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                    # user nice system idle iowait irq softirq steal (guest time is inside user)
+                    ticks = [int(field) for field in fields[:8]]
+                    total += sum(ticks)
+                    busy += sum(ticks) - ticks[3] - ticks[4]
+        with open("/proc/self/stat", encoding="ascii") as own_stat:
+            own = own_stat.read().rsplit(")", 1)[1].split()
+        return busy, total, int(own[11]) + int(own[12])  # utime, stime: fields 14 and 15
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+
+
+# --- the trial --------------------------------------------------------------------------------
 
 
 def candidate_precisions(device: torch.device, *, native_bf16: bool) -> list[str]:
     """Modes worth trying on `device`, fp32 first (it is the yardstick and always agrees)."""
+    import torch
+
     if device.type == "cuda":
         return ["fp32", "bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp32", "fp16"]
     if device.type == "mps":
@@ -91,6 +277,8 @@ def candidate_precisions(device: torch.device, *, native_bf16: bool) -> list[str
 
 def sample_pictures() -> list[Image.Image]:
     """The bundled sample, mirrored, and a close crop of it: three different inputs."""
+    from PIL import Image, ImageOps
+
     with Image.open(paths.sample_picture()) as opened:
         picture = opened.convert("RGB")
     width, height = picture.size
@@ -103,53 +291,71 @@ def measure_precisions(
     device: torch.device,
     precisions: list[str],
     on_converting: Callable[[], None] | None = None,
-) -> list[PrecisionTrial]:
-    """Time each mode on one picture and compare its answers on all samples with fp32's.
-    int8 is converted first when no kept conversion exists (`on_converting` is called then);
-    one that cannot be prepared is a trial with its `problem`, and never chosen."""
+    *,
+    on_progress: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> PrecisionChoice:
+    """Compare each mode's answers on all samples with fp32's, then time the modes that agree
+    (`time_interleaved`) and pick one. int8 is converted first when no kept conversion exists
+    (`on_converting` is called then); one that cannot be prepared is a trial with its `problem`,
+    and never chosen. `on_progress` is given a line as each step starts and after every round.
+    All modes stay in memory until the timing ends (the base model: about 400 MB on the CPU)."""
+    import torch
+
+    from birdid_app.core.inference import DTYPES
+    from birdid_app.core.int8 import Int8Unavailable
+    from birdid_app.core.preprocess import to_model_input
+
+    say = on_progress or (lambda line: None)
     pictures = sample_pictures()
     batch = torch.stack([
         to_model_input(p, checkpoint.image_size, checkpoint.rgb_mean, checkpoint.rgb_std) for p in pictures
     ]).to(device)  # [3, 3, H, W]
-    trials = []
+    checked: list[PrecisionTrial] = []
+    runs: dict[str, Callable[[], object]] = {}
     exact_embeddings = exact_best = exact_top5 = None
     for precision in precisions:
+        say(f"checking {precision} against fp32 on {len(pictures)} sample pictures")
+        try:
+            forward = _forward(checkpoint, device, precision, on_converting)
+        except Int8Unavailable as error:
+            log.warning("%s", error)
+            checked.append(PrecisionTrial(precision, 0.0, False, str(error)))
+            continue
         dtype = DTYPES[precision]
-        if precision == "int8":
-            try:
-                run = prepare_int8(checkpoint, on_converting=on_converting)
-            except Int8Unavailable as error:
-                log.warning("%s", error)
-                trials.append(PrecisionTrial(precision, 0.0, 0.0, False, str(error)))
-                continue
-        else:
-            model = checkpoint.build_model().to(device=device, dtype=dtype)
-
-            def run(images: torch.Tensor, model=model) -> tuple[torch.Tensor, torch.Tensor]:
-                output = model(images, stage_maps=False)
-                return output.logits, output.embedding
-
-        one = batch[:1].to(dtype)
         with torch.inference_mode():
-            logits, embedding = run(batch.to(dtype))
-            embeddings = embedding.float().cpu()
-            best = logits.float().argmax(dim=-1).cpu()  # [pictures]
-            five = min(5, logits.shape[-1])
-            top5 = logits.float().topk(five, dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5], as sets
-            times = []
-            for _ in range(TIMED_RUNS):
-                _synchronise(device)
-                started = time.perf_counter()
-                run(one)
-                _synchronise(device)
-                times.append(time.perf_counter() - started)
+            logits, embedding = forward(batch.to(dtype))
+        embeddings = embedding.float().cpu()
+        best = logits.float().argmax(dim=-1).cpu()  # [pictures]
+        five = min(5, logits.shape[-1])
+        top5 = logits.float().topk(five, dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5], as sets
         if exact_embeddings is None:
             exact_embeddings, exact_best, exact_top5 = embeddings, best, top5
         cosine = float(torch.nn.functional.cosine_similarity(embeddings, exact_embeddings, dim=-1).min())
-        same = torch.equal(best, exact_best) and torch.equal(top5, exact_top5)
-        trials.append(PrecisionTrial(precision, min(times), cosine, same))
-        del run
-    return trials
+        trial = PrecisionTrial(precision, cosine, torch.equal(best, exact_best) and torch.equal(top5, exact_top5))
+        checked.append(trial)
+        if trial.agrees:
+            runs[precision] = _timed_call(forward, batch[:1].to(dtype), device)
+    agreeing = list(runs)
+    if len(agreeing) < 2:  # fp32 always agrees: nothing to weigh it against
+        return PrecisionChoice(agreeing[0] if agreeing else "fp32", tuple(checked), measured_now=True)
+
+    say(f"timing {', '.join(agreeing)} in turn, one photo each per round")
+    watch = others_cpu_share()
+    with torch.inference_mode():
+        timings = time_interleaved(runs, clock=clock, on_round=lambda t: say(_round_line(t)))
+    others = watch()
+    summary = timings.summary()
+    trials = tuple(
+        replace(trial, seconds=summary[trial.precision][0], low=summary[trial.precision][1],
+                high=summary[trial.precision][2]) if trial.precision in summary else trial
+        for trial in checked
+    )
+    choice = PrecisionChoice(
+        pick({mode: median for mode, (median, _, _) in summary.items()}), trials, measured_now=True,
+        rounds=timings.rounds, timing_seconds=timings.seconds, others_share=others,
+    )
+    return replace(choice, busy_trials=1) if choice.busy else choice
 
 
 def choose_precision(
@@ -159,45 +365,123 @@ def choose_precision(
     native_bf16: bool,
     on_measuring: Callable[[], None] | None = None,
     on_converting: Callable[[], None] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> PrecisionChoice:
-    """The fastest mode that agrees with fp32, from the kept trial when there is one for this
-    model, device, torch and CPU; `on_measuring` is called before a new trial starts, and
-    `on_converting` before int8 is converted for it."""
+    """The pick of the trial kept for this model, device, torch and CPU when there is a settled
+    one, else of a new trial, kept; `on_measuring` is called before a new trial starts,
+    `on_converting` before int8 is converted for it, `on_progress` with a line at every step."""
     precisions = candidate_precisions(device, native_bf16=native_bf16)
     if len(precisions) == 1:
         return PrecisionChoice(precisions[0], (), measured_now=False)
-    key = _trial_key(checkpoint, device)
-    trials = _kept_trials(key, precisions) if key else None
-    measured_now = trials is None
-    if trials is None:
-        if on_measuring is not None:
-            on_measuring()
-        trials = measure_precisions(checkpoint, device, precisions, on_converting)
-        if key:
-            _keep_trials(key, trials)
-    best = min((t for t in trials if t.agrees), key=lambda t: t.seconds)
-    return PrecisionChoice(best.precision, tuple(trials), measured_now)
+    key = _trial_key(checkpoint.file_key(), device)
+    kept = _kept_choice(key, precisions) if key else None
+    if kept is not None and kept.settled:
+        return kept
+    if on_measuring is not None:
+        on_measuring()
+    choice = measure_precisions(checkpoint, device, precisions, on_converting, on_progress=on_progress)
+    if choice.busy and kept is not None:  # a kept trial that is not settled was busy too
+        choice = replace(choice, busy_trials=kept.busy_trials + 1)
+    if key:
+        _keep(key, choice, device)
+    return choice
+
+
+def _forward(checkpoint: Checkpoint, device: torch.device, precision: str, on_converting):
+    """images [B, 3, H, W] in the mode's dtype -> (logits, embedding), in `precision`."""
+    if precision == "int8":
+        from birdid_app.core.int8 import prepare_int8
+
+        return prepare_int8(checkpoint, on_converting=on_converting)
+    from birdid_app.core.inference import DTYPES
+
+    model = checkpoint.build_model().to(device=device, dtype=DTYPES[precision])
+
+    def forward(images):
+        output = model(images, stage_maps=False)
+        return output.logits, output.embedding
+
+    return forward
+
+
+def _timed_call(forward, picture, device) -> Callable[[], None]:
+    """One forward of `picture`, finished on the device when it returns (a GPU runs ahead)."""
+
+    def run() -> None:
+        forward(picture)
+        _synchronise(device)
+
+    return run
+
+
+def _round_line(timings: Timings) -> str:
+    medians = ", ".join(f"{mode} {median:.3f} s" for mode, (median, _, _) in timings.summary().items())
+    return f"round {timings.rounds}: medians {medians} ({timings.seconds:.1f} s so far)"
 
 
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
+
+
+# --- what is kept ------------------------------------------------------------------------------
+
+
+def forget_trials(model: Checkpoint | str | Path, device: torch.device | None = None) -> int:
+    """Forget the kept trials of a model file (a Checkpoint read from one, or its path), so the
+    next load measures again: the one for `device` with this torch and CPU, or with no device
+    every one kept for the file. Returns how many were forgotten."""
+    path = Path(model) if isinstance(model, str | Path) else model.path
+    if path is None:
+        return 0
+    kept = _read_kept()
+    if device is not None:
+        key = _trial_key(paths.file_key(path), device)
+        forgotten = [entry_key for entry_key in kept if entry_key == key]
+    else:  # every size and time the file had: older ones are never used again either
+        forgotten = [entry_key for entry_key in kept if entry_key.startswith(f"{path.resolve()}|")]
+    if forgotten:
+        _write_kept({entry_key: entry for entry_key, entry in kept.items() if entry_key not in forgotten})
+    return len(forgotten)
+
+
+def kept_choices(model_path: str | Path) -> list[tuple[str, PrecisionChoice]]:
+    """(where it was measured, the choice) for every trial kept for this model file as it is now,
+    e.g. ("cpu, x86_64 AMD EPYC x2 threads, torch 2.14.1", choice); [] when none is."""
+    model_file = paths.file_key(Path(model_path))
+    if model_file is None:
+        return []
+    found = []
+    for key, entry in _read_kept().items():
+        if key.startswith(f"{model_file}|"):
+            choice = _choice_from(entry)
+            if choice is not None:  # an entry _choice_from reads has every field _keep writes
+                found.append((f"{entry['device']}, {entry['hardware']}, torch {entry['torch']}", choice))
+    return found
 
 
 def _trials_file() -> Path:
     return paths.data_dir() / "precision-trials.json"
 
 
-def _trial_key(checkpoint: Checkpoint, device: torch.device) -> str | None:
-    """Identifies what the trial depends on; None for a model that is not from a file."""
-    model_file = checkpoint.file_key()
+def _trial_key(model_file: str | None, device: torch.device) -> str | None:
+    """Identifies what the trial depends on, from the model's paths.file_key; None for a model
+    that is not from a file."""
     if model_file is None:
         return None
+    import torch
+
+    return f"{model_file}|{device.type}|{_hardware(device)}|torch {torch.__version__}"
+
+
+def _hardware(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
-        hardware = torch.cuda.get_device_name(device)
-    else:
-        hardware = f"{platform.machine()} {_cpu_model()} x{torch.get_num_threads()} threads"
-    return f"{model_file}|{device.type}|{hardware}|torch {torch.__version__}"
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} {_cpu_model()} x{torch.get_num_threads()} threads"
 
 
 def _cpu_model() -> str:
@@ -219,17 +503,47 @@ def _read_kept() -> dict:
     return kept if isinstance(kept, dict) else {}
 
 
-def _kept_trials(key: str, precisions: list[str]) -> list[PrecisionTrial] | None:
-    try:
-        trials = [PrecisionTrial(**entry) for entry in _read_kept().get(key, [])]
-    except TypeError:  # written by another version: measure again
+def _choice_from(entry) -> PrecisionChoice | None:
+    """The kept choice in an entry, or None for one written by another version, or damaged."""
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT or not KEPT_FIELDS <= entry.keys():
         return None
-    return trials if [t.precision for t in trials] == precisions else None
+    try:
+        trials = tuple(PrecisionTrial(**trial) for trial in entry["trials"])
+        choice = PrecisionChoice(
+            entry["precision"], trials, measured_now=False, rounds=int(entry["rounds"]),
+            timing_seconds=float(entry["timing_seconds"]), others_share=entry["others_share"],
+            busy_trials=int(entry["busy_trials"]),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return choice if choice.precision in {t.precision for t in trials if t.agrees} else None
 
 
-def _keep_trials(key: str, trials: list[PrecisionTrial]) -> None:
+def _kept_choice(key: str, precisions: list[str]) -> PrecisionChoice | None:
+    choice = _choice_from(_read_kept().get(key))
+    return choice if choice is not None and [t.precision for t in choice.trials] == precisions else None
+
+
+def _keep(key: str, choice: PrecisionChoice, device: torch.device) -> None:
+    import torch
+
     kept = _read_kept()
-    kept[key] = [asdict(t) for t in trials]
+    kept[key] = {
+        "format": FORMAT,
+        "device": device.type,
+        "hardware": _hardware(device),
+        "torch": torch.__version__,
+        "precision": choice.precision,
+        "trials": [asdict(trial) for trial in choice.trials],
+        "rounds": choice.rounds,
+        "timing_seconds": choice.timing_seconds,
+        "others_share": choice.others_share,
+        "busy_trials": choice.busy_trials,
+    }
+    _write_kept(kept)
+
+
+def _write_kept(kept: dict) -> None:
     target = _trials_file()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

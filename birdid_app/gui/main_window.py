@@ -354,7 +354,13 @@ class MainWindow(QMainWindow):
     def show_settings(self) -> None:
         devices = self.loaded_model.devices if self.loaded_model else None
         dialog = SettingsDialog(self.settings, devices, self)
+        # "Measure again" forgot the kept precision trial: the model loads again once the dialog
+        # closes (with OK or Cancel), and the engine measures as it loads.
+        measure_again: list[bool] = []
+        dialog.measure_again.connect(lambda: measure_again.append(True))
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            if measure_again and self.active_model() is not None:
+                self.show_model_state()
             return
         before = self._engine_settings()
         top_k_before = self.settings.top_k
@@ -363,8 +369,8 @@ class MainWindow(QMainWindow):
         self.engine.index_zoom = self.settings.zoom_every_photo
         self.engine.index_home_place = self._home_place()
         self.save_settings()
-        if self._engine_settings() != before and self.active_model() is not None:
-            self.show_model_state()  # reloads with the new device, precision or threads
+        if (self._engine_settings() != before or measure_again) and self.active_model() is not None:
+            self.show_model_state()  # reloads with the new device, precision or threads, or to measure again
         changed = self.settings.top_k != top_k_before or self._home_place() != home_before
         if changed and self.session.current is not None:
             self._show_current_answer()  # a new home place: identified again if its answer used the old one

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,11 +18,15 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from birdid_app.core.errors import BirdidError
+from birdid_app.core.model_store import ModelStore
+from birdid_app.core.precision import forget_trials  # no torch: it only edits the kept trials
 from birdid_app.core.settings import (
     AUTOMATIC_CPU_THREADS,
     TOP_K_MAX,
@@ -56,6 +60,10 @@ def describe_device(value: str) -> str:
 
 
 class SettingsDialog(QDialog):
+    # "Measure again" forgot the active model's kept precision trial: the window reloads the
+    # model, and the engine measures again where the model lives.
+    measure_again = Signal()
+
     def __init__(
         self,
         settings: Settings,
@@ -85,6 +93,17 @@ class SettingsDialog(QDialog):
             self.precision_box.setItemData(self.precision_box.count() - 1, explanation, Qt.ItemDataRole.ToolTipRole)
         self.precision_box.setCurrentIndex(max(self.precision_box.findData(settings.precision), 0))
         self.precision_box.setToolTip("The number format the model computes in: half precision is faster on a GPU.")
+        self.measure_button = QPushButton("&Measure again")
+        self.measure_button.setToolTip(
+            "Forget which precision was measured fastest for this model on this computer, and measure again "
+            "as the model reloads: worth it when the computer was busy the first time."
+        )
+        self._forgotten = False  # once pressed, the button stays off: the model is reloading
+        self.measure_button.setEnabled(self.precision_box.currentData() == "auto")
+        self.precision_box.currentIndexChanged.connect(
+            lambda: self.measure_button.setEnabled(self.precision_box.currentData() == "auto" and not self._forgotten)
+        )
+        self.measure_button.clicked.connect(self._measure_again)
 
         self.top_k_box = QSpinBox()
         self.top_k_box.setRange(TOP_K_MIN, TOP_K_MAX)
@@ -139,6 +158,7 @@ class SettingsDialog(QDialog):
         for text, name, widget in (
             ("&Device:", "Device", self.device_box),
             ("&Precision:", "Precision", self.precision_box),
+            ("", "Measure precision again", self.measure_button),
             ("&Species shown per photo:", "Species shown per photo", self.top_k_box),
             ("CPU &threads:", "CPU threads", self.threads_box),
             ("Photo &editor:", "Photo editor", self.editor_box),
@@ -177,6 +197,19 @@ class SettingsDialog(QDialog):
             zoom_every_photo=self.zoom_box.isChecked(),
             **self._home_place(),
         )
+
+    def _measure_again(self) -> None:
+        try:
+            model = ModelStore().active()
+        except BirdidError as error:
+            self.measure_button.setToolTip(str(error))
+            return
+        if model is not None:
+            forget_trials(model.path)
+        self._forgotten = True
+        self.measure_button.setEnabled(False)
+        self.measure_button.setText("Measured again as the model reloads")
+        self.measure_again.emit()
 
     # --- the home place ----------------------------------------------------------------------
 
