@@ -59,13 +59,17 @@ def identify_sample(
     ]
 
 
-def identify_sample_in_window(model_path: Path) -> list[str]:
-    """The real window, a real engine thread, the sample dropped in, waited for, closed."""
+def identify_sample_in_window(model_path: Path, device: str = "auto", precision: str = "auto") -> list[str]:
+    """The real window, a real engine thread, on `device` in `precision` (its Settings), the sample
+    dropped in, waited for, closed."""
     with tempfile.TemporaryDirectory(prefix="birdid-selftest-") as scratch:
         saved = {name: os.environ.get(name) for name in ("BIRDID_DATA_DIR", "BIRDID_CONFIG_DIR")}
         os.environ["BIRDID_DATA_DIR"] = str(Path(scratch) / "data")
         os.environ["BIRDID_CONFIG_DIR"] = str(Path(scratch) / "config")
         try:
+            from birdid_app.core.settings import Settings, save_settings
+
+            save_settings(Settings(device=device, precision=precision))
             return _run_window(model_path)
         finally:
             for name, value in saved.items():
@@ -115,5 +119,6 @@ def _run_window(model_path: Path) -> list[str]:
     best = window.session.current.outcome().ranked[0]
     return [
         f"window: {app.platformName()} platform, model loaded on the engine thread, sample identified as "
-        f"{best.name} {best.probability:.1%} ({time.perf_counter() - started:.2f} s from opening)"
+        f"{best.name} {best.probability:.1%} ({time.perf_counter() - started:.2f} s from opening), "
+        f"{window.loaded_model.precision} on {window.loaded_model.device}"
     ]

@@ -258,3 +258,13 @@ def test_progress_off_a_terminal_is_a_line_every_tenth():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 11
     assert lines[0] == "indexed 0%: 0 of 100 photos, 10.0/s" and lines[-1] == "indexed 100%: 100 of 100 photos, 10.0/s"
+
+
+def test_one_photo_does_not_pay_for_a_precision_trial_and_says_so(small_model_file, photo_dir, capsys):
+    from birdid_app.core.precision import kept_choices
+
+    code = main(["identify", "--model", str(small_model_file), str(photo_dir / "robin.png"), "--json"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "1 photo too few to measure the fastest precision first" in err and "birdid model retune" in err
+    assert kept_choices(small_model_file) == []  # nothing measured, nothing kept

@@ -318,3 +318,43 @@ def test_at_int8_the_window_shows_the_int8_graphs_answer_the_cli_gives(qtbot, in
     shown = {s.name: s.probability for s in outcome.ranked}
     for species in record["species"]:
         assert shown[species["name"]] == pytest.approx(species["probability"], abs=0.001)
+
+
+def test_auto_answers_the_first_photo_at_once_and_measures_beside_it(qtbot, installed, photo_dir, monkeypatch, capsys):
+    """A fresh data folder: the first photo is answered in a mode that needs no preparation while
+    "auto" is still being measured (slowed here), then the window switches, says so in a line that
+    stays, and shows the photo again as `birdid identify` answers it in the mode measured."""
+    import json
+    import threading
+
+    from birdid_app.core import precision
+
+    release = threading.Event()
+    original = precision.measure_precisions
+
+    def slow_trial(*args, **kwargs):  # beside the answers, on its own thread: held until the answer is in
+        release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(precision, "measure_precisions", slow_trial)
+    monkeypatch.setattr(precision, "candidate_precisions", lambda device, native_bf16: ["fp32", "bf16"])  # no int8
+    window = open_ready_window(qtbot)
+    assert window.loaded_model.precision_reason.endswith("being measured beside your answers (once for this model)")
+    photo = photo_dir / "robin.png"
+    window.add_photos([photo])
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=30_000)
+    assert "picked automatically" not in window.model_status.toolTip()  # answered before the trial
+    with qtbot.waitSignal(window.engine.precision_switched, timeout=60_000) as switched:
+        release.set()
+    assert "measured fastest on this computer" in switched.args[0]
+    assert window.statusBar().currentMessage() == switched.args[0]  # it stays
+    qtbot.waitUntil(lambda: "picked automatically" in window.model_status.toolTip()
+                    and window.session.pending(window.session.current) is None
+                    and window.session.current.outcome() is not None, timeout=30_000)
+    chosen = window.loaded_model.precision
+    capsys.readouterr()
+    assert main(["identify", "--precision", chosen, "--json", "--top-k", "10", str(photo)]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    shown = {s.name: s.probability for s in window.session.current.outcome().ranked}
+    for species in record["species"]:
+        assert shown[species["name"]] == pytest.approx(species["probability"], abs=0.001)

@@ -134,6 +134,33 @@ def test_the_modes_take_turns_round_by_round_and_the_order_turns():
     assert timings.seconds == pytest.approx(0.9 * 7)  # the warm-up round counts against the budget
 
 
+def test_beside_other_work_a_round_waits_for_it_and_one_it_overlapped_is_timed_again():
+    """The window's engine answering a photo mid-round: that round (whose times the answer
+    inflated) is dropped and run again, and the time spent waiting is not counted."""
+    modes = FakeModes({"fp32": [0.4], "bf16": [0.2]})
+
+    class EngineBeside:
+        def __init__(self) -> None:
+            self.count = 0
+            self.waits = 0
+
+        def wait_until_idle(self) -> None:
+            self.waits += 1
+            modes.now += 5.0  # the person's answer ran meanwhile: waited for, not timed
+
+        def activity(self) -> int:
+            # An answer started during the second round (the 4th and 5th reads bracket it).
+            self.count += 1
+            return 1 if self.count >= 4 else 0
+
+    engine = EngineBeside()
+    timings = modes.timed(min_rounds=3, max_rounds=3, pause=engine)
+    assert timings.rounds == 3 and engine.waits == 4  # four rounds run, one of them dropped
+    assert len(modes.calls) == 2 + 4 * 2
+    assert timings.times == {"fp32": pytest.approx([0.4] * 3), "bf16": pytest.approx([0.2] * 3)}
+    assert timings.seconds == pytest.approx(0.6 * 5)  # warm-up and four rounds, not the 20 s waited
+
+
 def test_a_clear_order_stops_after_the_minimum_rounds():
     modes = FakeModes({"fp32": [0.40, 0.41, 0.40, 0.39], "bf16": [0.20, 0.21, 0.19, 0.20], "int8": [0.30, 0.29, 0.31, 0.30]})
     timings = modes.timed()

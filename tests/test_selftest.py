@@ -34,7 +34,7 @@ def test_selftest_in_the_window_leaves_the_persons_folders_alone(small_model_fil
     data = Path(os.environ["BIRDID_DATA_DIR"])
     done = subprocess.run(
         [sys.executable, "-m", "birdid_app.cli", "selftest", "--model", str(small_model_file), "--device", "cpu",
-         "--window"],
+         "--precision", "bf16", "--window"],
         capture_output=True, text=True, timeout=300, env=os.environ | {"QT_QPA_PLATFORM": "offscreen"},
     )
     assert done.returncode == 0, done.stderr
@@ -42,6 +42,7 @@ def test_selftest_in_the_window_leaves_the_persons_folders_alone(small_model_fil
     (window_line,) = [line for line in out.splitlines() if line.startswith("window: ")]
     assert window_line.startswith("window: offscreen platform, model loaded on the engine thread, sample identified as ")
     assert any(name in window_line for name in SPECIES)
+    assert window_line.endswith("s from opening), bf16 on cpu")  # --precision and --device, honoured
     assert not (data / "models").exists()  # the window ran on a throwaway store
     assert out.endswith("selftest passed\n")
 

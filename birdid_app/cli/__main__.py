@@ -4,4 +4,5 @@ import sys
 
 from birdid_app.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not in the int8 conversion's spawned child, which imports this module again
+    sys.exit(main())

@@ -107,19 +107,38 @@ def choose_model(model_arg: Path | None) -> ChosenModel:
     return ChosenModel(store.checked_path(model), info, crc_checked=True)
 
 
-def load_classifier(args: argparse.Namespace):
+# Below this many photos, "auto" with no kept trial does not measure first: the trial (and an int8
+# conversion) takes about half a minute once, and saves a fraction of a second a photo.
+PHOTOS_WORTH_A_TRIAL = 200
+
+
+def load_classifier(args: argparse.Namespace, photos: int | None = None):
     """(Classifier, ChosenModel) for --model (or the active model) on --device in --precision;
-    raises BirdidError."""
+    raises BirdidError. `photos`: how many the command will identify, when it knows; with
+    "auto", fewer than PHOTOS_WORTH_A_TRIAL and no trial kept run in the mode that needs no
+    preparation, and say so."""
     # torch: only once a command runs the model.
-    from birdid_app.core.inference import Classifier
+    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.inference import Classifier, cpu_has_native_bf16, resolve_device
+    from birdid_app.core.precision import kept_choice, ready_precision
 
     chosen = choose_model(args.model)
-    classifier = Classifier.from_file(
-        chosen.path, device=args.device, precision=args.precision, check_crc=not chosen.crc_checked,
+    checkpoint = read_checkpoint(chosen.path, check_crc=not chosen.crc_checked)
+    precision, reason = args.precision, None
+    if precision == "auto" and photos is not None and photos < PHOTOS_WORTH_A_TRIAL:
+        device, native_bf16 = resolve_device(args.device), cpu_has_native_bf16()
+        if kept_choice(checkpoint, device, native_bf16=native_bf16) is None:
+            precision = ready_precision(device, native_bf16=native_bf16)
+            reason = (f"{precision}: {photos} photo{'s' if photos != 1 else ''} too few to measure the fastest "
+                      "precision first (about half a minute, once); `birdid model retune` measures it")
+    classifier = Classifier(
+        checkpoint, device=args.device, precision=precision,
         on_converting=lambda: print(
             "Preparing the int8 copy of the model (once for this model; about half a minute)…", file=sys.stderr
         ),
     )
+    if reason is not None:
+        classifier.precision_reason = reason
     return classifier, chosen
 
 

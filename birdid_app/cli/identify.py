@@ -87,7 +87,7 @@ def date_argument(text: str):
 def identify_photos(args: argparse.Namespace) -> int:
     from birdid_app.core.errors import PhotoError
 
-    classifier, chosen = load_classifier(args)
+    classifier, chosen = load_classifier(args, photos=len(args.photos))
     places = _PlaceContext(args, classifier.class_names)
     if args.zoom or args.trust:
         return _identify_carefully(args, classifier, chosen, places)
@@ -108,7 +108,7 @@ def identify_photos(args: argparse.Namespace) -> int:
     else:
         print(f"model: {chosen.info['name']} ({chosen.info['trust']})")
         _print_table(records, show_where=places.prior is not None)
-        print(f"precision: {classifier.precision_reason}", file=sys.stderr)
+    print(f"precision: {classifier.precision_reason}", file=sys.stderr)  # which mode ran, and why
     places.report()
     for record in records:
         if "error" in record:
@@ -358,7 +358,7 @@ def run_selftest(args: argparse.Namespace) -> int:
         for line in selftest.identify_sample(chosen.path, args.device, args.precision, check_crc=not chosen.crc_checked):
             print(line, flush=True)
         if args.window:
-            for line in selftest.identify_sample_in_window(chosen.path):
+            for line in selftest.identify_sample_in_window(chosen.path, args.device, args.precision):
                 print(line, flush=True)
     except (BirdidError, selftest.SelftestFailed) as error:
         code = EXIT_USAGE if isinstance(error, BirdidError) else EXIT_SOME_FAILED

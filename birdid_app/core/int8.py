@@ -119,6 +119,46 @@ def prepare_int8(
         raise Int8Unavailable(f"int8 could not be prepared: {type(error).__name__}: {error}".rstrip(".") + ".") from error
 
 
+def convert_in_a_process(checkpoint: Checkpoint, should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Make and keep the int8 conversion of a model file in a child process, where nothing else
+    runs torch: torch.export cannot run beside other threads' forwards (it takes a process-wide
+    dispatch slot; seen as "ProxyTorchDispatchMode slot already occupied" while the window's engine
+    answered). True once an intact conversion is kept; False when stopped, or when the model has
+    no file. Raises Int8Unavailable with the child's sentence when it cannot be made."""
+    import multiprocessing
+
+    kept = kept_file(checkpoint)
+    if kept is None:
+        return False
+    if _intact(kept):
+        return True
+    # spawn, not fork: a forked child would inherit the parent's threads' locks mid-flight.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        pending = pool.apply_async(_convert_and_keep, (str(checkpoint.path),))
+        while not pending.ready():
+            if should_stop():
+                pool.terminate()
+                return False
+            pending.wait(0.2)
+        problem = pending.get()
+    if problem is not None:
+        raise Int8Unavailable(problem)
+    return _intact(kept)
+
+
+def _convert_and_keep(model_path: str) -> str | None:
+    """In the child process: convert the model file and keep the result where kept_file says
+    (the child has the parent's environment, so the same data folder); None, or the sentence."""
+    from birdid_app.core.checkpoint import read_checkpoint
+
+    try:
+        prepare_int8(read_checkpoint(model_path, check_crc=False))
+    except Int8Unavailable as error:
+        return str(error)
+    return None
+
+
 def kept_file(checkpoint: Checkpoint) -> Path | None:
     """Where the conversion of this model file is kept; None for a model not from a file."""
     model_file = checkpoint.file_key()

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from birdid_app.core import paths
 
@@ -192,6 +192,17 @@ def pick_is_clear(summary: dict[str, tuple[float, float, float]]) -> bool:
     return True
 
 
+class Pause(Protocol):
+    """How a trial run beside other work (the window's engine) keeps out of its way: before each
+    round it waits until that work is idle, and a round during which it worked is timed again."""
+
+    def wait_until_idle(self) -> None: ...
+
+    def activity(self) -> int:
+        """A count that changes whenever the other work starts or ends something."""
+        ...
+
+
 def time_interleaved(
     runs: dict[str, Callable[[], object]],
     *,
@@ -200,23 +211,37 @@ def time_interleaved(
     max_rounds: int = MAX_ROUNDS,
     budget: float = TIMING_BUDGET_S,
     on_round: Callable[[Timings], None] | None = None,
+    pause: Pause | None = None,
 ) -> Timings:
     """Time each run (one forward each) round by round in `round_order`, after a warm-up round
     that is not counted, until the pick is clear (from `min_rounds` on), `max_rounds` are done,
-    or `budget` seconds have gone by `clock`. `on_round` is given the timings after every round."""
+    or `budget` seconds of timing have gone by `clock`. `on_round` is given the timings after
+    every round. With `pause`, a round waits for the other work to be idle, and one it overlapped
+    is dropped (the time waited does not count against the budget)."""
     modes = list(runs)
     times: dict[str, list[float]] = {mode: [] for mode in modes}
     started = clock()
+    waited = 0.0
     for mode in round_order(modes, 0):
         runs[mode]()  # the first single-picture calls allocate and pick kernels
     rounds = 0
     while True:
+        if pause is not None:
+            before_wait = clock()
+            pause.wait_until_idle()
+            waited += clock() - before_wait
+            activity = pause.activity()
+        this_round: dict[str, float] = {}
         for mode in round_order(modes, rounds):
             before = clock()
             runs[mode]()
-            times[mode].append(clock() - before)
+            this_round[mode] = clock() - before
+        if pause is not None and pause.activity() != activity:
+            continue  # the other work ran meanwhile: this round's times say nothing about the modes
+        for mode, seconds in this_round.items():
+            times[mode].append(seconds)
         rounds += 1
-        timings = Timings(times, rounds, clock() - started)
+        timings = Timings(times, rounds, clock() - started - waited)
         if on_round is not None:
             on_round(timings)
         if rounds >= min_rounds and (
@@ -294,6 +319,7 @@ def measure_precisions(
     *,
     on_progress: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    pause: Pause | None = None,
 ) -> PrecisionChoice:
     """Compare each mode's answers on all samples with fp32's, then time the modes that agree
     (`time_interleaved`) and pick one. int8 is converted first when no kept conversion exists
@@ -343,7 +369,7 @@ def measure_precisions(
     say(f"timing {', '.join(agreeing)} in turn, one photo each per round")
     watch = others_cpu_share()
     with torch.inference_mode():
-        timings = time_interleaved(runs, clock=clock, on_round=lambda t: say(_round_line(t)))
+        timings = time_interleaved(runs, clock=clock, on_round=lambda t: say(_round_line(t)), pause=pause)
     others = watch()
     summary = timings.summary()
     trials = tuple(
@@ -366,10 +392,12 @@ def choose_precision(
     on_measuring: Callable[[], None] | None = None,
     on_converting: Callable[[], None] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    pause: Pause | None = None,
 ) -> PrecisionChoice:
     """The pick of the trial kept for this model, device, torch and CPU when there is a settled
     one, else of a new trial, kept; `on_measuring` is called before a new trial starts,
-    `on_converting` before int8 is converted for it, `on_progress` with a line at every step."""
+    `on_converting` before int8 is converted for it, `on_progress` with a line at every step,
+    and `pause` keeps its timing out of other work's way (time_interleaved)."""
     precisions = candidate_precisions(device, native_bf16=native_bf16)
     if len(precisions) == 1:
         return PrecisionChoice(precisions[0], (), measured_now=False)
@@ -379,12 +407,34 @@ def choose_precision(
         return kept
     if on_measuring is not None:
         on_measuring()
-    choice = measure_precisions(checkpoint, device, precisions, on_converting, on_progress=on_progress)
+    choice = measure_precisions(checkpoint, device, precisions, on_converting, on_progress=on_progress, pause=pause)
     if choice.busy and kept is not None:  # a kept trial that is not settled was busy too
         choice = replace(choice, busy_trials=kept.busy_trials + 1)
     if key:
         _keep(key, choice, device)
     return choice
+
+
+def kept_choice(checkpoint: Checkpoint, device: torch.device, *, native_bf16: bool) -> PrecisionChoice | None:
+    """The settled kept pick for this model, device, torch and CPU, without measuring; None when
+    "auto" would have to measure (or when there is only one mode: see ready_precision)."""
+    precisions = candidate_precisions(device, native_bf16=native_bf16)
+    if len(precisions) == 1:
+        return PrecisionChoice(precisions[0], (), measured_now=False)
+    key = _trial_key(checkpoint.file_key(), device)
+    kept = _kept_choice(key, precisions) if key else None
+    return kept if kept is not None and kept.settled else None
+
+
+def ready_precision(device: torch.device, *, native_bf16: bool) -> str:
+    """The fastest mode that needs no preparation and no measuring: bf16 where the device runs
+    it natively (a CPU with AVX-512 BF16 or AMX, a GPU that supports it), else fp32. What "auto"
+    answers with while the trial has not been made (int8 needs a conversion first)."""
+    if device.type == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and native_bf16 else "fp32"
 
 
 def _forward(checkpoint: Checkpoint, device: torch.device, precision: str, on_converting):

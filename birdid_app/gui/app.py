@@ -64,4 +64,7 @@ def run_app(photos: list[Path] | None = None) -> int:
 def main() -> None:
     """The windowed entry point (`birdid-gui`, the desktop file's Exec): every argument is a
     photo or folder to open, as "Open with" passes them."""
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the int8 conversion's spawned child (core/int8.py) starts here too
     sys.exit(run_app([Path(argument) for argument in sys.argv[1:]]))

@@ -39,6 +39,7 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -53,6 +54,8 @@ from birdid_app.core.errors import BirdidError
 from birdid_app.core.library import LibraryDamaged
 from birdid_app.core.model_store import InstalledModel, ModelStore
 from birdid_app.gui.images import qimage_from_pil
+
+log = logging.getLogger(__name__)
 
 Region = tuple[int, int, int, int]  # x, y, width, height in upright image pixels
 
@@ -166,10 +169,15 @@ class ZoomOutcome:
 
 # Shown while "auto" precision is measured, and replaced by the outcome once the model is loaded.
 MEASURING_PRECISION = (
-    "Finding the fastest precision that gives the same answers on this computer (once for this model; a few seconds)…"
+    "Finding the fastest precision that gives the same answers on this computer, beside your answers "
+    "(once for this model)…"
 )
 # Shown while the int8 copy of the model is made (core/int8.py), once per model file.
 CONVERTING_INT8 = "Preparing the int8 copy of the model (once for this model; about half a minute)…"
+CONVERTING_INT8_BESIDE = (
+    "Preparing the int8 copy of the model beside your answers, to measure the fastest precision "
+    "(once for this model; about half a minute)…"
+)
 
 # While a library scan walks the folders on a pool thread, the engine looks back at its queue
 # this often: an interactive request waits at most this long behind a scan.
@@ -184,6 +192,37 @@ class LoadModel:
 
 # What _next_command returns for reload_range_prior: not a slot of the table, a few milliseconds' work.
 _RELOAD_RANGE_PRIOR = object()
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """"auto" measured beside the answers: switch to its pick (taken before any waiting command)."""
+
+    generation: int  # the load it was measured for; a later load makes it stale
+    checkpoint: Any
+    choice: Any  # core PrecisionChoice
+    settings: EngineSettings
+
+
+class MeasureBeside:
+    """core.precision.Pause for a trial beside the engine: a round waits while the engine works
+    (an answer, a zoom, an index step), and one the engine worked during is timed again."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def wait_until_idle(self) -> None:
+        while not self.engine._idle.wait(timeout=0.5) or self.engine._stopping:
+            if self.engine._stopping:
+                raise _Stopped()
+
+    def activity(self) -> int:
+        with self.engine._wake:
+            return self.engine._activity
+
+
+class _Stopped(Exception):
+    """The engine stopped while a trial beside it waited: the trial ends, nothing is kept."""
 
 # The command slots, most urgent first: the priority table above.
 PRIORITY = ("load", "identify", "zoom", "explain", "check")
@@ -202,6 +241,9 @@ class Engine(QThread):
     cancelled = Signal(int)  # request id: cancelled, replaced while waiting, or the engine stopped
     working = Signal(int)  # request id now being worked on
     notice = Signal(str)  # something the person should know, e.g. the GPU ran out of memory
+    # The precision "auto" measured beside the answers is now the one running (or stays): a line
+    # the window keeps until the person has seen it.
+    precision_switched = Signal(str)
     explained = Signal(int, object)  # request id, [H_s, W_s] class-activation map in 0..1
     zoomed = Signal(int, object)  # request id, ZoomOutcome
     checked = Signal(int, object)  # request id, core.trust.Agreement
@@ -235,6 +277,14 @@ class Engine(QThread):
         # from the GUI thread, read when an index starts.
         self.index_home_place: tuple[float, float] | None = None
         self._range_prior = None  # core RangePrior for the loaded model, engine thread only
+        # "auto" precision measured beside the answers (a thread of its own): each load's number,
+        # so a measurement for a model loaded before is dropped; its pick, waiting to be switched to.
+        self._load_generation = 0
+        self._loaded_model: InstalledModel | None = None
+        self._measured: _Measured | None = None
+        self._activity = 0  # changes as the engine starts and ends each piece of work
+        self._idle = threading.Event()
+        self._idle.set()
         self._range_prior_asked = False  # reload_range_prior was called; taken before any command
         self._geomodels = None  # core GeomodelStore, made on the engine thread
 
@@ -327,22 +377,40 @@ class Engine(QThread):
     def run(self) -> None:
         try:
             while (command := self._next_command()) is not None:
-                if command is _RELOAD_RANGE_PRIOR:
-                    self._load_range_prior()
-                elif isinstance(command, LoadModel):
-                    self._do_load(command.model, command.settings)
-                elif isinstance(command, IdentifyRequest):
-                    self._do_identify(command)
-                elif isinstance(command, ExplainRequest):
-                    self._do_explain(command)
-                elif isinstance(command, ZoomRequest):
-                    self._do_zoom(command)
-                elif isinstance(command, CheckRequest):
-                    self._do_check(command)
-                else:
-                    self._do_index_work(*command)
+                self._working(True)
+                try:
+                    self._run_command(command)
+                finally:
+                    self._working(False)
         finally:
             self._end_indexing()
+
+    def _working(self, working: bool) -> None:
+        """Mark the engine busy or idle, for a precision trial running beside it (MeasureBeside)."""
+        with self._wake:
+            self._activity += 1
+        if working:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    def _run_command(self, command) -> None:
+        if isinstance(command, _Measured):
+            self._switch_to_measured(command)
+        elif command is _RELOAD_RANGE_PRIOR:
+            self._load_range_prior()
+        elif isinstance(command, LoadModel):
+            self._do_load(command.model, command.settings)
+        elif isinstance(command, IdentifyRequest):
+            self._do_identify(command)
+        elif isinstance(command, ExplainRequest):
+            self._do_explain(command)
+        elif isinstance(command, ZoomRequest):
+            self._do_zoom(command)
+        elif isinstance(command, CheckRequest):
+            self._do_check(command)
+        else:
+            self._do_index_work(*command)
 
     def _next_command(self):
         """Wait for work and take the most urgent: a slot's command in PRIORITY order, else index
@@ -354,6 +422,9 @@ class Engine(QThread):
                 if self._range_prior_asked:
                     self._range_prior_asked = False
                     return _RELOAD_RANGE_PRIOR
+                if self._measured is not None:
+                    measured, self._measured = self._measured, None
+                    return measured
                 for slot in PRIORITY:
                     if self._slots[slot] is not None:
                         command, self._slots[slot] = self._slots[slot], None
@@ -454,22 +525,39 @@ class Engine(QThread):
             self._library = None
 
     def _do_load(self, model: InstalledModel, settings: EngineSettings) -> None:
+        self._load_generation += 1  # a measurement still running for the model before is dropped
         try:
             import torch
 
-            from birdid_app.core.inference import Classifier, available_devices
+            from birdid_app.core.checkpoint import read_checkpoint
+            from birdid_app.core.inference import Classifier, cpu_has_native_bf16, resolve_device
+            from birdid_app.core.precision import kept_choice, ready_precision
 
             if settings.cpu_threads > 0:
                 torch.set_num_threads(settings.cpu_threads)
             path = ModelStore().checked_path(model)
-            self.classifier = Classifier.from_file(
-                path,
-                check_crc=False,  # checked_path has compared the file's CRC-32s once, and recorded it
+            # check_crc=False: checked_path has compared the file's CRC-32s once, and recorded it.
+            checkpoint = read_checkpoint(path, check_crc=False)
+            precision, measure_later = settings.precision, None
+            if precision == "auto":
+                device, native_bf16 = resolve_device(settings.device), cpu_has_native_bf16()
+                if kept_choice(checkpoint, device, native_bf16=native_bf16) is None:
+                    # Answer first, in a mode that needs no preparation; the int8 conversion and the
+                    # trial run beside the answers, and the engine switches when they are done.
+                    precision = ready_precision(device, native_bf16=native_bf16)
+                    measure_later = (checkpoint, device, native_bf16)
+            self.classifier = Classifier(
+                checkpoint,
                 device=settings.device,
-                precision=settings.precision,
-                on_measuring_precision=lambda: self.notice.emit(MEASURING_PRECISION),
+                precision=precision,
                 on_converting=lambda: self.notice.emit(CONVERTING_INT8),
             )
+            if measure_later is not None:
+                self.classifier.precision_reason = (
+                    f"{precision} for now: the fastest precision for this computer is being measured beside your "
+                    "answers (once for this model)"
+                )
+                self._measure_in_background(*measure_later, settings)
         except BirdidError as error:
             self.classifier = self._range_prior = None
             self.model_failed.emit(str(error))
@@ -479,19 +567,94 @@ class Engine(QThread):
             self.classifier = self._range_prior = None
             self.model_failed.emit(f"The model could not be loaded: {type(error).__name__}: {error}")
             return
-        self.model_loaded.emit(
-            LoadedModel(
-                name=model.name,
-                trust=model.trust_label,
-                device=str(self.classifier.device),
-                precision=self.classifier.precision,
-                precision_reason=self.classifier.precision_reason,
-                class_names=list(self.classifier.class_names),
-                devices=available_devices(),
-                head=self.classifier.head_weights(),
-            )
-        )
+        self._loaded_model = model
+        self.model_loaded.emit(self._loaded(model))
         self._load_range_prior()
+
+    def _measure_in_background(self, checkpoint, device, native_bf16: bool, settings: EngineSettings) -> None:
+        """Convert int8 (once per model) and run the precision trial on a thread of its own, its
+        timing waiting while the engine works (MeasureBeside); its pick comes back as _Measured."""
+        from birdid_app.core.precision import choose_precision
+
+        generation = self._load_generation
+        answering_in = self.classifier.precision
+
+        def stop_if_stopping(line: str) -> None:
+            if self._stopping or generation != self._load_generation:
+                raise _Stopped()  # between steps: a trial for a model no longer loaded keeps nothing
+
+        def measure() -> None:
+            from birdid_app.core.int8 import Int8Unavailable, convert_in_a_process
+            from birdid_app.core.precision import candidate_precisions
+
+            try:
+                if "int8" in candidate_precisions(device, native_bf16=native_bf16):
+                    try:
+                        self.notice.emit(CONVERTING_INT8_BESIDE)
+                        if not convert_in_a_process(checkpoint, should_stop=lambda: self._stopping):
+                            if self._stopping:
+                                return
+                    except Int8Unavailable as error:  # the trial says so too, and never picks int8
+                        log.warning("%s", error)
+                choice = choose_precision(
+                    checkpoint, device, native_bf16=native_bf16, pause=MeasureBeside(self),
+                    on_measuring=lambda: self.notice.emit(MEASURING_PRECISION),
+                    on_progress=stop_if_stopping,
+                )
+            except _Stopped:
+                return
+            except Exception as error:  # noqa: BLE001 - a failed measurement leaves the answers as they are
+                traceback.print_exc()
+                self.notice.emit(f"The fastest precision could not be measured ({type(error).__name__}: {error}); "
+                                 f"birdid goes on in {answering_in}.")
+                return
+            with self._wake:
+                if generation == self._load_generation and not self._stopping:
+                    self._measured = _Measured(generation, checkpoint, choice, settings)
+                    self._wake.notify()
+
+        threading.Thread(target=measure, name="birdid-precision-trial", daemon=True).start()
+
+    def _switch_to_measured(self, measured: _Measured) -> None:
+        """Run in the mode the trial picked (the model is built again in it; int8 from the kept
+        conversion), and say so once in a line that stays."""
+        from birdid_app.core.inference import Classifier
+
+        if measured.generation != self._load_generation or self.classifier is None:
+            return
+        choice = measured.choice
+        before = self.classifier.precision
+        if choice.precision != before:
+            try:
+                classifier = Classifier(measured.checkpoint, device=measured.settings.device, precision=choice.precision)
+            except Exception as error:  # noqa: BLE001 - e.g. the kept int8 file gone: keep answering as before
+                traceback.print_exc()
+                self.notice.emit(f"Could not switch to {choice.precision} ({error}); birdid goes on in {before}.")
+                return
+            self.classifier = classifier
+        self.classifier.precision_reason = choice.describe()
+        model = self._loaded_model
+        if model is not None:
+            self.model_loaded.emit(self._loaded(model))
+        if choice.precision != before:
+            self.precision_switched.emit(f"Now answering in {choice.precision}, measured fastest on this computer "
+                                         f"({choice.describe()}).")
+        else:
+            self.precision_switched.emit(f"{before} stays: measured fastest on this computer ({choice.describe()}).")
+
+    def _loaded(self, model: InstalledModel) -> LoadedModel:
+        from birdid_app.core.inference import available_devices
+
+        return LoadedModel(
+            name=model.name,
+            trust=model.trust_label,
+            device=str(self.classifier.device),
+            precision=self.classifier.precision,
+            precision_reason=self.classifier.precision_reason,
+            class_names=list(self.classifier.class_names),
+            devices=available_devices(),
+            head=self.classifier.head_weights(),
+        )
 
     def _load_range_prior(self) -> None:
         """The installed range model matched to the loaded model's species, or none: a range model

@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.engine.index_home_place = self._home_place()
         self.engine.range_prior_changed.connect(self._range_prior_changed)
         self.engine.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
+        self.engine.precision_switched.connect(self._precision_switched)
         self.engine.start()
 
         self._build_pages()
@@ -326,6 +327,15 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Precision: {loaded.precision_reason}", 10000)
         current = self.session.current
         if current is not None and current.outcome() is None and self.session.pending(current) is None:
+            self._request(current)
+
+    def _precision_switched(self, message: str) -> None:
+        """"auto" has been measured beside the answers: the line stays until another replaces it
+        (the person may be looking at the photo, not the status bar), and the photo on screen is
+        identified again in the mode now running, so it shows what `birdid identify` says."""
+        self.statusBar().showMessage(message)
+        current = self.session.current
+        if current is not None and current.outcome() is not None and self.session.pending(current) is None:
             self._request(current)
 
     def _model_failed(self, message: str) -> None:
