@@ -150,3 +150,20 @@ def test_identify_with_int8_from_the_command_line(small_model_file, photo_dir, c
     assert len(photos) >= 2 and classifier.int8 is not None
     np.testing.assert_array_equal(alone.embedding, together.embedding)
     np.testing.assert_array_equal(alone.probabilities, together.probabilities)
+
+
+@pytest.mark.slow
+def test_the_conversion_runs_in_a_process_of_its_own_and_can_be_stopped(small_model_file, tmp_path):
+    """What the window's engine does on a first start: torch.export in a spawned child (it cannot
+    run beside the engine's forwards), the result kept where prepare_int8 then finds it."""
+    from birdid_app.core.int8 import convert_in_a_process
+
+    model = tmp_path / "copy.pt"
+    model.write_bytes(small_model_file.read_bytes())
+    checkpoint = read_checkpoint(model)
+    assert convert_in_a_process(checkpoint, should_stop=lambda: True) is False  # stopped at once
+    assert not kept_file(checkpoint).exists()
+    assert convert_in_a_process(checkpoint) is True and kept_file(checkpoint).exists()
+    told = []
+    prepare_int8(checkpoint, on_converting=lambda: told.append(1))
+    assert told == []  # found kept, not converted again

@@ -279,7 +279,8 @@ def _library_for_trust(args: argparse.Namespace):
 
 
 def _species(identification, top_k: int) -> list[dict]:
-    return [{"name": s.name, "probability": s.probability} for s in identification.ranked(top_k)]
+    """The picture's own ranking, each species with the contract's keys (no range data here)."""
+    return [_plain(s) for s in identification.ranked(top_k)]
 
 
 def _print_table(records: list[dict], show_where: bool) -> None:

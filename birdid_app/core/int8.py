@@ -132,31 +132,63 @@ def convert_in_a_process(checkpoint: Checkpoint, should_stop: Callable[[], bool]
         return False
     if _intact(kept):
         return True
-    # spawn, not fork: a forked child would inherit the parent's threads' locks mid-flight.
+    # spawn, not fork: a forked child would inherit the parent's threads' locks mid-flight. A plain
+    # process and a pipe, not a Pool: a Pool's queues are semaphores, which a person closing the app
+    # mid-conversion leaves for multiprocessing's resource tracker to warn about on the terminal.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        pending = pool.apply_async(_convert_and_keep, (str(checkpoint.path),))
-        while not pending.ready():
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_convert_and_keep, args=(str(checkpoint.path), sending), daemon=True,
+                            name="birdid-int8-conversion")
+    child.start()
+    sending.close()  # the child's end: only the child holds it now, so its exit is seen as EOF
+    try:
+        while not receiving.poll(0.2):
             if should_stop():
-                pool.terminate()
+                child.terminate()
                 return False
-            pending.wait(0.2)
-        problem = pending.get()
+        try:
+            problem = receiving.recv()
+        except EOFError:
+            child.join(5)
+            raise Int8Unavailable(
+                f"int8 could not be prepared: the conversion process ended without a word (exit code {child.exitcode})."
+            ) from None
+    finally:
+        receiving.close()
+        child.join(5)
     if problem is not None:
         raise Int8Unavailable(problem)
     return _intact(kept)
 
 
-def _convert_and_keep(model_path: str) -> str | None:
+def _quiet_child() -> None:
+    """The child says what went wrong through its result; when the app is closed or killed while it
+    converts, it must not print multiprocessing's traceback about its lost parent into the
+    terminal (or a frozen app's log) the person started birdid from. And it yields the CPU."""
+    import os
+    import sys
+
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the child process
+    if hasattr(os, "nice"):
+        os.nice(10)  # half a minute of export beside the window: the window and its answers go first
+
+
+def _convert_and_keep(model_path: str, answer) -> None:
     """In the child process: convert the model file and keep the result where kept_file says
-    (the child has the parent's environment, so the same data folder); None, or the sentence."""
+    (the child has the parent's environment, so the same data folder); sends None, or the
+    sentence, through `answer` (a Connection)."""
+    _quiet_child()
     from birdid_app.core.checkpoint import read_checkpoint
 
     try:
         prepare_int8(read_checkpoint(model_path, check_crc=False))
+        problem = None
     except Int8Unavailable as error:
-        return str(error)
-    return None
+        problem = str(error)
+    try:
+        answer.send(problem)
+    except OSError:  # the app was closed meanwhile: the kept conversion serves its next start
+        pass
 
 
 def kept_file(checkpoint: Checkpoint) -> Path | None:

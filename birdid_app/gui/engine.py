@@ -32,6 +32,11 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
   picture's alone. Each identification (and a zoom's answer) resolves where and when its photo was
   taken here too (its EXIF, the place the window says a person set, the home place) and carries
   the answer ranked with the prior beside the picture's own; the window only draws them.
+- "auto" with nothing measured for this model and computer answers at once in the mode that
+  needs no preparation; the int8 conversion runs in a spawned process and the precision trial on
+  a thread of its own, whose rounds wait while this thread works (MeasureBeside) and are timed
+  again when it worked during one. Its pick comes back like reload_range_prior, before any
+  waiting command: the model is built again in that mode, and `precision_switched` says so.
 - The engine writes the library only as the index job's commits. What a person changes in the
   library (folders, a rebuild, labels, keywords) goes to the LibraryWriter (library_writer.py), a
   thread of its own.
@@ -580,8 +585,19 @@ class Engine(QThread):
         answering_in = self.classifier.precision
 
         def stop_if_stopping(line: str) -> None:
-            if self._stopping or generation != self._load_generation:
+            if gone():
                 raise _Stopped()  # between steps: a trial for a model no longer loaded keeps nothing
+
+        def gone() -> bool:
+            return self._stopping or generation != self._load_generation
+
+        def tell(message: str) -> None:
+            # The window (and this engine object) may be gone by the time a step ends: say nothing then.
+            if not gone():
+                try:
+                    self.notice.emit(message)
+                except RuntimeError:  # the engine's C++ object was deleted as the app closed
+                    pass
 
         def measure() -> None:
             from birdid_app.core.int8 import Int8Unavailable, convert_in_a_process
@@ -589,27 +605,30 @@ class Engine(QThread):
 
             try:
                 if "int8" in candidate_precisions(device, native_bf16=native_bf16):
+                    tell(CONVERTING_INT8_BESIDE)
                     try:
-                        self.notice.emit(CONVERTING_INT8_BESIDE)
-                        if not convert_in_a_process(checkpoint, should_stop=lambda: self._stopping):
-                            if self._stopping:
-                                return
+                        convert_in_a_process(checkpoint, should_stop=gone)
                     except Int8Unavailable as error:  # the trial says so too, and never picks int8
+                        if gone():
+                            return  # the app closing ended the conversion: nothing went wrong
                         log.warning("%s", error)
+                    if gone():
+                        return
                 choice = choose_precision(
                     checkpoint, device, native_bf16=native_bf16, pause=MeasureBeside(self),
-                    on_measuring=lambda: self.notice.emit(MEASURING_PRECISION),
-                    on_progress=stop_if_stopping,
+                    on_measuring=lambda: tell(MEASURING_PRECISION), on_progress=stop_if_stopping,
                 )
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - a failed measurement leaves the answers as they are
+                if gone():
+                    return
                 traceback.print_exc()
-                self.notice.emit(f"The fastest precision could not be measured ({type(error).__name__}: {error}); "
-                                 f"birdid goes on in {answering_in}.")
+                tell(f"The fastest precision could not be measured ({type(error).__name__}: {error}); "
+                     f"birdid goes on in {answering_in}.")
                 return
             with self._wake:
-                if generation == self._load_generation and not self._stopping:
+                if not gone():
                     self._measured = _Measured(generation, checkpoint, choice, settings)
                     self._wake.notify()
 
