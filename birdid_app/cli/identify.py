@@ -142,15 +142,16 @@ class _PlaceContext:
 
     def ranked(self, path: Path, identification, top_k: int) -> dict:
         """The record's "where", "where_notes", "species" and "species_by_picture"."""
+        from birdid_app.core.library import place_set_for
         from birdid_app.core.photo import photo_metadata
         from birdid_app.core.place import resolve_where
 
         taken_at, latitude, longitude = photo_metadata(path)
-        assigned = _assigned_place_for(self.assigned, Path(path).resolve())
+        assigned = place_set_for(self.assigned, Path(path).resolve())
         where, notes = resolve_where(
             option_place=self.option_place, option_date=self.option_date, photo_taken_at=taken_at,
             photo_latitude=latitude, photo_longitude=longitude,
-            assigned_place=assigned[:2] if assigned else None, assigned_source=assigned[2] if assigned else "person",
+            assigned_place=assigned[:2] if assigned else None, assigned_source=assigned[3] if assigned else "person",
             settings_place=self.home_place,
         )
         if where is None and self.prior is not None:
@@ -160,7 +161,6 @@ class _PlaceContext:
             picture = [_plain(s) for s in identification.ranked(top_k)]
             return record | {"species": picture, "species_by_picture": picture}
         answer = self.prior.answer(identification.probabilities, where)
-        record["week_words"] = _week_words(where.week)
         record["species"] = [s.as_json() for s in answer.ranked(top_k)]
         record["species_by_picture"] = [s.as_json() | {"probability": s.picture_probability}
                                         for s in answer.ranked_by_picture(top_k)]
@@ -193,14 +193,6 @@ def _assigned_places(library_path: Path | None) -> dict:
             return library.assigned_places()
     except LibraryError:  # a damaged library: its places are not worth failing an identification for
         return {}
-
-
-def _assigned_place_for(places: dict, path: Path) -> tuple[float, float, str] | None:
-    for candidate in (path, *path.parents):
-        found = places.get(str(candidate))
-        if found is not None:
-            return found[0], found[1], "person" if candidate == path else "folder"
-    return None
 
 
 def _identify_carefully(args: argparse.Namespace, classifier, chosen, places: _PlaceContext) -> int:
@@ -296,10 +288,11 @@ def _print_table(records: list[dict], show_where: bool) -> None:
             _print_where(record)
         for note in record.get("where_notes", []) if show_where else []:
             print(f"  ({note})")
+        ranked_here = show_where and record.get("where") is not None  # the range prior ranked it
         if "zoom" in record:
             _print_zoom(record)
         else:
-            _print_species(record["species"], record.get("week_words"))
+            _print_species(record["species"], _week_words(record["where"]["week"]) if ranked_here else None)
             if record["species"] != record.get("species_by_picture", record["species"]):
                 print("  by the picture alone:")
                 _print_species(record["species_by_picture"])

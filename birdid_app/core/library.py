@@ -597,18 +597,9 @@ class Library:
         )}
 
     def assigned_place_for(self, path: Path, places: dict | None = None) -> tuple[float, float, str | None, str] | None:
-        """(latitude, longitude, name, "person" for the photo's own or "folder") of the place set
-        for `path` or its nearest folder that has one; None when none. `places`: assigned_places()
-        already read, for a caller asking about many photos."""
-        places = self.assigned_places() if places is None else places
-        if not places:
-            return None
-        path = Path(path)
-        for candidate in (path, *path.parents):
-            found = places.get(str(candidate))
-            if found is not None:
-                return (*found, "person" if candidate == path else "folder")
-        return None
+        """place_set_for(`path`) among this library's places; `places`: assigned_places() already
+        read, for a caller asking about many photos."""
+        return place_set_for(self.assigned_places() if places is None else places, path)
 
     @_guarded
     def place_answer(self, photo_id: int) -> tuple[dict, list[tuple[str, float, float | None]]] | None:
@@ -1260,6 +1251,20 @@ def store_rows(
             vectors.append(embedding)
     if library._vectors is not None and library._vectors_model == model_name and vectors_ids:
         library._vectors.upsert(np.asarray(vectors_ids), np.stack(vectors))
+
+
+def place_set_for(places: dict[str, tuple[float, float, str | None]], path: Path
+                  ) -> tuple[float, float, str | None, str] | None:
+    """(latitude, longitude, name, "person" for the photo's own or "folder") of the place set for
+    `path` or its nearest folder that has one, among `places` (Library.assigned_places()); None."""
+    if not places:
+        return None
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        found = places.get(str(candidate))
+        if found is not None:
+            return (*found, "person" if candidate == path else "folder")
+    return None
 
 
 def refresh_place_answers(

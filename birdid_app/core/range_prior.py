@@ -56,11 +56,14 @@ def combine(picture: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return (weighted / total if total > 0 else picture).astype(np.float32)
 
 
+def month_of_week(week: int) -> str:
+    """'May' for weeks 17-20 of BirdNET's 48-week year (four weeks a month)."""
+    return calendar.month_name[(week - 1) // 4 + 1]
+
+
 def week_words(week: int) -> str:
     """'in May' for weeks 17-20 of BirdNET's 48-week year; 'all year' for week 0."""
-    if week == 0:
-        return "all year"
-    return f"in {calendar.month_name[(week - 1) // 4 + 1]}"
+    return "all year" if week == 0 else f"in {month_of_week(week)}"
 
 
 @dataclass(frozen=True)

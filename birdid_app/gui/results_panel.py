@@ -8,7 +8,6 @@ panel only chooses which list to show and words it.
 
 from __future__ import annotations
 
-import calendar
 import html
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from birdid_app.core.geomodel import ATTRIBUTION
+from birdid_app.core.range_prior import month_of_week
 
 MODEL_VIEW_SIZE = 160  # logical pixels of the "what the model saw" preview
 
@@ -89,7 +89,7 @@ def where_words(where, place_words: str | None) -> str:
     if where.week == 0:
         when = "all year: no capture date"
     else:
-        when = f"{calendar.month_name[(where.week - 1) // 4 + 1]} (week {where.week})"
+        when = f"{month_of_week(where.week)} (week {where.week})"
     return " · ".join((place, when, _PLACE_SOURCES.get(where.source, where.source)))
 
 
