@@ -34,16 +34,13 @@ def add_commands(commands) -> None:
 
 
 def download_geomodel(args: argparse.Namespace) -> int:
-    from birdid_app.core.download import DownloadError
     from birdid_app.core.errors import BirdidError
     from birdid_app.core.geomodel import GeomodelStore, download_geomodel
 
     bar = ProgressPrinter(sys.stderr, done_word="downloaded", bar=True)
     try:
         geomodel = download_geomodel(GeomodelStore(), cache_dir=args.cache_dir, progress=bar.update)
-    except DownloadError as error:
-        raise Failure(str(error), EXIT_SOME_FAILED) from None
-    except BirdidError as error:  # downloaded and verified, but not a usable range model
+    except BirdidError as error:  # the network or the hub (DownloadError), or a file that is no range model
         raise Failure(str(error), EXIT_SOME_FAILED) from None
     except KeyboardInterrupt:
         raise Failure("The download was interrupted; run `birdid geomodel download` again to resume.",

@@ -142,17 +142,12 @@ class _PlaceContext:
 
     def ranked(self, path: Path, identification, top_k: int) -> dict:
         """The record's "where", "where_notes", "species" and "species_by_picture"."""
-        from birdid_app.core.library import place_set_for
+        from birdid_app.core.library import photo_where
         from birdid_app.core.photo import photo_metadata
-        from birdid_app.core.place import resolve_where
 
-        taken_at, latitude, longitude = photo_metadata(path)
-        assigned = place_set_for(self.assigned, Path(path).resolve())
-        where, notes = resolve_where(
-            option_place=self.option_place, option_date=self.option_date, photo_taken_at=taken_at,
-            photo_latitude=latitude, photo_longitude=longitude,
-            assigned_place=assigned[:2] if assigned else None, assigned_source=assigned[3] if assigned else "person",
-            settings_place=self.home_place,
+        where, notes = photo_where(
+            self.assigned, Path(path).resolve(), *photo_metadata(path), home_place=self.home_place,
+            option_place=self.option_place, option_date=self.option_date,
         )
         if where is None and self.prior is not None:
             notes.append("No place is known (no --at, no GPS, no home place in Settings): ranked by the picture alone.")

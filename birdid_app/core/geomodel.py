@@ -233,11 +233,11 @@ class GeomodelStore:
         """Check a model file and its labels, copy both into the store (a download's model is
         copied out of the hub cache too: the store then owns what it checked) and record them.
         Nothing installed before is touched until the new files have passed every check."""
-        geomodel = load_geomodel_files(model_path, labels_path)
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Read once: the bytes checked are the bytes kept, whatever happens to the file meanwhile.
         model_bytes = read_regular_file(model_path, GEOMODEL_MAX_BYTES, "a range model", GeomodelError)
-        if hashlib.sha256(model_bytes).hexdigest() != geomodel.sha256:
-            raise GeomodelError(model_path, "the file changed while it was being imported: import it again.")
+        geomodel = Geomodel(model_bytes, _read_labels(labels_path), path=model_path,
+                            sha256=hashlib.sha256(model_bytes).hexdigest())
+        self.root.mkdir(parents=True, exist_ok=True)
         stored_model = self.root / "geomodel.onnx"
         with atomic_write(stored_model, "wb") as out:
             out.write(model_bytes)

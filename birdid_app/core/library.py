@@ -1146,7 +1146,6 @@ class IndexJob:
                    geomodel_sha256=self.range_prior.geomodel.sha256 if self.range_prior is not None else None)
 
     def _place_answers(self, rows: list[tuple[_Work, _Decoded, object]]) -> list:
-        from birdid_app.core.place import resolve_where
 
         places = self.library.assigned_places()
         answers = []
@@ -1154,13 +1153,7 @@ class IndexJob:
             if identification is None:
                 answers.append(None)
                 continue
-            taken_at, latitude, longitude = result.metadata
-            assigned = self.library.assigned_place_for(work.path, places)
-            where, _ = resolve_where(
-                option_place=None, option_date=None, photo_taken_at=taken_at, photo_latitude=latitude,
-                photo_longitude=longitude, assigned_place=assigned[:2] if assigned else None,
-                assigned_source=assigned[3] if assigned else "person", settings_place=self.home_place,
-            )
+            where, _ = photo_where(places, work.path, *result.metadata, home_place=self.home_place)
             answers.append(None if where is None else self.range_prior.answer(identification.probabilities, where))
         return answers
 
@@ -1267,6 +1260,21 @@ def place_set_for(places: dict[str, tuple[float, float, str | None]], path: Path
     return None
 
 
+def photo_where(places: dict, path: Path, taken_at: str | None, latitude, longitude, *,
+                home_place: tuple[float, float] | None, option_place: tuple[float, float] | None = None,
+                option_date=None):
+    """core.place.resolve_where for a photo at `path`, with the place a person set for it or its
+    folder among `places` (Library.assigned_places()): (Where or None, notes)."""
+    from birdid_app.core.place import resolve_where
+
+    assigned = place_set_for(places, path)
+    return resolve_where(
+        option_place=option_place, option_date=option_date, photo_taken_at=taken_at, photo_latitude=latitude,
+        photo_longitude=longitude, assigned_place=assigned[:2] if assigned else None,
+        assigned_source=assigned[3] if assigned else "person", settings_place=home_place,
+    )
+
+
 def refresh_place_answers(
     library: Library,
     model_name: str,
@@ -1283,7 +1291,6 @@ def refresh_place_answers(
     through the classifier layer `head` (weight [C, d], bias [C]): the same numbers the forward
     gave. Only photos whose place, week, source or range model would change are written.
     Returns how many were."""
-    from birdid_app.core.place import resolve_where
 
     weight, bias = head
     geomodel_sha256 = range_prior.geomodel.sha256
@@ -1298,12 +1305,7 @@ def refresh_place_answers(
     ).fetchall()
     stale: list[tuple[int, object]] = []  # (photo id, Where or None)
     for pid, path, taken_at, lat, lon, *kept in rows:
-        assigned = library.assigned_place_for(Path(path), places)
-        where, _ = resolve_where(
-            option_place=None, option_date=None, photo_taken_at=taken_at, photo_latitude=lat, photo_longitude=lon,
-            assigned_place=assigned[:2] if assigned else None, assigned_source=assigned[3] if assigned else "person",
-            settings_place=home_place,
-        )
+        where, _ = photo_where(places, Path(path), taken_at, lat, lon, home_place=home_place)
         now = None if where is None else (where.latitude, where.longitude, where.week, where.source, geomodel_sha256)
         if kept[0] is None and now is None:
             continue

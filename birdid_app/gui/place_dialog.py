@@ -101,12 +101,12 @@ def resolved_path(path: Path) -> Path:
 
 def assigned_place_for(places: dict, path: Path) -> tuple[float, float, str] | None:
     """(latitude, longitude, "person" | "folder") of the place set for the resolved `path` or its
-    nearest folder that has one, from the library's assigned_places(); as cli/identify.py finds it."""
-    for candidate in (path, *path.parents):
-        found = places.get(str(candidate))
-        if found is not None:
-            return found[0], found[1], "person" if candidate == path else "folder"
-    return None
+    nearest folder that has one, from the library's assigned_places(): core.library.place_set_for,
+    as the engine's IdentifyRequest carries it."""
+    from birdid_app.core.library import place_set_for
+
+    found = place_set_for(places, path)
+    return None if found is None else (found[0], found[1], found[3])
 
 
 class PlaceDialog(QDialog):
