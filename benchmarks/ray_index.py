@@ -88,7 +88,7 @@ def main() -> None:
         # (c) the shards into a library.
         with Library(scratch / "imported.sqlite3") as library:
             started = time.perf_counter()
-            imported = import_shards(library, shard_files([shards]), "base").imported
+            imported = import_shards(library, shard_files([shards]), "base", folders=[folder]).imported
             import_rate = imported / (time.perf_counter() - started)
 
     print(f"machine: {machine_description()}; {cpu_flags()}")

@@ -136,7 +136,7 @@ def test_explain_a_region_draws_only_inside_it(small_model_file, photo_dir, tmp_
     "extra, code, message",
     [
         (["--mode", "sparkle"], 2, "choose mean, pca, channel:K, cam or cam:SPECIES"),
-        (["--mode", "cam:Dodo"], 2, "no species called 'Dodo'"),
+        (["--mode", "cam:Dodo"], 2, "no species called “Dodo”"),
         (["--mode", "channel:999"], 2, "channel 999 does not exist"),
         (["--region", "5000,5000,10,10"], 2, "lies outside"),
     ],

@@ -81,7 +81,9 @@ def test_ray_index_then_import_gives_the_local_indexers_library(ray_cluster, tmp
     assert code == 0, err
     assert "17 photos found: 0 already in the shards or the library, 17 to identify" in err
     assert "wrote 17 photos to shards" in out
-    assert main(["library", "import", "--library", str(imported), "--model", str(small_model_file), str(shards)]) == 0
+    # The shards may bring photos of the folder the person names; after that it is the library's.
+    assert main(["library", "import", "--library", str(imported), "--model", str(small_model_file),
+                 "--folder", str(folder), str(shards)]) == 0
     assert "imported 17 photos (1 could not be read), 0 unchanged; the library holds 17" in capsys.readouterr().out
 
     expected, found = library_rows(local), library_rows(imported)
@@ -152,7 +154,8 @@ def test_half_written_and_other_model_shards_are_reported_and_the_rest_imported(
     pq.write_table(other, shards / "other-model.parquet")
 
     library = tmp_path / "library.sqlite3"
-    code = main(["library", "import", "--library", str(library), "--model", str(small_model_file), str(shards)])
+    code = main(["library", "import", "--library", str(library), "--model", str(small_model_file),
+                 "--folder", str(folder), str(shards)])
     out, err = capsys.readouterr()
     assert code == 1
     assert f"birdid: {half}: This shard cannot be read, so it was skipped (" in err
@@ -197,7 +200,8 @@ def test_a_worker_killed_mid_run_is_retried_and_the_shards_are_complete(
     expected = sorted(str(p) for p in folder.rglob("*") if p.is_file())
     assert sorted(set(paths)) == expected  # every photo, the unreadable one with its error
     library = tmp_path / "library.sqlite3"
-    assert main(["library", "import", "--library", str(library), "--model", str(small_model_file), str(shards)]) == 0
+    assert main(["library", "import", "--library", str(library), "--model", str(small_model_file),
+                 "--folder", str(folder), str(shards)]) == 0
     assert len(library_rows(library)["embeddings"]) == len(expected) - 1
 
 

@@ -138,7 +138,7 @@ def test_species_index_ignores_capitals_and_names_an_unknown_species():
     assert species_index(names, "great TIT") == 1
     with pytest.raises(UnknownSpecies) as raised:
         species_index(names, "Dodo")
-    assert str(raised.value) == "The model knows no species called 'Dodo'."
+    assert str(raised.value) == "The model knows no species called “Dodo”."
 
 
 def test_cam_for_draws_a_map_per_stage_from_a_real_checkpoint(small_model_file):

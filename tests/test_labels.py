@@ -73,7 +73,7 @@ def test_not_a_bird_unknown_names_and_clearing(indexed, capsys):
         assert opened.photo_by_path(folder / "p1.jpg").label == NOT_A_BIRD
     capsys.readouterr()
     assert main(["label", str(folder / "p1.jpg"), "Dodo", *common]) == 2
-    assert "The model knows no species called 'Dodo'" in capsys.readouterr().err
+    assert "The model knows no species called “Dodo”" in capsys.readouterr().err
     assert main(["label", str(folder.parent / "elsewhere.jpg"), "Great Tit", *common]) == 2
     assert "This photo is not in the library: index its folder first." in capsys.readouterr().err
     assert main(["label", str(folder / "p1.jpg"), "--clear", *common]) == 0
@@ -151,3 +151,24 @@ def test_the_library_tab_lists_labelled_photos_first_and_marks_them(qtbot, tmp_p
     first = view.results.item(0)
     assert first.data(0x0100) == folder / "b3.jpg" and first.text().endswith("yours")
     window.close()
+
+
+def test_a_pasted_paragraph_is_not_echoed_and_a_class_name_with_stray_spaces_can_be_chosen(indexed, capsys):
+    folder, _, common = indexed
+    assert main(["label", str(folder / "p1.jpg"), "x" * 10_000, *common]) == 2
+    error = capsys.readouterr().err
+    assert "The model knows no species called “xxx" in error and "…”" in error and len(error) < 300
+    from birdid_app.core.species_names import typed_species
+
+    names = ["\tEurasian Wren", "Great  Tit", "Robin"]
+    assert typed_species("eurasian wren", names) == "\tEurasian Wren"  # the model's own spelling back
+    assert typed_species(" great tit ", names) == "Great  Tit"
+    assert typed_species("", names) is None and typed_species("Wren", names) is None
+
+
+def test_an_error_that_starts_with_the_apps_name_keeps_its_small_letter():
+    from birdid_app.core.errors import FileProblem, sentence
+
+    assert str(FileProblem("/p/a.xmp", "birdid could not write this sidecar.")) == (
+        "/p/a.xmp: birdid could not write this sidecar.")
+    assert sentence("birdie seen") == "Birdie seen" and sentence("no such file.") == "No such file."

@@ -38,6 +38,9 @@ def add_commands(commands) -> None:
         "import", parents=[model_option()], help="merge Parquet shards from `birdid index --engine ray` into the library"
     )
     imported.add_argument("--library", type=Path, metavar="PATH", help="the library file (default: yours)")
+    imported.add_argument("--folder", dest="folders", action="append", type=Path, default=[], metavar="FOLDER",
+                          help="a folder the shards' photos may be in, added to the library when they are "
+                               "(repeat for more); rows outside the library's folders and these are refused")
     imported.add_argument("shards", nargs="+", type=Path, metavar="SHARDS", help="shard files, or folders of them")
     imported.set_defaults(run=import_shards)
 
@@ -100,11 +103,12 @@ def import_shards(args: argparse.Namespace) -> int:
 
     chosen = choose_model(args.model)
     model_name = chosen.info["name"]
-    species = read_checkpoint(chosen.path, check_crc=not chosen.crc_checked).class_names
+    checkpoint = read_checkpoint(chosen.path, check_crc=not chosen.crc_checked)
     with Library(args.library, model=model_name) as library:
-        summary = shards.import_shards(library, files, model_name, species_names=species)
-        for why in summary.skipped + summary.refused:
+        summary = shards.import_shards(library, files, model_name, species_names=checkpoint.class_names,
+                                       folders=args.folders, embedding_dim=checkpoint.config.embedding_dim)
+        for why in summary.sentences():
             print(f"birdid: {why}", file=sys.stderr)
         print(f"imported {summary.imported} photos ({summary.stored.failed} could not be read), "
               f"{summary.unchanged} unchanged; the library holds {library.count()}")
-    return EXIT_SOME_FAILED if summary.skipped or summary.refused else EXIT_OK
+    return EXIT_SOME_FAILED if summary.refused_anything else EXIT_OK

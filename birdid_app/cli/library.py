@@ -242,6 +242,7 @@ def _found_line(record: dict) -> str:
 def label_photo(args: argparse.Namespace) -> int:
     from birdid_app.core.checkpoint import read_checkpoint
     from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+    from birdid_app.core.species_names import shown_name, typed_species
 
     if args.clear == (args.species is not None):
         raise Failure("Name a SPECIES for the photo, or --clear its label.")
@@ -255,10 +256,9 @@ def label_photo(args: argparse.Namespace) -> int:
             return EXIT_OK
         chosen = choose_model(args.model)
         names = read_checkpoint(chosen.path, check_crc=not chosen.crc_checked).class_names
-        known = {name.casefold(): name for name in [*names, NOT_A_BIRD, UNKNOWN_SPECIES]}
-        species = known.get(args.species.strip().casefold())
+        species = typed_species(args.species, [*names, NOT_A_BIRD, UNKNOWN_SPECIES])
         if species is None:
-            raise Failure(f"The model knows no species called {args.species!r}; "
+            raise Failure(f"The model knows no species called {shown_name(args.species)}; "
                           f'use one of its names, "{NOT_A_BIRD}" or "{UNKNOWN_SPECIES}".')
         library.set_label(photo.id, species)
     print(f"{photo.path}: labelled {species}")

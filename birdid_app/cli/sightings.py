@@ -113,11 +113,14 @@ def _place_species_record(kind) -> dict:
 
 def _write_csv(destination: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
     from birdid_app.core.atomic import atomic_write
+    from birdid_app.core.csv_cells import text_cell
 
+    # Text (species, places) as text_cell makes it safe in a spreadsheet; numbers go as they are.
     with atomic_write(destination, "w", newline="") as handle:  # csv writes its own line ends
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
+        writer.writerows({key: text_cell(value) if value is None or isinstance(value, str) else value
+                          for key, value in row.items()} for row in rows)
 
 
 UNKNOWN_PLACE = "place unknown"

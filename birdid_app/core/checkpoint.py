@@ -24,6 +24,7 @@ import torch
 
 from birdid_app.core import paths
 from birdid_app.core.errors import CheckpointError
+from birdid_app.core.files import open_regular_file
 from birdid_app.core.hiera import GLOBAL_POS_EMBED_STRIDE, Hiera, HieraConfig
 
 CLASSIFICATION_TASK = "image_classification"
@@ -149,11 +150,12 @@ def _open_archive(path: Path, check_crc: bool) -> None:
         raise CheckpointError(path, "there is no such file.")
     if path.is_dir():
         raise CheckpointError(path, "this is a folder, not a model file.")
-    try:
-        with path.open("rb") as handle:
+    # As a regular file only: a named pipe in a model's place would block the open for ever.
+    with open_regular_file(path, "a model file", CheckpointError) as handle:
+        try:
             head = handle.read(4)
-    except OSError as exc:
-        raise CheckpointError(path, f"the file cannot be read ({exc.strerror or exc}).") from exc
+        except OSError as exc:
+            raise CheckpointError(path, f"the file cannot be read ({exc.strerror or exc}).") from exc
     if not head:
         raise CheckpointError(path, "the file is empty.")
     if head != b"PK\x03\x04":  # torch.save writes a zip archive

@@ -7,7 +7,10 @@ from pathlib import Path
 
 def sentence(text: str) -> str:
     """`text` with a capital first letter: every message birdid shows starts like a sentence,
-    whether it follows "birdid: " on a terminal or "PATH: " or stands alone in the window."""
+    whether it follows "birdid: " on a terminal or "PATH: " or stands alone in the window. The
+    app's own name is the one word that keeps its small letter ("birdid could not write…")."""
+    if text.startswith("birdid") and not text[6:7].isalnum():
+        return text
     return text[:1].upper() + text[1:]
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.options import STAGES
+from birdid_app.core.species_names import shown_name, typed_species
 
 # torch only where a gradient pass needs it: the window draws overlays and exports pictures with
 # this module before the engine thread has loaded torch.
@@ -212,11 +213,10 @@ def overlay_values(
 
 def species_index(class_names: Sequence[str], name: str) -> int:
     """The model's index for a species name, whatever its capitals; UnknownSpecies otherwise."""
-    wanted = name.casefold()
-    for index, known in enumerate(class_names):
-        if known.casefold() == wanted:
-            return index
-    raise UnknownSpecies(f"The model knows no species called {name!r}.")
+    known = typed_species(name, class_names)
+    if known is None:
+        raise UnknownSpecies(f"The model knows no species called {shown_name(name)}.")
+    return list(class_names).index(known)
 
 
 def cam_for(classifier: Classifier, image: Image.Image, class_index: int, stage: int) -> np.ndarray:

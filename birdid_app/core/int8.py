@@ -10,14 +10,19 @@ are shown: the window), so the window, `identify`, the library and `selftest` al
 answer from the same graph; only Grad-CAM (which needs autograd) runs the float torch model. Converting takes a while (export, then quantisation: about half a
 minute for the base model), so the result is kept in the data folder, named after the model
 file, its size and time, ONNX Runtime's version and this module's FORMAT, beside its SHA-256:
-a damaged or half-written file is converted again, never loaded.
+a damaged or half-written file is converted again, never loaded. A kept file is also bound to the
+model file it was made from: that file's SHA-256 is written into the graph's metadata and beside
+it, so another model's conversion put in its place (with a digest to match) is converted again,
+never run under this model's name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import os
 import tempfile
 import warnings
 import weakref
@@ -30,7 +35,8 @@ import torch
 from birdid_app.core import paths
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.checkpoint import Checkpoint
-from birdid_app.core.errors import BirdidError
+from birdid_app.core.errors import BirdidError, FileProblem
+from birdid_app.core.files import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +46,19 @@ FORMAT = 2  # bump when the export or the quantisation changes: kept files are t
 STAGE_OUTPUTS = ("stage1", "stage2", "stage3", "stage4")
 # The batch sizes the exported graph accepts; the classifier's batches are at most 8.
 MAX_BATCH = 256
+# A kept conversion is read whole; ONNX files are protocol buffers, which cannot exceed 2 GiB.
+KEPT_LIMIT = 2 << 30
+_DIGEST_LIMIT = 4096  # its digest file: two hex digests in a line of JSON
+# The graph's metadata entry naming the SHA-256 of the model file it was converted from.
+SOURCE_KEY = "birdid.model_sha256"
 
 
 class Int8Unavailable(BirdidError):
     """The int8 model could not be made or loaded; the message is one sentence for a person."""
+
+
+class _KeptProblem(FileProblem):
+    """A kept conversion that cannot be used: logged, and the model converted again."""
 
 
 class Int8Model:
@@ -97,9 +112,11 @@ def prepare_int8(
         raise Int8Unavailable(f"int8 could not be prepared: ONNX Runtime is not installed ({error}).") from None
     kept = kept_file(checkpoint)
     try:
-        if kept is not None and _intact(kept):
+        source = None if kept is None else model_digest(checkpoint)
+        intact = None if kept is None else _kept_bytes(kept, source)
+        if intact is not None:
             try:
-                return Int8Model(kept, threads)
+                return Int8Model(intact, threads)
             except Exception as error:  # noqa: BLE001 - a file ONNX Runtime refuses: convert again
                 log.warning("The kept int8 model %s could not be loaded (%s); converting again.", kept, error)
         if checkpoint.path is None and id(checkpoint) in _in_memory:
@@ -108,7 +125,8 @@ def prepare_int8(
             on_converting()
         data = convert(checkpoint)
         if kept is not None:
-            _keep(kept, data)
+            data = _bound(data, source)
+            _keep(kept, data, source)
         elif checkpoint.path is None:
             _in_memory[id(checkpoint)] = data
             weakref.finalize(checkpoint, _in_memory.pop, id(checkpoint), None)
@@ -130,7 +148,7 @@ def convert_in_a_process(checkpoint: Checkpoint, should_stop: Callable[[], bool]
     kept = kept_file(checkpoint)
     if kept is None:
         return False
-    if _intact(kept):
+    if _kept_bytes(kept, model_digest(checkpoint)) is not None:
         return True
     # spawn, not fork: a forked child would inherit the parent's threads' locks mid-flight. A plain
     # process and a pipe, not a Pool: a Pool's queues are semaphores, which a person closing the app
@@ -158,14 +176,13 @@ def convert_in_a_process(checkpoint: Checkpoint, should_stop: Callable[[], bool]
         child.join(5)
     if problem is not None:
         raise Int8Unavailable(problem)
-    return _intact(kept)
+    return _kept_bytes(kept, model_digest(checkpoint)) is not None
 
 
 def _quiet_child() -> None:
     """The child says what went wrong through its result; when the app is closed or killed while it
     converts, it must not print multiprocessing's traceback about its lost parent into the
     terminal (or a frozen app's log) the person started birdid from. And it yields the CPU."""
-    import os
     import sys
 
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the child process
@@ -201,6 +218,29 @@ def kept_file(checkpoint: Checkpoint) -> Path | None:
     key = f"{model_file}|onnxruntime {onnxruntime.__version__}|{FORMAT}"
     name = f"{checkpoint.path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.int8.onnx"
     return paths.data_dir() / "int8" / name
+
+
+# model file key ("path|size|mtime") -> its SHA-256, so a process hashes each model file once.
+_model_digests: dict[str, str] = {}
+
+
+def model_digest(checkpoint: Checkpoint) -> str:
+    """The SHA-256 of the model file `checkpoint` was read from: the model store's record when the
+    file is an installed model that has not changed since it was hashed, else hashed now (a
+    fraction of a second for the base model, once per process)."""
+    from birdid_app.core.model_store import ModelStore, sha256_file
+
+    key = checkpoint.file_key()
+    if key is not None and key in _model_digests:
+        return _model_digests[key]
+    try:
+        digest = ModelStore().recorded_sha256(checkpoint.path)
+    except BirdidError:  # an unreadable model index: the file itself says
+        digest = None
+    digest = digest or sha256_file(checkpoint.path)
+    if key is not None:
+        _model_digests[key] = digest
+    return digest
 
 
 def convert(checkpoint: Checkpoint) -> bytes:
@@ -277,23 +317,62 @@ def _digest_file(kept: Path) -> Path:
     return kept.with_name(kept.name + ".sha256")
 
 
-def _intact(kept: Path) -> bool:
+def _kept_bytes(kept: Path, source: str) -> bytes | None:
+    """The kept conversion's bytes, if it is whole and was made from the model file whose SHA-256
+    is `source`; else None (logged where a file was there but is not usable).
+
+    Both files are read as regular files of bounded size (a named pipe or a link to /dev/zero
+    in their place must not hang or fill memory), and what is checked is what is then loaded."""
+    digest_file = _digest_file(kept)
+    if not (os.path.lexists(kept) and os.path.lexists(digest_file)):
+        return None
     try:
-        expected = _digest_file(kept).read_text(encoding="ascii").strip()
-        with open(kept, "rb") as handle:
-            actual = hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError:
-        return False
-    return actual == expected
+        try:
+            recorded = json.loads(read_regular_file(digest_file, _DIGEST_LIMIT, "a digest file", _KeptProblem))
+            expected, made_from = recorded["sha256"], recorded["model_sha256"]
+        except (ValueError, TypeError, KeyError):
+            raise _KeptProblem(digest_file, "it is not a digest this birdid wrote.") from None
+        if made_from != source:
+            raise _KeptProblem(kept, "it was converted from another model file.")
+        data = read_regular_file(kept, KEPT_LIMIT, "an int8 model", _KeptProblem)
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise _KeptProblem(kept, "its bytes do not match its digest.")
+        if _source_of(data) != source:
+            raise _KeptProblem(kept, "its graph was converted from another model file.")
+    except _KeptProblem as problem:
+        log.warning("The kept int8 model is not used, it will be converted again: %s", problem)
+        return None
+    return data
 
 
-def _keep(kept: Path, data: bytes) -> None:
+def _source_of(data: bytes) -> str | None:
+    """The model file SHA-256 written into a converted graph's metadata; None if there is none."""
+    import onnx
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError and others: not a graph
+        return None
+    return next((entry.value for entry in model.metadata_props if entry.key == SOURCE_KEY), None)
+
+
+def _bound(data: bytes, source: str) -> bytes:
+    """The converted graph `data` with `source` (its model file's SHA-256) in its metadata."""
+    import onnx
+
+    model = onnx.load_model_from_string(data)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = SOURCE_KEY, source
+    return model.SerializeToString()
+
+
+def _keep(kept: Path, data: bytes, source: str) -> None:
     """The file first, then its digest: a crash between the two leaves a file that is not trusted."""
     try:
         kept.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(kept, "wb") as out:
             out.write(data)
         with atomic_write(_digest_file(kept), "w", encoding="ascii") as out:
-            out.write(hashlib.sha256(data).hexdigest() + "\n")
+            out.write(json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "model_sha256": source}) + "\n")
     except OSError as error:  # a read-only data folder: convert again next time, carry on now
         log.warning("Could not keep the int8 model in %s: %s", kept, error)

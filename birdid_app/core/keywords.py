@@ -4,8 +4,10 @@ top species when it is likely enough, written by core/sidecar.py (merged, atomic
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
 
@@ -30,15 +32,23 @@ def write_library_keywords(
 ) -> KeywordsSummary:
     """Write every readable photo's keywords; a sidecar that cannot be written is `on_error`'s
     sentence and the others carry on. "not a bird" and "unknown species" labels, and a top species
-    below `min_probability`, take away the keywords birdid wrote before."""
+    below `min_probability`, take away the keywords birdid wrote before. A photo whose path, its
+    links followed, is not inside one of the library's folders (a row from a shard made elsewhere)
+    is never written to or beside: `on_error`'s sentence too."""
     from birdid_app.core.sidecar import SidecarError, write_keywords  # exiv2: only when asked
 
     summary = KeywordsSummary()
     model = library.reading_model() or ""
+    folders = [folder for folder in (_resolved(f) for f in library.folders()) if folder is not None]
     for photo in library.all_photos():
         if should_stop():
             break
         if photo.error is not None:
+            continue
+        outside = _outside_folders(photo.path, folders)
+        if outside is not None:  # a path from a shard made elsewhere, say: never written to
+            summary.failed += 1
+            on_error(outside)
             continue
         if photo.label is not None:
             species = None if photo.label in (NOT_A_BIRD, UNKNOWN_SPECIES) else photo.label
@@ -57,3 +67,24 @@ def write_library_keywords(
         summary.written += 1
         summary.with_species += species is not None
     return summary
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return Path(os.path.realpath(path, strict=False))
+    except (OSError, ValueError):  # a NUL character, a loop of links
+        return None
+
+
+def _outside_folders(path: Path, folders: list[Path]) -> str | None:
+    """Why birdid will not write beside or into `path`: not a full path, or, once its links are
+    followed, not inside one of the library's `folders` (resolved); None when it may."""
+    text = str(path)
+    if not text or text == "." or "\0" in text or not path.is_absolute():
+        return (f"A photo in the library has the path {text[:200]!r}, which is not a full path, so no keywords "
+                "were written for it; index its folder again to replace it.")
+    real = _resolved(path)
+    if real is None or not any(folder in real.parents for folder in folders):  # its sidecar is beside it
+        return (f"{text}: This photo is not inside a folder of the library, so no keywords were written for it; "
+                "add its folder to the library to write them.")
+    return None

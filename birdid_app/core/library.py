@@ -29,12 +29,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 import numpy as np
 
 from birdid_app.core.atomic import atomic_write
+from birdid_app.core.csv_cells import text_cell
 from birdid_app.core.errors import BirdidError, PhotoError
-from birdid_app.core.files import open_regular_file
+from birdid_app.core.files import open_regular_file, problem_from_os_error
 from birdid_app.core.paths import data_dir
 from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo, photo_metadata
 from birdid_app.core.raw import RAW_SUFFIXES
@@ -205,6 +207,17 @@ class LibraryDamaged(LibraryError):
         )
 
 
+class LibraryReadOnly(LibraryError):
+    """The library file, or the folder it is in, may not be written: it can be read, not changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"The library {self.path} is read-only: make the file and its folder writable to change it, "
+            "or choose another library file."
+        )
+
+
 class IndexerBusy(LibraryError):
     """Another process (or window) is indexing this library."""
 
@@ -269,6 +282,54 @@ def _damage_detail(error: sqlite3.DatabaseError) -> str | None:
     return None
 
 
+def _read_only_error(error: sqlite3.DatabaseError) -> bool:
+    """Whether `error` is SQLite refusing to write a library opened read-only."""
+    return getattr(error, "sqlite_errorname", "").startswith("SQLITE_READONLY") or "readonly database" in str(error)
+
+
+def _library_file_exists(path: Path) -> bool:
+    """Whether there is a library file at `path`. Raises LibraryError naming it when something
+    else is there: SQLite would wait for ever on the first read of a named pipe, and a device or
+    a folder is no library either."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        problem = problem_from_os_error(error).rstrip(".")
+        raise LibraryError(f"The library {path} cannot be opened ({problem}).") from None
+    if S_ISREG(mode):
+        return True
+    if S_ISDIR(mode):
+        kind = "a folder"
+    elif S_ISFIFO(mode):
+        kind = "a named pipe"
+    elif S_ISSOCK(mode):
+        kind = "a socket"
+    elif S_ISCHR(mode) or S_ISBLK(mode):
+        kind = "a device"
+    else:
+        kind = "not a regular file"
+    raise LibraryError(f"The library {path} is {kind}, not a library file: move it aside or choose another library file.")
+
+
+def _journal_in_use(path: Path) -> bool:
+    """Whether the library's WAL journal may hold commits the file itself does not yet: a -shm
+    file beside it (a connection is open, or one ended without cleaning up), or a -wal that is
+    not empty."""
+    wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+    try:
+        return shm.exists() or (wal.exists() and wal.stat().st_size > 0)
+    except OSError:
+        return True
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the library file and make its journal files beside it."""
+    effective = os.access in os.supports_effective_ids
+    return all(os.access(where, os.W_OK, effective_ids=effective) for where in (path, path.parent))
+
+
 def _guarded(method):
     """Turns SQLite's word for a damaged file, raised anywhere in `method`, into LibraryDamaged:
     one sentence saying what to do instead of a traceback."""
@@ -278,10 +339,12 @@ def _guarded(method):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
+            library = self if isinstance(self, Library) else self.library
+            if _read_only_error(error):
+                raise LibraryReadOnly(library.path) from None
             detail = _damage_detail(error)
             if detail is None:
                 raise
-            library = self if isinstance(self, Library) else self.library
             raise LibraryDamaged(library.path, detail) from None
 
     return guarded
@@ -294,17 +357,25 @@ class Library:
     the only model that has identified photos in this library; with several, name one.
     `create=False` opens an existing library only (readers must not leave an empty file behind)
     and raises LibraryError when there is none.
+
+    A library whose file or folder this process may not write is opened read-only (`read_only`):
+    searches and exports work, and anything that would change it raises LibraryReadOnly.
     """
 
     def __init__(self, path: Path | None = None, *, model: str | None = None, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_library_path()
         self.model = model
-        if not create and not self.path.is_file():
+        exists = _library_file_exists(self.path)
+        if not create and not exists:
             raise LibraryError(
                 f"There is no library at {self.path} yet: index a folder first (birdid index FOLDER)."
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+        self.read_only = exists and not _writable(self.path)
+        try:
+            self.db = self._connect()
+        except sqlite3.DatabaseError as error:
+            raise LibraryError(f"The library {self.path} cannot be opened ({error}).") from None
         try:
             self._open()
         except sqlite3.DatabaseError as error:
@@ -319,7 +390,37 @@ class Library:
         self._vectors: VectorIndex | None = None
         self._vectors_model: str | None = None
 
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        # A read-only connection reads a WAL file through its -shm file, and makes one where there
+        # is none, with the library's own read-only mode, which would then stop the next writer
+        # once the library is writable again. With no -shm, and no -wal with anything in it, the
+        # file itself holds every commit: it is read as it stands (immutable), making nothing.
+        if not _journal_in_use(self.path):
+            return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            db.execute("PRAGMA user_version").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if os.access(self.path.parent, os.W_OK):
+                raise
+        # A folder no one may write (so no writer is at work): its last checkpoint, as it stands.
+        return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+
     def _open(self) -> None:
+        if self.read_only:
+            self.db.execute("PRAGMA query_only = ON")
+            if self._schema_version() != SCHEMA_VERSION:
+                raise LibraryError(
+                    f"The library {self.path} is read-only and this birdid must update it first: "
+                    "make the file and its folder writable, then open it once."
+                )
+            self.db.execute("PRAGMA foreign_keys = ON")
+            return
         # WAL lets searches read while the indexer writes. The mode is kept in the file, so only
         # a new library changes it; changing it needs a moment alone with the file, which a
         # second process opening a new library at the same time may hold: wait and try again.
@@ -338,6 +439,12 @@ class Library:
 
     def close(self) -> None:
         self.db.close()
+
+    def require_writable(self) -> None:
+        """Raise LibraryReadOnly, naming the file, if this library was opened read-only: before a
+        job that writes, so it stops before any work rather than at its first write."""
+        if self.read_only:
+            raise LibraryReadOnly(self.path)
 
     def __enter__(self) -> Library:
         return self
@@ -755,11 +862,12 @@ class Library:
             writer.writerow(header)
             for pid in ids:
                 p = photos[pid]
-                row = [str(p.path), p.taken_at or "", _blank(p.latitude), _blank(p.longitude)]
+                # Text from files and shards as text_cell makes it safe; numbers birdid formats itself.
+                row = [text_cell(str(p.path)), text_cell(p.taken_at), _blank(p.latitude), _blank(p.longitude)]
                 for rank in range(TOP_SPECIES):
                     name, probability = p.species[rank] if rank < len(p.species) else ("", None)
-                    row += [name, "" if probability is None else f"{probability:.6f}"]
-                writer.writerow(row + [p.model or "", p.error or "", p.label or ""])
+                    row += [text_cell(name), "" if probability is None else f"{probability:.6f}"]
+                writer.writerow(row + [text_cell(p.model), text_cell(p.error), text_cell(p.label)])
         return len(ids)
 
     @_guarded
@@ -969,6 +1077,7 @@ class IndexJob:
         self.summary = IndexSummary()
         self.pending: list[_Work] = []
         self.done = 0
+        library.require_writable()  # before the lock, whose file is made beside the library
         self._lock = IndexLock(library.path)
         self._lock.acquire(wait=wait_for_lock, on_wait=on_wait)
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="birdid-decode")

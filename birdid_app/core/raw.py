@@ -49,18 +49,46 @@ def decode_raw(file: BinaryIO, draft_size: tuple[int, int] | None, *, any_previe
     LibRawError (see `raw_problem`) for damaged sensor data or a file LibRaw cannot read.
     """
     # rawpy reads the whole file into memory from a file object: LibRaw never sees the path,
-    # so open_regular_file's checks hold.
+    # so open_regular_file's checks hold. Opening reads the header only: the sensor data is
+    # unpacked by postprocess, after its size has been checked.
     with rawpy.imread(file) as raw:
         if draft_size is not None:
             preview = _preview(raw, None if any_preview else draft_size)
             if preview is not None:
                 return preview
+        _refuse_too_many_pixels(raw.sizes)
         pixels = raw.postprocess(
             half_size=draft_size is not None,
             use_camera_wb=True,  # the white balance the photographer saw on the camera
             output_bps=8,
         )  # [H, W, 3] uint8, already turned by LibRaw as sizes.flip says
     return Image.fromarray(pixels)
+
+
+class RawTooLarge(Exception):
+    """The RAW's header claims more pixels than `max_raw_pixels` allows; see `raw_problem`."""
+
+    def __init__(self, pixels: int) -> None:
+        self.pixels = pixels
+        super().__init__(f"{pixels} pixels")
+
+
+def max_raw_pixels() -> int | None:
+    """The most pixels birdid demosaics: the limit Pillow refuses other photos beyond (twice
+    Image.MAX_IMAGE_PIXELS, about 179 megapixels; the largest cameras make 150). None: no limit,
+    as for Pillow when MAX_IMAGE_PIXELS is None. Read at each decode, so both move together."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
+def _refuse_too_many_pixels(sizes) -> None:
+    """Raise RawTooLarge when the header's sensor or output size is beyond `max_raw_pixels`:
+    LibRaw would allocate it all (16 bits a pixel, then 3 channels) before finding that a file
+    of a few KB holds no such data (a 132 KB DNG claiming 40000 x 26000 took 4.7 GB)."""
+    limit = max_raw_pixels()
+    pixels = max(sizes.raw_width * sizes.raw_height, sizes.width * sizes.height, sizes.iwidth * sizes.iheight)
+    if limit is not None and pixels > limit:
+        raise RawTooLarge(pixels)
 
 
 def _preview(raw: rawpy.RawPy, draft_size: tuple[int, int] | None) -> Image.Image | None:
@@ -74,8 +102,8 @@ def _preview(raw: rawpy.RawPy, draft_size: tuple[int, int] | None) -> Image.Imag
     if thumb.format == rawpy.ThumbFormat.JPEG:
         try:
             image = Image.open(io.BytesIO(thumb.data), formats=("JPEG",))
-        except (OSError, SyntaxError, ValueError, EOFError):
-            return None  # a damaged preview: the sensor data may well be whole
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            return None  # a damaged or oversized preview: the sensor data may well be whole
         # LibRaw writes an EXIF header carrying the RAW's orientation in front of a preview that
         # has none, and leaves a preview's own EXIF in place: either way the JPEG's own tag,
         # where there is one, is the one that matches its pixels.
@@ -111,7 +139,11 @@ def _same_picture(preview_size: tuple[int, int], sizes) -> bool:
 
 
 def raw_problem(error: Exception) -> str | None:
-    """The problem sentence for an exception from rawpy, or None for any other exception."""
+    """The problem sentence for an exception from rawpy (or RawTooLarge), or None for any other."""
+    if isinstance(error, RawTooLarge):
+        limit = max_raw_pixels() or 0
+        return (f"the RAW image is too large to decode safely ({error.pixels / 1e6:.0f} megapixels, "
+                f"more than the {limit / 1e6:.0f} birdid decodes).")
     if not isinstance(error, rawpy.LibRawError):
         return None
     if isinstance(error, rawpy.LibRawFileUnsupportedError):

@@ -10,11 +10,23 @@ birdid take its keywords back out, without touching a keyword the person typed t
 Everything else in a sidecar (ratings, other keywords, develop settings, darktable's history) is
 kept: the sidecar is read and written by Exiv2 (python-exiv2), the library darktable itself and
 Photini use, which keeps every property of every namespace, known or not. A sidecar Exiv2 cannot
-read is never overwritten; the person gets one sentence instead.
+read is never overwritten; the person gets one sentence instead, and so is a JPEG whose own XMP
+packet Exiv2 cannot read (embedding would otherwise write the photo back without it).
+
+Sidecars and photos come from elsewhere, so they are read only through core/files.py (regular files,
+never a named pipe or a device, at most SIDECAR_MAX_BYTES or PHOTO_MAX_BYTES), a sidecar in another
+encoding than UTF-8 is turned into UTF-8 before Exiv2 sees it, and a write never goes somewhere the
+person did not put it: a read-only sidecar or photo is left as it is, and a symbolic link is written
+through only when its target is inside the photo's folder (the link stays a link).
 """
 
 from __future__ import annotations
 
+import codecs
+import logging
+import os
+import re
+import stat
 import threading
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
@@ -25,6 +37,7 @@ import exiv2
 
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import FileProblem
+from birdid_app.core.files import problem_from_os_error, read_regular_file
 
 SidecarStyle = Literal["lightroom", "darktable"]
 """lightroom: `photo.xmp` (Lightroom, Capture One); darktable: `photo.ext.xmp` (darktable, digiKam)."""
@@ -37,6 +50,30 @@ exiv2.XmpProperties.registerNs(NAMESPACE, PREFIX)
 # Adobe's XMP toolkit inside Exiv2 keeps process-wide state (the namespace registry it grows
 # while parsing), so library workers take turns; a sidecar is a few kilobytes, the wait is short.
 _EXIV2 = threading.Lock()
+
+# XMP sidecars are kilobytes (darktable's with a long history, some hundreds); this is far more.
+SIDECAR_MAX_BYTES = 16_000_000
+# A photo read whole: to embed keywords into it, or to read the keywords inside it.
+PHOTO_MAX_BYTES = 512_000_000
+
+_LOG = logging.getLogger(__name__)
+
+
+class _Exiv2AtDebug(logging.Filter):
+    """Exiv2 reports a packet it cannot parse on its own logger ("XMP Toolkit error 201", "Failed
+    to decode XMP metadata."), which without any logging set up lands on stderr with no file named.
+    birdid says what is wrong with such a file in one sentence itself, so Exiv2's lines go to
+    birdid's log at debug level instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _LOG.debug("Exiv2: %s", record.getMessage())
+        return False
+
+
+# python-exiv2's handler hands Exiv2's log to Python's logging (logger "exiv2"); once per process.
+exiv2.LogMsg.setHandler(exiv2.pythonHandler)
+if not any(isinstance(f, _Exiv2AtDebug) for f in logging.getLogger("exiv2").filters):
+    logging.getLogger("exiv2").addFilter(_Exiv2AtDebug())
 
 _SUBJECT = "Xmp.dc.subject"
 _HIERARCHICAL = "Xmp.lr.hierarchicalSubject"
@@ -67,13 +104,16 @@ def sidecar_path(photo: str | Path, style: SidecarStyle = "lightroom") -> Path:
 
 
 def existing_sidecars(photo: str | Path) -> list[Path]:
-    """Every sidecar of `photo` that exists, of either naming."""
+    """Every sidecar of `photo` that exists, of either naming: anything with a sidecar's name, so
+    that a named pipe or a device there is refused when read rather than passed over unsaid."""
     photo = Path(photo)
-    found = [p for p in (*_names(photo, "lightroom"), *_names(photo, "darktable")) if p.is_file()]
     # On a case-insensitive file system photo.xmp and photo.XMP are one file.
     unique: dict[tuple[int, int], Path] = {}
-    for path in found:
-        status = path.stat()
+    for path in (*_names(photo, "lightroom"), *_names(photo, "darktable")):
+        try:
+            status = path.stat()
+        except OSError:
+            continue  # not there (or a link to nothing): no sidecar
         unique.setdefault((status.st_dev, status.st_ino), path)
     return list(unique.values())
 
@@ -119,7 +159,8 @@ def _write(
     if embed:
         return _embed(photo, species, model=model, probability=probability, confirmed=confirmed, root=root)
     path = sidecar_path(photo, style)
-    if path.exists():
+    target = _write_target(path, photo.parent, "sidecar")
+    if target.exists():
         image = _open_sidecar(path)
     elif species is None:
         return path  # nothing of birdid's to take out, and no reason to create a file
@@ -129,7 +170,7 @@ def _write(
     try:
         image.writeMetadata()
         with image.io().data() as packet:
-            _replace(path, packet)
+            _replace(path, target, packet)
     except exiv2.Exiv2Error as error:
         raise SidecarError(path, f"birdid could not write this sidecar ({_reason(error)}), so it is as it was.") from None
     return path
@@ -150,11 +191,13 @@ def read_keywords(photo: str | Path) -> list[str]:
 
 def _embedded_keywords(photo: Path) -> list[str]:
     try:
-        image = exiv2.ImageFactory.open(str(photo))
+        data = read_regular_file(photo, PHOTO_MAX_BYTES, "a photo", SidecarError)
+        image = exiv2.ImageFactory.open(data)
         image.readMetadata()
-    except exiv2.Exiv2Error:
-        # A format Exiv2 does not know, or a damaged photo: the photo reader reports those; here
-        # it just has no keywords to offer.
+    except (SidecarError, exiv2.Exiv2Error) as error:
+        # Not a regular file, too large, a format Exiv2 does not know, or a damaged photo: the
+        # photo reader reports those; here it just has no keywords to offer.
+        _LOG.debug("%s: no keywords read from inside the photo (%s)", photo, error)
         return []
     keywords = _keywords_in(image.xmpData())
     for datum in image.iptcData():
@@ -175,27 +218,61 @@ def _keywords_in(xmp: exiv2.XmpData) -> list[str]:
 def _open_sidecar(path: Path) -> exiv2.Image:
     """The sidecar at `path`, read, or SidecarError: never an empty one standing in for a file
     Exiv2 could not understand, since writing that back would throw the person's work away."""
-    unreadable = "this sidecar is not XMP that birdid can read, so birdid left it as it was."
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise SidecarError(path, f"birdid could not read this file ({error.strerror or error}).") from None
+    data = _as_utf8(path, read_regular_file(path, SIDECAR_MAX_BYTES, "an XMP sidecar", SidecarError))
     try:
         tree = ElementTree.fromstring(data)
     except ElementTree.ParseError:
-        raise SidecarError(path, unreadable) from None
+        raise SidecarError(path, _UNREADABLE) from None
     try:
         image = exiv2.ImageFactory.open(data)
         if image.imageType() != exiv2.ImageType.xmp:
-            raise SidecarError(path, unreadable)
+            raise SidecarError(path, _UNREADABLE)
         image.readMetadata()
     except exiv2.Exiv2Error:
-        raise SidecarError(path, unreadable) from None
+        raise SidecarError(path, _UNREADABLE) from None
     # Exiv2 only logs (does not raise) when the XMP toolkit rejects well-formed XML that is not
     # valid RDF, and then holds no properties at all: a file with content that read as empty.
     if image.xmpData().count() == 0 and _has_properties(tree):
-        raise SidecarError(path, unreadable)
+        raise SidecarError(path, _UNREADABLE)
     return image
+
+
+_UNREADABLE = "this sidecar is not XMP that birdid can read, so birdid left it as it was."
+# A byte-order mark says the encoding before any declaration can (UTF-32's marks first: UTF-32-LE's
+# starts with UTF-16-LE's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_DECLARED = re.compile(rb"""\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
+_DECLARATION = re.compile(r"""\A(\s*<\?xml\b[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
+
+
+def _as_utf8(path: Path, data: bytes) -> bytes:
+    """`data` in UTF-8, declared so. Exiv2 reads every sidecar as UTF-8, whatever its XML
+    declaration says: a Latin-1 "München" would come back as "MÃ¼nchen". Decoded here by its
+    byte-order mark or declared encoding instead, which is what any XML parser does."""
+    codec = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+    if codec is None:
+        declared = _DECLARED.match(data)
+        if declared is None:
+            return data  # no declaration: UTF-8, as XML says
+        name = declared.group(1).decode("ascii")
+        try:
+            codec = codecs.lookup(name).name
+        except LookupError:
+            raise SidecarError(path, f"this sidecar declares an encoding birdid does not know ({name[:40]}), "
+                                     "so birdid left it as it was.") from None
+    if codec == "utf-8":
+        return data
+    try:
+        text = data.decode(codec)  # the utf-16 and utf-32 codecs take the byte-order mark away
+    except UnicodeDecodeError:
+        raise SidecarError(path, _UNREADABLE) from None
+    return _DECLARATION.sub(r"\1\2UTF-8\2", text, count=1).encode("utf-8")
 
 
 def _has_properties(tree: ElementTree.Element) -> bool:
@@ -293,15 +370,18 @@ def _embed(
 ) -> Path:
     """Write into the JPEG itself: the whole new file is built in memory and takes the photo's name
     in one rename, so a failure leaves the original photo exactly as it was."""
-    try:
-        data = photo.read_bytes()
-    except OSError as error:
-        raise SidecarError(photo, f"birdid could not read this file ({error.strerror or error}).") from None
+    target = _write_target(photo, photo.parent, "photo")
+    data = read_regular_file(photo, PHOTO_MAX_BYTES, "a JPEG to embed keywords in", SidecarError)
     try:
         image = exiv2.ImageFactory.open(data)
         if image.imageType() != exiv2.ImageType.jpeg:
             raise SidecarError(photo, "this photo is not a JPEG, and birdid embeds keywords only in JPEGs (a sidecar works for any photo).")
         image.readMetadata()
+        if _packet_lost(image):
+            # Writing now would write the photo back with no XMP but birdid's: its rating, colour
+            # label, keywords and editor history gone.
+            raise SidecarError(photo, "the XMP inside this photo is not XMP that birdid can read, so birdid left the "
+                                      "photo as it was (a sidecar works instead).")
         # IPTC keywords are kept in step only where the photo has some: editors that find both
         # prefer XMP, but an IPTC list that disagrees with it shows up as stray keywords.
         iptc = image.iptcData() if any(d.key() == _IPTC_KEYWORDS for d in image.iptcData()) else None
@@ -309,15 +389,59 @@ def _embed(
                iptc=iptc)
         image.writeMetadata()
         with image.io().data() as written:
-            _replace(photo, written)
+            _replace(photo, target, written)
     except exiv2.Exiv2Error as error:
         raise SidecarError(photo, f"birdid could not write keywords into this photo ({_reason(error)}), so it is as it was.") from None
     return photo
 
 
-def _replace(path: Path, data: memoryview) -> None:
+def _packet_lost(image: exiv2.Image) -> bool:
+    """Whether Exiv2 read the photo's XMP packet as nothing though it holds properties: Exiv2 only
+    logs when its XMP toolkit rejects a packet (a DOCTYPE line is enough) and goes on empty."""
+    if image.xmpData().count():
+        return False
+    packet = image.xmpPacket()
+    if not packet.strip(" \t\r\n\0"):
+        return False
     try:
-        with atomic_write(path, "wb") as out:
+        tree = ElementTree.fromstring(packet.encode("utf-8"))
+    except ElementTree.ParseError:
+        return True
+    return _has_properties(tree)
+
+
+def _write_target(path: Path, folder: Path, what: str) -> Path:
+    """The file that writing `path` changes: `path`, or where it links to when that is inside
+    `folder` (the photo's folder), so that the link stays a link. SidecarError, before anything is
+    read, for a link out of the folder, and for a file that is read-only (the person's "leave this
+    alone"; an atomic write would otherwise replace it regardless)."""
+    target = path
+    if os.path.islink(path):
+        try:
+            target = path.resolve()
+            inside = folder.resolve()
+        except (OSError, RuntimeError) as error:  # RuntimeError: a link loop, before Python 3.13
+            problem = problem_from_os_error(error) if isinstance(error, OSError) else "the path loops through symbolic links."
+            raise SidecarError(path, problem) from None
+        if not target.is_relative_to(inside):
+            raise SidecarError(path, f"this {what} is a link to {target}, outside the photo's folder, so birdid "
+                                     "left it as it is.")
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target  # written new
+    except OSError as error:
+        raise SidecarError(path, problem_from_os_error(error)) from None
+    if stat.S_ISREG(mode) and (not mode & 0o222 or not os.access(target, os.W_OK)):
+        raise SidecarError(path, f"this {what} is read-only, so birdid left it as it is; make it writable to let "
+                                 "birdid write keywords into it.")
+    return target
+
+
+def _replace(path: Path, target: Path, data: memoryview) -> None:
+    """`data` into `target` (the file `path` names, or the one it links to), atomically."""
+    try:
+        with atomic_write(target, "wb") as out:
             out.write(data)
     except OSError as error:
         raise SidecarError(path, f"birdid could not write this file ({error.strerror or error}), so it is as it was.") from None

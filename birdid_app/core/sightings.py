@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from birdid_app.core.atomic import atomic_write
+from birdid_app.core.csv_cells import text_cell
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
 from birdid_app.core.place import EARTH_RADIUS_KM, capture_date, checked_position, place_name
 from birdid_app.core.species_names import match_species, published_labels
@@ -309,10 +310,12 @@ def write_ebird_csv(library: Library, destination: Path, *, year: int | None = N
         for species, seen in by_species.items():
             ebird = match.ebird(species)
             genus, _, rest = ebird.scientific.partition(" ")
+            # Text cells as text_cell makes them safe in a spreadsheet; the numbers are birdid's own.
             rows.append([
-                ebird.common, genus, rest.split(" ")[0], "X", _species_comment(seen), start.where,
+                text_cell(ebird.common), text_cell(genus), text_cell(rest.split(" ")[0]), "X",
+                text_cell(_species_comment(seen)), text_cell(start.where),
                 f"{latitude:.6f}", f"{longitude:.6f}", start.day.strftime("%m/%d/%Y"),
-                "" if start.time is None else start.time.strftime("%H:%M"), "", country,
+                "" if start.time is None else start.time.strftime("%H:%M"), "", text_cell(country),
                 "incidental", "1", "", "N", "", "", SUBMISSION_COMMENT,
             ])
     with atomic_write(destination, "w", encoding="utf-8", newline="") as handle:  # csv writes its own line ends

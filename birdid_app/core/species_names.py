@@ -23,10 +23,13 @@ from typing import NamedTuple
 import numpy as np
 
 from birdid_app.core.errors import FileProblem
+from birdid_app.core.files import read_regular_file
 
 LABELS_LINE = "code<TAB>scientific name<TAB>common name"
 ALIASES_LINE = "name<TAB>eBird common name<TAB>eBird scientific name[<TAB>note]"
 MAX_FIELD_CHARS = 200
+# A label or alias list: some 100 bytes a taxon, and the largest lists name 100,000 taxa.
+LIST_LIMIT = 64 << 20
 
 # How a class found its label (Match.how).
 BY_SCIENTIFIC = "scientific"
@@ -45,8 +48,10 @@ class LabelsError(FileProblem):
 
 
 def _read_text(path: Path) -> str:
+    """The file as text, read only as a regular file of at most LIST_LIMIT bytes: a named pipe or
+    a link to /dev/zero in a list's place is refused, not waited on or read without end."""
     try:
-        return path.read_bytes().decode("utf-8")
+        return read_regular_file(path, LIST_LIMIT, "a list of names", LabelsError).decode("utf-8")
     except UnicodeDecodeError as error:
         raise LabelsError(path, f"it is not UTF-8 text (byte {error.start} cannot be decoded).") from error
     except OSError as error:
@@ -151,6 +156,25 @@ def normalised_name(name: str) -> str:
     for british, american in _BRITISH_SPELLINGS:
         words = words.replace(british, american)
     return words
+
+
+def typed_species(text: str, names: Sequence[str] | set[str] | dict) -> str | None:
+    """The one of `names` (the model's class names, and the labels beside them) a person meant
+    by `text`, as `names` spells it: the same words whatever their capitals and the spaces around
+    or between them, so a class name with a stray tab or double space can still be chosen. None
+    when no name matches."""
+    wanted = _spaced_key(text)
+    return next((name for name in names if _spaced_key(name) == wanted), None) if wanted else None
+
+
+def shown_name(text: str, limit: int = 60) -> str:
+    """`text` quoted for a message, cut to `limit` characters: a pasted paragraph is not echoed."""
+    text = " ".join(text.split())
+    return f"“{text}”" if len(text) <= limit else f"“{text[: limit - 1]}…”"
+
+
+def _spaced_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 def _scientific_key(name: str) -> str:

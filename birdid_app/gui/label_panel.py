@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+from birdid_app.core.species_names import shown_name, typed_species
 
 
 class LabelPanel(QWidget):
@@ -65,9 +66,9 @@ class LabelPanel(QWidget):
         self.clear_button.setEnabled(label is not None)
 
     def _set_typed(self) -> None:
-        species = self.names.get(self.species.text().strip().casefold())
+        species = typed_species(self.species.text(), self.names.values())
         if species is None:
-            self.state.setText(f"“{self.species.text().strip()}” is not one of the model's species.")
+            self.state.setText(f"{shown_name(self.species.text())} is not one of the model's species.")
             return
         self.species.clear()
         self.label_chosen.emit(species)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from birdid_app.core.species_names import shown_name, typed_species
 from birdid_app.gui.jobs import Job
 
 MARGIN = 12  # pixels around the map
@@ -589,15 +590,14 @@ class LibraryMapWindow(QWidget):
 
     def label_selected(self, species: str) -> None:
         """Label every selected photo `species`, on the library's writer thread."""
-        names = {name.casefold(): name for name in self.species_names}
         from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
 
-        names.update({NOT_A_BIRD: NOT_A_BIRD, UNKNOWN_SPECIES: UNKNOWN_SPECIES})
-        if species.casefold() not in names:
-            self.status.setText(f"The model knows no species called “{species}”; nothing was labelled.")
+        named = typed_species(species, [*self.species_names, NOT_A_BIRD, UNKNOWN_SPECIES])
+        if named is None:
+            self.status.setText(f"The model knows no species called {shown_name(species)}; nothing was labelled.")
             return
         ids = self.selected_ids()
-        self.library_view.writer.set_labels(self.library_view.library_path, ids, names[species.casefold()])
+        self.library_view.writer.set_labels(self.library_view.library_path, ids, named)
 
     def _label_set(self, path: Path, species: str | None) -> None:
         self._labels_set(None, species)
