@@ -25,6 +25,7 @@ from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.hiera import Hiera, HieraConfig
 from birdid_app.core.inference import Classifier, cpu_has_native_bf16
 from birdid_app.core.library import BATCH_SIZE, IndexJob, Library
+from birdid_app.core.trust import index_identifier
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
@@ -61,14 +62,12 @@ def measure(checkpoint: Checkpoint, precision: str, folder: Path, scratch: Path,
         return len(batches) * BATCH_SIZE / (time.perf_counter() - started)
 
     model_before = model_alone()
-    # (b) the whole indexing path over the JPEG folder, with the classifier as the engine and
-    # `birdid library index` hand it over: no stage maps.
+    # (b) the whole indexing path over the JPEG folder, as the engine and `birdid index` run it:
+    # no stage maps, the squash to the input size on the decoder threads.
     with Library(scratch / f"library-{precision}.sqlite3") as library:
         library.add_folder(folder)
-        job = IndexJob(
-            library, lambda images: classifier.identify_images(images, keep_stage_maps=False), "bench",
-            decode_size=classifier.image_size,
-        )
+        identify, decode_size, prepare = index_identifier(classifier, zoom=False)  # as `birdid index` runs it
+        job = IndexJob(library, identify, "bench", decode_size=decode_size, prepare=prepare)
         started = time.perf_counter()
         job.plan()
         summary = job.run()

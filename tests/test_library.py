@@ -20,6 +20,7 @@ from PIL import Image
 from birdid_app.cli import main
 from birdid_app.core.inference import Classifier
 from birdid_app.core.library import IndexJob, Library, LibraryError
+from birdid_app.core.trust import index_identifier
 from conftest import make_photo
 
 
@@ -64,7 +65,9 @@ def folder(tmp_path):
 
 def index(library: Library, classifier, counter=None) -> tuple[IndexJob, CountingClassify]:
     counter = counter or CountingClassify(classifier)
-    job = IndexJob(library, counter, "small-hiera", decode_size=classifier.image_size)
+    # As the app runs it: decoded near the input size and squashed to it on the decoder threads.
+    _, decode_size, prepare = index_identifier(classifier, zoom=False)
+    job = IndexJob(library, counter, "small-hiera", decode_size=decode_size, prepare=prepare)
     job.run()
     return job, counter
 

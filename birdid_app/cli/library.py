@@ -136,10 +136,10 @@ def index_folders(args: argparse.Namespace) -> int:
         if not library.folders():
             raise Failure("The library has no folders yet: name one, as in `birdid index ~/Pictures`.")
         printer = ProgressPrinter(sys.stderr, done_word="indexed", bar=False)
-        identify, decode_size = index_identifier(classifier, zoom=args.zoom)
+        identify, decode_size, prepare = index_identifier(classifier, zoom=args.zoom)
         prior, home_place = _range_prior(classifier.class_names)
         job = IndexJob(
-            library, identify, model_name, progress=printer.update, decode_size=decode_size, wait_for_lock=True,
+            library, identify, model_name, progress=printer.update, decode_size=decode_size, prepare=prepare, wait_for_lock=True,
             species_names=classifier.class_names, range_prior=prior, home_place=home_place,
             on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
                                   "(Ctrl+C to stop)…", file=sys.stderr, flush=True),

@@ -38,7 +38,8 @@ _ROWS_PER_LOOSE_CLUSTER = 16
 _SAMPLE_ROWS = 16_384  # rows the k-means iterations run on
 _KMEANS_ITERATIONS = 4
 _CHUNK_ROWS = 8192  # rows scored against every centre at once (8192 x 1024 x 4 bytes: 32 MB)
-_RESCORE_PAIRS = 65_536  # candidate pairs scored again in float64 per step
+_VISITOR_CHUNK = 256  # visitors of one cluster compared at once with the members they can reach
+_RESCORE_PAIRS = 4096  # candidate pairs scored again in float64 per step: 24 MB a side, reused (larger steps page-fault fresh memory)
 
 
 def dot_error_bound(dim: int) -> float:
@@ -284,6 +285,30 @@ def _clustered_pairs(products: _Products, link: float):
     visit_stops = np.searchsorted(visit_clusters[visit_order], cluster_numbers, side="right")
     member_starts = np.r_[0, np.cumsum(sizes)]
     cut = link - slack
+
+    def _visitor_pairs(products, cluster, first, cut, theta):
+        # The visitors of `cluster` from packs below `first`, each compared only with the members
+        # that can lie within theta of it: angle(y, c_B) >= angle(x, c_B) - theta.
+        entries = visit_order[visit_starts[cluster] : visit_stops[cluster]]
+        rows_x, lowest = visit_rows[entries], visit_angles[entries]  # lower bounds on angle(x, c_B)
+        keep = labels[rows_x] < first
+        rows_x, lowest = rows_x[keep], lowest[keep]
+        members = by_cluster[member_starts[cluster] : member_starts[cluster + 1]]
+        if not rows_x.shape[0] or not members.shape[0]:
+            return
+        order = np.argsort(-own_angle[members], kind="stable")
+        members, farthest = members[order], own_angle[members[order]]  # upper bounds, descending
+        reachable = np.searchsorted(-farthest, -(lowest - theta), side="right")  # members each visitor needs
+        order = np.argsort(-reachable, kind="stable")
+        rows_x, reachable = rows_x[order], reachable[order]
+        side_b = products._rows(members[: int(reachable[0])])  # gathered once for every chunk
+        for top in range(0, rows_x.shape[0], _VISITOR_CHUNK):
+            needed = int(reachable[top])  # the chunk's largest need: its visitors are in descending need
+            if needed == 0:
+                break
+            chunk = rows_x[top : top + _VISITOR_CHUNK]
+            hits_a, hits_b = products._hits(products._rows(chunk), side_b[:needed], cut)
+            yield chunk[hits_a], members[hits_b]
     first = 0
     while first < clusters:
         last = first + 1  # the pack is clusters first..last-1
@@ -292,10 +317,8 @@ def _clustered_pairs(products: _Products, link: float):
         members = by_cluster[member_starts[first] : member_starts[last]]
         if members.shape[0] > 1:
             yield products.pairs(members, members, cut, same=True)
-        visitors = visit_rows[visit_order[visit_starts[first] : visit_stops[last - 1]]]
-        visitors = np.unique(visitors[labels[visitors] < first])  # lower packs' rows only
-        if visitors.shape[0] and members.shape[0]:
-            yield products.pairs(visitors, members, cut, same=False)
+        for cluster in range(first, last):
+            yield from _visitor_pairs(products, cluster, first, cut, theta)
         first = last
 
 

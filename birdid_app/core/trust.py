@@ -143,16 +143,20 @@ def zoom_identify(classifier: Classifier, images: Sequence[Image.Image], sources
 
 
 def index_identifier(classifier: Classifier, *, zoom: bool):
-    """(identify, decode_size) for an IndexJob: the plain forward on photos decoded near the
-    model's input size, or with `zoom`, the answer the model is surer of (whole photo or the zoom
-    on its evidence) on photos decoded at full resolution, which the crop needs."""
+    """(identify, decode_size, prepare) for an IndexJob: the plain forward on photos decoded near
+    the model's input size and squashed to it on the decoder threads, or with `zoom`, the answer
+    the model is surer of (whole photo or the zoom on its evidence) on photos decoded at full
+    resolution, which the crop needs."""
+    from birdid_app.core.preprocess import squash_to_input_size  # torch: not before the window shows
+
     if not zoom:
-        return (lambda images: classifier.identify_images(images, keep_stage_maps=False)), classifier.image_size
+        return ((lambda images: classifier.identify_images(images, keep_stage_maps=False)), classifier.image_size,
+                lambda image: squash_to_input_size(image, classifier.image_size))
 
     def identify_zoomed(images):
         return [z.preferred() for z in zoom_identify(classifier, images, [f"photo {i + 1}" for i in range(len(images))])]
 
-    return identify_zoomed, None
+    return identify_zoomed, None, None
 
 
 # --- the signals -----------------------------------------------------------------------------

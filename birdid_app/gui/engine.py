@@ -495,10 +495,11 @@ class Engine(QThread):
         self._library = Library(library_path, model=model_name)
         self._index_target = (library_path, model_name)
         # The setting "Zoom on the bird in every photo": full-resolution decoding and a zoom per photo.
-        identify, decode_size = index_identifier(classifier, zoom=self.index_zoom)
+        identify, decode_size, prepare = index_identifier(classifier, zoom=self.index_zoom)
         # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
         self._index_job = IndexJob(
             self._library, identify, model_name, progress=self.index_progress.emit, decode_size=decode_size,
+            prepare=prepare,
             species_names=classifier.class_names, range_prior=self._range_prior, home_place=self.index_home_place,
         )
         self._index_planned = False
