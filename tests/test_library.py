@@ -153,7 +153,7 @@ def test_re_indexing_does_the_least_work(tmp_path, folder, classifier):
 
 def test_a_first_index_reads_fingerprints_on_the_decoder_threads_not_while_planning(tmp_path, folder, classifier,
                                                                                      monkeypatch):
-    from birdid_app.core import library as library_module
+    from birdid_app.core.library import index_job as library_module
 
     readers = []
     real_fingerprint = library_module.fingerprint

@@ -149,7 +149,7 @@ def test_removing_a_folder_while_indexing_plans_again_without_it(window, qtbot, 
 def test_a_slow_folder_scan_does_not_hold_up_identifying_a_photo(window, qtbot, folder, monkeypatch):
     """The scan walks the folders off the engine thread: a photo dropped meanwhile is answered
     before the index is even planned."""
-    from birdid_app.core import library as library_module
+    from birdid_app.core.library import index_job as library_module
 
     real_scan = library_module._scan
 

@@ -71,7 +71,7 @@ def index_on_ray(args: argparse.Namespace) -> int:
     known = {}
     if library_path.exists():  # what the library holds needs no work either
         with Library(library_path, model=model_name, create=False) as library:
-            known = library._known(model_name)
+            known = library.known(model_name)
 
     def on_plan(scanned: int, done: int, todo: int) -> None:
         print(f"{scanned} photos found: {done} already in the shards or the library, {todo} to identify",

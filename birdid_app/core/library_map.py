@@ -386,9 +386,7 @@ def point_keys(library: Library, library_map: LibraryMap, by: str) -> list[str |
     if by == "label":
         labels = library.labels()
         return [labels[pid][0] if pid in labels else None for pid in library_map.ids.tolist()]
-    top = dict(library.db.execute(
-        "SELECT photo_id, species FROM predictions WHERE model = ? AND rank = 1", (library_map.model,)
-    ).fetchall())
+    top = library.top_species(library_map.model)
     return [top.get(pid) for pid in library_map.ids.tolist()]
 
 

@@ -410,9 +410,7 @@ def import_shards(library: Library, files: Sequence[Path], model_name: str,
     from birdid_app.core.inference import Identification
 
     if embedding_dim is None:
-        stored = library.db.execute(
-            "SELECT length(embedding) FROM identifications WHERE model = ? LIMIT 1", (model_name,)).fetchone()
-        embedding_dim = None if stored is None else stored[0] // 4
+        embedding_dim = library.embedding_width(model_name)
     species_names = list(species_names)
     read = read_shards(files, model_name, check=_RowCheck(embedding_dim, set(species_names)))
     summary = ImportSummary(skipped=[why for _, why in read.skipped], refused=[why for _, why in read.refused],
@@ -434,7 +432,7 @@ def import_shards(library: Library, files: Sequence[Path], model_name: str,
     for folder in sorted(came_into):
         library.add_folder(folder)
         summary.folders_added.append(folder)
-    known = library._known(model_name)
+    known = library.known(model_name)
     names = {name.casefold(): name for name in species_names}
     pending = []
     for path, row in sorted(rows.items()):

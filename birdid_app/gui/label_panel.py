@@ -1,6 +1,6 @@
 """The person's own label for the photo on screen: confirm the model's species, or correct it.
 
-Labels live in the library (core/library.py), so a photo must be in one of its folders; the
+Labels live in the library (core/library/), so a photo must be in one of its folders; the
 window asks the library's writer to store them (library_writer.py).
 """
 

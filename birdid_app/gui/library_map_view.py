@@ -102,8 +102,8 @@ def _described(library, laid_out) -> MapData:
     from birdid_app.core.library_map import COLOUR_BY, point_keys
 
     keys = {by: point_keys(library, laid_out, by) for by in COLOUR_BY}
-    paths_by_id = dict(library.db.execute("SELECT id, path FROM photos").fetchall())
-    paths = [paths_by_id.get(pid, "") for pid in laid_out.ids.tolist()]
+    paths_by_id = library.paths_by_id(laid_out.ids.tolist())
+    paths = [str(paths_by_id[pid]) if pid in paths_by_id else "" for pid in laid_out.ids.tolist()]
     colours, legends = {}, {}
     for by, point_keys_by in keys.items():
         colours[by], legends[by] = colouring(point_keys_by)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from birdid_app.core.groups import BURST_SECONDS, BURST_THRESHOLD
-from birdid_app.core.library import IndexProgress, IndexSummary, LibraryDamaged, default_library_path
+from birdid_app.core.library import IndexProgress, IndexSummary, Library, LibraryDamaged, default_library_path
 from birdid_app.core.paths import data_dir
 from birdid_app.core.progress import describe_progress
 from birdid_app.gui.images import qimage_from_pil
@@ -60,20 +60,15 @@ class _Reader:
     thread only. It never creates the file: a window with no library yet leaves none behind."""
 
     def __init__(self, path: Path, model: str | None) -> None:
-        from birdid_app.core.library import Library
-
         self.model = model
         self.library = Library(path, model=model, create=False)
-        self.data_version = self._data_version()
+        self.data_version = self.library.data_version()
 
-    def _data_version(self) -> int:
-        return self.library.db.execute("PRAGMA data_version").fetchone()[0]
-
-    def fresh(self):
+    def fresh(self) -> Library:
         # data_version changes when another connection (the indexer) commits.
-        version = self._data_version()
+        version = self.library.data_version()
         if version != self.data_version:
-            self.library._vectors = None
+            self.library.invalidate_vectors()
             self.data_version = version
         return self.library
 
