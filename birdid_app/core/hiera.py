@@ -222,6 +222,8 @@ class TokenMean(nn.Module):
 
 
 class Hiera(nn.Module):
+    pos_embed_tokens: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, config: HieraConfig) -> None:
         super().__init__()
         self.config = config
