@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -112,14 +113,16 @@ def run_ray_index(
         else:
             workers = max(1, int((cpus - 1) // cpus_per_worker))
     shard_dir.mkdir(parents=True, exist_ok=True)
+    gpus: dict[str, Any] = {"num_gpus": num_gpus_per_worker} if num_gpus_per_worker > 0 else {}
     dataset = (
         ray.data.from_items(todo, override_num_blocks=max(1, min(len(todo) // DECODE_BATCH, 1000)))
-        .map_batches(shards.decode_batch, batch_size=DECODE_BATCH, batch_format="numpy", num_cpus=1,
-                     fn_kwargs={"input_size": tuple(input_size), "read_keywords": read_keywords})
+        # ray's types take fn as a one-argument callable: they cannot see fn_kwargs filling the rest.
+        .map_batches(shards.decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",  # type: ignore[arg-type]
+                     num_cpus=1, fn_kwargs={"input_size": tuple(input_size), "read_keywords": read_keywords})
         .map_batches(
             shards.Embedder, batch_size=EMBED_BATCH, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
-            num_cpus=cpus_per_worker, **({"num_gpus": num_gpus_per_worker} if num_gpus_per_worker > 0 else {}),
+            num_cpus=cpus_per_worker, **gpus,
             fn_constructor_kwargs={"model_path": os.fspath(model_path), "model_name": model_name,
                                    "device": "cuda" if num_gpus_per_worker > 0 else device,
                                    "precision": precision},

@@ -81,14 +81,13 @@ def identify_sample_in_window(model_path: Path, device: str = "auto", precision:
 
 def _run_window(model_path: Path) -> list[str]:
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
     from birdid_app.core.model_store import ModelStore
-    from birdid_app.gui.app import configure_application
+    from birdid_app.gui.app import configure_application, running_application
     from birdid_app.gui.main_window import MainWindow
 
     ModelStore().import_file(model_path)
-    app = configure_application(QApplication.instance() or QApplication(sys.argv[:1]))
+    app = configure_application(running_application())
     started = time.perf_counter()
     window = MainWindow()
     window.show()
@@ -110,15 +109,23 @@ def _run_window(model_path: Path) -> list[str]:
     # WINDOW_TIMEOUT_S later whatever happened, and quit the application of whoever called this.
     give_up = QTimer()
     give_up.setSingleShot(True)
-    give_up.timeout.connect(lambda: (problems.append(f"nothing after {WINDOW_TIMEOUT_S} s"), app.quit()))
+
+    def time_out() -> None:
+        problems.append(f"nothing after {WINDOW_TIMEOUT_S} s")
+        app.quit()
+
+    give_up.timeout.connect(time_out)
     give_up.start(WINDOW_TIMEOUT_S * 1000)
     app.exec()
     give_up.stop()
-    if problems:
-        raise SelftestFailed(f"the window could not identify the sample: {problems[0]}")
-    best = window.session.current.outcome().ranked[0]
+    entry, loaded = window.session.current, window.loaded_model
+    outcome = None if entry is None else entry.outcome()
+    if problems or outcome is None or loaded is None:
+        reason = problems[0] if problems else "the window closed before it had an answer"
+        raise SelftestFailed(f"the window could not identify the sample: {reason}")
+    best = outcome.ranked[0]
     return [
         f"window: {app.platformName()} platform, model loaded on the engine thread, sample identified as "
         f"{best.name} {best.probability:.1%} ({time.perf_counter() - started:.2f} s from opening), "
-        f"{window.loaded_model.precision} on {window.loaded_model.device}"
+        f"{loaded.precision} on {loaded.device}"
     ]

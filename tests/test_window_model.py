@@ -136,7 +136,7 @@ def test_about_the_model_shows_name_source_classes_size_hash_and_place(window, q
     assert dialog.name.text() == published.name
     assert dialog.source.text() == str(small_model_file)
     assert dialog.classes.text() == "10 species · input 128×128 pixels"
-    assert dialog.size.text() == f"{small_model_file.stat().st_size / 1e6:.1f} MB"
+    assert dialog.file_size.text() == f"{small_model_file.stat().st_size / 1e6:.1f} MB"
     assert dialog.hash_state.text().startswith("SHA-256 matches the published model")
     assert dialog.location.text() == str(model.path)
 

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from birdid_app.core import options
 from birdid_app.core.errors import sentence
@@ -28,7 +28,7 @@ class Failure(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; this keeps the message one line
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; this keeps the message one line
         self.exit(EXIT_USAGE, f"birdid: {sentence(message)}\n")
 
 
@@ -97,12 +97,13 @@ def choose_model(model_arg: Path | None) -> ChosenModel:
             return ChosenModel(model_arg, info, crc_checked=False)
         model = known
     else:
-        model = store.active()
-        if model is None:
+        active = store.active()
+        if active is None:
             raise NoModelError(
                 "No model is installed: run `birdid model download`, or `birdid model import FILE` "
                 "with a copy of the model file."
             )
+        model = active
     info = {"name": model.name, "verified": model.verified, "trust": model.trust_label}
     return ChosenModel(store.checked_path(model), info, crc_checked=True)
 

@@ -48,10 +48,9 @@ def explain_photo(args: argparse.Namespace) -> int:
     try:
         # What the model looks at, decoded as the window decodes it, so both draw the same maps;
         # decoded (and reduced) before the full-size photo, so two full-size copies never meet.
-        subject = None if args.region else decode_photo(args.photo, draft_size=classifier.image_size)
+        reduced = None if args.region else decode_photo(args.photo, draft_size=classifier.image_size)
         photo = decode_photo(args.photo, draft_size=None)  # upright, full size: what a person sees
-        if args.region:
-            subject = crop_region(photo, args.region)
+        subject = crop_region(photo, args.region) if reduced is None else reduced
     except ValueError as error:
         raise Failure(f"--region: {error}") from None
 

@@ -129,7 +129,7 @@ class _PlaceContext:
         self.option_place = args.at[:2] if args.at else None
         self.option_date = args.on
         home = load_settings().home_place
-        self.home_place = tuple(home) if home else None
+        self.home_place = (home[0], home[1]) if home else None  # [latitude, longitude]
         self.assigned = _assigned_places(args.library)
         self.prior: RangePrior | None = None
         self.problem: str | None = None  # why the range prior is not used, said once
@@ -224,7 +224,7 @@ def _identify_carefully(args: argparse.Namespace, classifier, chosen, places: _P
             if args.trust:
                 best = int(np.argmax(answer.probabilities))
                 signals = [trust.tta_agreement(classifier, image, best).signal()]
-                if library is not None:
+                if library is not None and head is not None:  # both there with --trust
                     own = library.photo_by_path(path)
                     vote, familiar = trust.library_signals(
                         library, classifier.class_names[best], answer.embedding, head,

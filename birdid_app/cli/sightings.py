@@ -8,6 +8,7 @@ import csv
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from birdid_app.cli.common import EXIT_OK, json_option, model_option, print_json
 
@@ -58,14 +59,17 @@ def export_ebird(args: argparse.Namespace) -> int:
 
 
 def show_life_list(args: argparse.Namespace) -> int:
-    from birdid_app.core.sightings import life_list, places_list
+    from birdid_app.core.sightings import LifeList, PlacesList, life_list, places_list
 
+    listed: LifeList | PlacesList
     with _open_library(args) as library:
         if args.by_place:
             listed = places_list(library, year=args.year)
         else:
             listed = life_list(library, year=args.year, place=args.place)
-    if args.by_place:
+    records: list[dict[str, Any]]
+    columns: tuple[str, ...]
+    if isinstance(listed, PlacesList):
         places = [entry for entry in listed.places
                   if args.place is None or args.place.casefold() in (entry.place or "").casefold()]
         records = [{"place": entry.place, "species": [_place_species_record(kind) for kind in entry.species]}

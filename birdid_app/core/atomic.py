@@ -31,12 +31,13 @@ def atomic_write(
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes text ('w') or bytes ('wb'), not {mode!r}")
     path = Path(path)
-    descriptor, temporary = _create_beside(path)
+    created, temporary = _create_beside(path)
+    descriptor: int | None = created
     try:
         with contextlib.suppress(OSError):  # a file we may not chmod is still written
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
-        text = {"encoding": encoding, "newline": newline} if mode == "w" else {}
-        with os.fdopen(descriptor, mode, **text) as handle:
+        text = mode == "w"
+        with os.fdopen(created, mode, encoding=encoding if text else None, newline=newline if text else None) as handle:
             descriptor = None  # the file object closes it now
             yield handle
             handle.flush()

@@ -235,7 +235,8 @@ def _validate(path: Path, raw: Any) -> Checkpoint:
     num_classes, image_size = _read_signature(raw["signature"], fail)
     class_names = _read_classes(raw["class_to_idx"], num_classes, fail)
     rgb_mean, rgb_std = _read_rgb_stats(raw["rgb_stats"], fail)
-    extra_config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    given_config = raw.get("config")
+    extra_config: dict = given_config if isinstance(given_config, dict) else {}
     config = _infer_config(state, num_classes, image_size, extra_config, fail)
     classifier = state.get("classifier.weight")
     if classifier is not None and classifier.ndim == 2 and classifier.shape[0] != num_classes:
@@ -280,7 +281,7 @@ def _read_classes(class_to_idx: Any, num_classes: int, fail) -> list[str]:
     return names  # type: ignore[return-value]  # every slot was filled exactly once above
 
 
-def _read_rgb_stats(rgb_stats: Any, fail) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _read_rgb_stats(rgb_stats: Any, fail) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     try:
         mean = tuple(float(v) for v in rgb_stats["mean"])
         std = tuple(float(v) for v in rgb_stats["std"])
@@ -288,7 +289,7 @@ def _read_rgb_stats(rgb_stats: Any, fail) -> tuple[tuple[float, ...], tuple[floa
         raise fail("it has no usable colour statistics (rgb_stats mean and std).") from exc
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise fail("it has no usable colour statistics (rgb_stats needs three means and three positive deviations).")
-    return mean, std
+    return (mean[0], mean[1], mean[2]), (std[0], std[1], std[2])
 
 
 def _infer_config(

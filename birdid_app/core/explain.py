@@ -150,6 +150,7 @@ def class_activation_map(model: Hiera, model_input: torch.Tensor, class_index: i
     grid = (grid[0] // 2**pooled, grid[1] // 2**pooled)
     levels = max(POOLED_STAGES - (stage - 1), 0)
     activations = reroll(tokens.detach().float(), grid, levels)[0]  # [H_s, W_s, C]
+    assert tokens.grad is not None  # the hook asked for it and backward() has filled it
     gradients = reroll(tokens.grad.float(), grid, levels)[0]  # [H_s, W_s, C]
     weights = gradients.mean(dim=(0, 1))  # [C]: how much the class score rises with each channel
     cam = torch.relu((activations * weights).sum(dim=-1))  # [H_s, W_s]
@@ -262,7 +263,7 @@ def render_picture(
     max_size: the longest side of the picture, 0 for the photo's own size. The photo is reduced
     before blending, not after: a 100-megapixel photo blended whole would hold several
     full-size RGBA copies at once. `photo` itself is never changed."""
-    size = photo.size if isinstance(photo, Image.Image) else tuple(photo)
+    size = photo.size if isinstance(photo, Image.Image) else (photo[0], photo[1])
     target = fit_within(size, max_size) if max_size else size
     if region is not None and target != size:
         sx, sy = target[0] / size[0], target[1] / size[1]

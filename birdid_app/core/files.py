@@ -37,7 +37,7 @@ def problem_from_os_error(error: OSError) -> str:
     """The problem, as the second half of "PATH: problem", that an OSError from opening or
     reading a file means: "no such file.", "the path loops through symbolic links.", ...
     An errno without a sentence of its own gives "the file could not be read (strerror)." """
-    problem = _PROBLEMS_BY_ERRNO.get(error.errno)
+    problem = _PROBLEMS_BY_ERRNO.get(error.errno) if error.errno is not None else None
     if problem is not None:
         return problem
     reason = error.strerror or str(error) or type(error).__name__

@@ -192,9 +192,9 @@ class _Products:
         return self.torch.from_numpy(self.half_bits[rows]).view(self.torch.bfloat16)
 
     def _hits(self, side_a, side_b, cut: float) -> tuple[np.ndarray, np.ndarray]:
-        if not self.low:
-            return np.nonzero(side_a @ side_b.T >= cut)
-        return np.nonzero(((side_a @ side_b.T) >= cut).numpy())
+        hits = side_a @ side_b.T >= cut
+        hits_a, hits_b = np.nonzero(hits if not self.low else hits.numpy())
+        return hits_a, hits_b
 
 
 def _centres(products: _Products, rows: np.ndarray, clusters: int, rng: np.random.Generator) -> np.ndarray:
@@ -260,20 +260,22 @@ def _clustered_pairs(products: _Products, link: float):
     visit_cut = np.where(reach >= math.pi, -np.inf, np.cos(np.minimum(reach, math.pi)) - slack)
 
     # Pass 2: the visitors of each cluster, from lower clusters only (each pair of clusters once).
-    visit_rows, visit_clusters, visit_angles = [], [], []
+    row_parts: list[np.ndarray] = []
+    cluster_parts: list[np.ndarray] = []
+    angle_parts: list[np.ndarray] = []
     cluster_numbers = np.arange(clusters)
     for start in range(0, count, _CHUNK_ROWS):
         scores = products.scores(start, start + _CHUNK_ROWS, centres)
         chunk_labels = labels[start : start + _CHUNK_ROWS]
         lower = (chunk_labels[:, None] < cluster_numbers) & (chunk_labels[:, None] >= 0)
         hits_row, hits_cluster = np.nonzero((scores >= visit_cut) & lower)
-        visit_rows.append(hits_row + start)
-        visit_clusters.append(hits_cluster)
+        row_parts.append(hits_row + start)
+        cluster_parts.append(hits_cluster)
         angle = np.arccos(np.clip(scores[hits_row, hits_cluster].astype(np.float64) + slack, -1.0, 1.0))
-        visit_angles.append(angle)
-    visit_rows = np.concatenate(visit_rows)
-    visit_clusters = np.concatenate(visit_clusters)
-    visit_angles = np.concatenate(visit_angles)
+        angle_parts.append(angle)
+    visit_rows = np.concatenate(row_parts)
+    visit_clusters = np.concatenate(cluster_parts)
+    visit_angles = np.concatenate(angle_parts)
 
     # Work in packs of whole consecutive clusters of up to _BLOCK rows, so that each product is
     # large (small ones cost more in thread hand-offs than in arithmetic): a pack is compared with

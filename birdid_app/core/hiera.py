@@ -65,11 +65,6 @@ class HieraConfig:
         return tuple(self.embed_dim * 2**s for s in range(len(self.depths)))
 
     @property
-    def stage_strides(self) -> tuple[int, ...]:
-        """Pixels per stage-map cell: 4, 8, 16, 32."""
-        return tuple(PATCH_STRIDE * Q_STRIDE ** min(s, POOLED_STAGES) for s in range(len(self.depths)))
-
-    @property
     def embedding_dim(self) -> int:
         return self.stage_dims[-1]
 
@@ -227,6 +222,8 @@ class TokenMean(nn.Module):
 
 
 class Hiera(nn.Module):
+    pos_embed_tokens: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, config: HieraConfig) -> None:
         super().__init__()
         self.config = config

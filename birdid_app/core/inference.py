@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -88,7 +89,14 @@ NOT_SURE_BELOW = 0.40
 CLOSE_CALL = 0.15
 
 
-def doubt(ranked: Sequence[SpeciesScore]) -> str | None:
+class _Scored(Protocol):  # a SpeciesScore, or range_prior's PlacedSpecies
+    @property
+    def name(self) -> str: ...
+    @property
+    def probability(self) -> float: ...
+
+
+def doubt(ranked: Sequence[_Scored]) -> str | None:
     """Why the top answer should not be trusted, in a few words, or None when it is clear."""
     if not ranked:
         return None

@@ -112,7 +112,7 @@ def prepare_int8(
         raise Int8Unavailable(f"int8 could not be prepared: ONNX Runtime is not installed ({error}).") from None
     kept = kept_file(checkpoint)
     try:
-        source = None if kept is None else model_digest(checkpoint)
+        source = "" if kept is None else model_digest(checkpoint)  # the digest a kept file is bound to
         intact = None if kept is None else _kept_bytes(kept, source)
         if intact is not None:
             try:
@@ -211,7 +211,7 @@ def _convert_and_keep(model_path: str, answer) -> None:
 def kept_file(checkpoint: Checkpoint) -> Path | None:
     """Where the conversion of this model file is kept; None for a model not from a file."""
     model_file = checkpoint.file_key()
-    if model_file is None:
+    if model_file is None or checkpoint.path is None:
         return None
     import onnxruntime
 
@@ -230,6 +230,8 @@ def model_digest(checkpoint: Checkpoint) -> str:
     fraction of a second for the base model, once per process)."""
     from birdid_app.core.model_store import ModelStore, sha256_file
 
+    if checkpoint.path is None:
+        raise ValueError("a model not read from a file has no file to hash")
     key = checkpoint.file_key()
     if key is not None and key in _model_digests:
         return _model_digests[key]
@@ -267,6 +269,7 @@ def export(checkpoint: Checkpoint):
             wrapper, (example,), dynamo=True, verbose=False, input_names=["images"],
             output_names=["logits", "embedding", *STAGE_OUTPUTS], dynamic_shapes=({0: batch},),
         )
+    assert program is not None  # dynamo=True always returns the program
     model = program.model_proto
     # The exporter declares its weights' shapes too; the quantiser turns Gemm into MatMul with a
     # transposed weight and then finds the old declaration contradicting it.

@@ -8,8 +8,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
+
+if TYPE_CHECKING:
+    from birdid_app.core.sidecar import SidecarStyle
 
 
 @dataclass
@@ -24,7 +28,7 @@ def write_library_keywords(
     *,
     min_probability: float,
     confirmed_only: bool,
-    style: str,
+    style: SidecarStyle,
     root: str,
     embed: bool,
     on_error: Callable[[str], None],

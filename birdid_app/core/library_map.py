@@ -307,7 +307,7 @@ def layout(vectors: np.ndarray, *, should_stop: Callable[[], bool] = lambda: Fal
     show_progress = on_progress is not None and len(fitted_rows) == count
 
     def stop_check(iteration, error, embedding) -> bool:  # openTSNE stops when a callback returns True
-        if show_progress and not should_stop():
+        if show_progress and on_progress is not None and not should_stop():
             on_progress(fit_square(np.asarray(embedding)))
         return should_stop()
 
@@ -426,23 +426,30 @@ def draw_map(library_map: LibraryMap, keys: Sequence[str | None], *, size: tuple
     width, height = size
     image = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(12, height // 60))
+    # The size kept apart: a Pillow without FreeType gives a bitmap font that has no .size.
+    font_size = max(12, height // 60)
+    font = ImageFont.load_default(size=font_size)
     counts = Counter(key for key in keys if key is not None)
     colours = palette(keys)
-    line = int(font.size * 1.4)
-    legend_width = min(width // 3, int(font.size * 18))
+    line = int(font_size * 1.4)
+    legend_width = min(width // 3, int(font_size * 18))
     top = line * 2
-    area = (int(font.size), top, width - legend_width - int(font.size), height - int(font.size))  # l, t, r, b
+    area = (font_size, top, width - legend_width - font_size, height - font_size)  # l, t, r, b
     side = min(area[2] - area[0], area[3] - area[1])
     radius = max(1.5, min(6.0, side / 250 * (1000 / max(len(keys), 1)) ** 0.25))
     # Points without a key first, so the coloured ones are drawn over them.
-    order = sorted(range(len(keys)), key=lambda i: (keys[i] is not None, -counts.get(keys[i], 0)))
+    def drawn_before(i: int) -> tuple[bool, int]:
+        key = keys[i]
+        return (False, 0) if key is None else (True, -counts[key])
+
+    order = sorted(range(len(keys)), key=drawn_before)
     for i in order:
         x = area[0] + float(library_map.points[i, 0]) * side
         y = area[1] + float(library_map.points[i, 1]) * side
-        colour = colours.get(keys[i], NO_KEY_COLOUR) if keys[i] is not None else NO_KEY_COLOUR
+        key = keys[i]
+        colour = colours.get(key, NO_KEY_COLOUR) if key is not None else NO_KEY_COLOUR
         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
-    draw.text((int(font.size), int(font.size * 0.5)), title or f"{len(keys):,} photos · {library_map.model}",
+    draw.text((font_size, int(font_size * 0.5)), title or f"{len(keys):,} photos · {library_map.model}",
               fill=(20, 20, 20), font=font)
     x0, y = width - legend_width, top
     shown = sorted(counts, key=lambda key: (-counts[key], key))[:legend]

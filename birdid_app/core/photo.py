@@ -227,7 +227,7 @@ _DECODER_MODULES = r"(PIL|pillow_heif)(\.|$)"
 _DECODER_NAMES = {"PIL": "Pillow", "pillow_heif": "pillow-heif"}
 _decoding = threading.local()  # .warnings: the list of the thread's decode in progress, or None
 _hook_lock = threading.Lock()
-_passed_on = None  # the showwarning the hook replaced
+_passed_on = warnings.showwarning  # the showwarning the hook replaced (taken again when it goes in)
 _shown_outside: set[tuple] = set()
 
 

@@ -308,7 +308,7 @@ def resolve_where(
     photo = checked_position(photo_latitude, photo_longitude)
     photo_has_none = photo_latitude is None and photo_longitude is None
 
-    place, source = None, None
+    place, source = None, ""
     for given, given_source in ((option_place, "option"), (assigned_place, assigned_source)):
         if given is None:
             continue

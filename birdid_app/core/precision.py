@@ -119,7 +119,7 @@ class PrecisionChoice:
             against = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
             reason += (f": median {chosen.seconds:.3f} s a photo against {against} over {self.rounds} "
                        f"interleaved rounds")
-            fastest = min(timed, key=lambda t: t.seconds)
+            fastest = min(timed, key=lambda t: t.seconds or 0.0)  # timed: seconds never None
             if fastest is not chosen:
                 reason += f" ({fastest.precision} within {TIE_FRACTION:.0%}: the simpler mode wins)"
         elif len(self.trials) > 1:
@@ -339,7 +339,7 @@ def measure_precisions(
     ]).to(device)  # [3, 3, H, W]
     checked: list[PrecisionTrial] = []
     runs: dict[str, Callable[[], object]] = {}
-    exact_embeddings = exact_best = exact_top5 = None
+    exact: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # fp32's embeddings, best, top 5
     for precision in precisions:
         say(f"checking {precision} against fp32 on {len(pictures)} sample pictures")
         try:
@@ -355,8 +355,9 @@ def measure_precisions(
         best = logits.float().argmax(dim=-1).cpu()  # [pictures]
         five = min(5, logits.shape[-1])
         top5 = logits.float().topk(five, dim=-1).indices.sort(dim=-1).values.cpu()  # [pictures, 5], as sets
-        if exact_embeddings is None:
-            exact_embeddings, exact_best, exact_top5 = embeddings, best, top5
+        if exact is None:
+            exact = (embeddings, best, top5)
+        exact_embeddings, exact_best, exact_top5 = exact
         cosine = float(torch.nn.functional.cosine_similarity(embeddings, exact_embeddings, dim=-1).min())
         trial = PrecisionTrial(precision, cosine, torch.equal(best, exact_best) and torch.equal(top5, exact_top5))
         checked.append(trial)

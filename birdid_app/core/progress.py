@@ -9,19 +9,29 @@ from __future__ import annotations
 from typing import Protocol
 
 
+# Read-only members (properties), so the frozen dataclasses match.
 class _Download(Protocol):
-    done: int  # bytes
-    total: int | None
-    bytes_per_second: float
-    seconds_left: float | None
-    resumed_from: int
+    @property
+    def done(self) -> int: ...  # bytes
+    @property
+    def total(self) -> int | None: ...
+    @property
+    def bytes_per_second(self) -> float: ...
+    @property
+    def seconds_left(self) -> float | None: ...
+    @property
+    def resumed_from(self) -> int: ...
 
 
 class _Indexing(Protocol):
-    done: int  # photos
-    total: int
-    photos_per_second: float
-    seconds_left: float | None
+    @property
+    def done(self) -> int: ...  # photos
+    @property
+    def total(self) -> int: ...
+    @property
+    def photos_per_second(self) -> float: ...
+    @property
+    def seconds_left(self) -> float | None: ...
 
 
 def duration(seconds: float) -> str:
@@ -48,6 +58,7 @@ def describe_progress(progress: _Download | _Indexing, separator: str = ", ") ->
         parts = [f"{progress.done / 1e6:.1f} of {total / 1e6:.1f} MB", f"{progress.bytes_per_second / 1e6:.1f} MB/s"]
     if progress.seconds_left is not None:
         parts.append(f"{duration(progress.seconds_left)} left")
-    if getattr(progress, "resumed_from", 0):
-        parts.append(f"resumed at {progress.resumed_from / 1e6:.1f} MB")
+    resumed_from = getattr(progress, "resumed_from", 0)
+    if resumed_from:
+        parts.append(f"resumed at {resumed_from / 1e6:.1f} MB")
     return separator.join(parts)

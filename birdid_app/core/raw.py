@@ -14,8 +14,9 @@ asked of it, it is what is decoded.
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
+import numpy as np
 import rawpy
 from PIL import Image, ImageOps, JpegImagePlugin, TiffImagePlugin
 
@@ -99,9 +100,10 @@ def _preview(raw: rawpy.RawPy, draft_size: tuple[int, int] | None) -> Image.Imag
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
         return None
     orientation = _EXIF_ORIENTATION_OF_FLIP.get(raw.sizes.flip, 1)
-    if thumb.format == rawpy.ThumbFormat.JPEG:
+    image: Image.Image
+    if thumb.format == rawpy.ThumbFormat.JPEG:  # data: the JPEG file's bytes
         try:
-            image = Image.open(io.BytesIO(thumb.data), formats=("JPEG",))
+            image = Image.open(io.BytesIO(cast(bytes, thumb.data)), formats=("JPEG",))
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
             return None  # a damaged or oversized preview: the sensor data may well be whole
         # LibRaw writes an EXIF header carrying the RAW's orientation in front of a preview that
@@ -109,7 +111,7 @@ def _preview(raw: rawpy.RawPy, draft_size: tuple[int, int] | None) -> Image.Imag
         # where there is one, is the one that matches its pixels.
         orientation = image.getexif().get(_EXIF_ORIENTATION, orientation)
     else:  # ThumbFormat.BITMAP: [H, W, 3] uint8, stored like the sensor data
-        image = Image.fromarray(thumb.data)
+        image = Image.fromarray(cast(np.ndarray, thumb.data))
     turned = orientation in (5, 6, 7, 8)
     stored_width, stored_height = image.size
     upright = (stored_height, stored_width) if turned else (stored_width, stored_height)

@@ -19,13 +19,16 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from birdid_app.core import options
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import FileProblem
 from birdid_app.core.options import PRECISIONS, STAGES
 from birdid_app.core.paths import config_dir
+
+if TYPE_CHECKING:
+    from birdid_app.core.sidecar import SidecarStyle
 
 SETTINGS_FILE_NAME = "settings.json"
 DEVICE_NAMES = options.DEVICES  # plus "cuda:N", one GPU by its index
@@ -64,7 +67,7 @@ class Settings:
     # Keywords for photo editors (core/sidecar.py): the sidecar naming of the editor used
     # ("lightroom": photo.xmp, also Capture One; "darktable": photo.ext.xmp, also digiKam), the
     # root of the hierarchical keyword, and whether to write into JPEGs themselves.
-    sidecar_style: str = "lightroom"
+    sidecar_style: SidecarStyle = "lightroom"
     keyword_root: str = "Birds"
     embed_in_jpeg: bool = False
     # Zoom on the bird (core/trust.py) for every photo the window identifies and every photo the

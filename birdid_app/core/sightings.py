@@ -28,7 +28,7 @@ from birdid_app.core.atomic import atomic_write
 from birdid_app.core.csv_cells import text_cell
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
 from birdid_app.core.place import EARTH_RADIUS_KM, capture_date, checked_position, place_name
-from birdid_app.core.species_names import match_species, published_labels
+from birdid_app.core.species_names import GeoLabel, match_species, published_labels
 
 # Photos of one day within this distance of the first photo of a checklist (the earliest that day
 # at that place) are one checklist: eBird's incidental checklist is one date at one location, and a
@@ -201,15 +201,14 @@ def read_sightings(library: Library) -> Sightings:
             continue
         # A place the person set for the photo or its folder comes first, as for the range prior.
         assigned = library.assigned_place_for(photo.path, assigned_places)
+        position: tuple[float, float] | None
         if assigned is not None:
             position = assigned[:2]
             name = assigned[2] or _cached(names, position, place_name)
         else:
-            position, name = checked_position(photo.latitude, photo.longitude), None
-            if isinstance(position, str):
-                position = None
-            else:
-                name = _cached(names, position, place_name)
+            checked = checked_position(photo.latitude, photo.longitude)
+            position = None if isinstance(checked, str) else checked
+            name = None if position is None else _cached(names, position, place_name)
         sightings.append(Sighting(photo.id, photo.path, photo.label, day, _time_of_day(photo.taken_at), position, name))
     sightings.sort(key=lambda sighting: sighting.order)
     return Sightings(sightings, undated)
@@ -289,26 +288,30 @@ def write_ebird_csv(library: Library, destination: Path, *, year: int | None = N
     match = match_species(sorted({s.species for s in chosen}), published_labels())
     no_ebird_name: dict[str, int] = defaultdict(int)
     placed, no_place = [], 0
+    ebird_of: dict[str, GeoLabel] = {}  # eBird's name of each species placed
     for sighting in chosen:
-        if match.ebird(sighting.species) is None:
+        ebird = match.ebird(sighting.species)
+        if ebird is None:
             no_ebird_name[sighting.species] += 1
         elif sighting.position is None:
             no_place += 1
         else:
             placed.append(sighting)
+            ebird_of[sighting.species] = ebird
 
     checklists = _checklists(placed)
     countries: dict[tuple[float, float], str | None] = {}
     rows = []
     for checklist in checklists:
         start = checklist[0]  # the earliest photo: the checklist's place and start time
+        assert start.position is not None  # placed: each has a position
         latitude, longitude = start.position
         country = _cached(countries, start.position, country_code) or ""
         by_species: dict[str, list[Sighting]] = {}
         for sighting in checklist:
             by_species.setdefault(sighting.species, []).append(sighting)
         for species, seen in by_species.items():
-            ebird = match.ebird(species)
+            ebird = ebird_of[species]
             genus, _, rest = ebird.scientific.partition(" ")
             # Text cells as text_cell makes them safe in a spreadsheet; the numbers are birdid's own.
             rows.append([
@@ -346,13 +349,16 @@ def _checklists(placed: Iterable[Sighting]) -> list[list[Sighting]]:
     for sighting in placed:
         checklists = by_day[sighting.day]
         nearest, nearest_km = None, math.inf
+        here = sighting.position
+        assert here is not None  # placed: each has a position
         for checklist in checklists:
             first = checklist[0].position
+            assert first is not None
             # The ground distance is at least the latitudes' difference: most of a day's checklists
             # are ruled out without trigonometry.
-            if abs(first[0] - sighting.position[0]) * _KM_PER_DEGREE > CHECKLIST_RADIUS_KM:
+            if abs(first[0] - here[0]) * _KM_PER_DEGREE > CHECKLIST_RADIUS_KM:
                 continue
-            km = _km(first, sighting.position)
+            km = _km(first, here)
             if km <= CHECKLIST_RADIUS_KM and km < nearest_km:
                 nearest, nearest_km = checklist, km
         if nearest is None:

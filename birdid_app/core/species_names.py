@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -158,7 +158,7 @@ def normalised_name(name: str) -> str:
     return words
 
 
-def typed_species(text: str, names: Sequence[str] | set[str] | dict) -> str | None:
+def typed_species(text: str, names: Iterable[str]) -> str | None:
     """The one of `names` (the model's class names, and the labels beside them) a person meant
     by `text`, as `names` spells it: the same words whatever their capitals and the spaces around
     or between them, so a class name with a stray tab or double space can still be chosen. None

@@ -67,7 +67,8 @@ def evidence_box(cam: np.ndarray, image_size: tuple[int, int], *, level: float =
     if peak <= 0:
         return ZoomBox(None, "The model found no evidence to zoom on.")
     hot = cam >= level * peak
-    component = _connected_to(hot, np.unravel_index(int(np.argmax(cam)), cam.shape))
+    peak_row, peak_col = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    component = _connected_to(hot, (int(peak_row), int(peak_col)))
     found_rows, found_cols = np.nonzero(component)
     # Cells to image pixels: cell (r, c) covers x in [c * width / cols, (c + 1) * width / cols).
     left, right = found_cols.min() * width / cols, (found_cols.max() + 1) * width / cols
@@ -237,11 +238,12 @@ class NeighbourVote:
 
     def tally(self) -> list[tuple[str, float]]:
         """(label, share of the similarity-weighted vote), largest first."""
-        weights: Counter[str] = Counter()
+        weights: dict[str, float] = {}
         for _, label, similarity in self.neighbours:
-            weights[label] += similarity
+            weights[label] = weights.get(label, 0.0) + similarity
         total = sum(weights.values())
-        return [(label, weight / total) for label, weight in weights.most_common()] if total else []
+        heaviest = sorted(weights.items(), key=lambda item: item[1], reverse=True)  # as Counter.most_common
+        return [(label, weight / total) for label, weight in heaviest] if total else []
 
     def signal(self) -> TrustSignal:
         meaning = ("The labels you gave the photos in your library most like this one; "
@@ -273,7 +275,7 @@ def neighbour_vote(answer: str, embedding: np.ndarray, labelled_ids: np.ndarray,
     if labelled_vectors.shape[0] == 0:
         return NeighbourVote(answer, (), 0)
     query = np.asarray(embedding, dtype=np.float64)
-    query = query / max(np.linalg.norm(query), 1e-12)
+    query = query / max(float(np.linalg.norm(query)), 1e-12)
     vectors = labelled_vectors.astype(np.float64)
     similarities = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)  # [n]
     order = np.argsort(-similarities, kind="stable")[:k]

@@ -25,8 +25,12 @@ hold a lock around both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_DIM = 768
 _MIN_CAPACITY = 1024
@@ -69,7 +73,7 @@ class VectorIndex:
         # to the rows, and built again (one argsort) at the next lookup.
         self._sorted_ids: np.ndarray | None = np.empty(0, dtype=np.int64)
         self._rows_by_sorted_id: np.ndarray | None = np.empty(0, dtype=np.int64)
-        self._half = None  # torch float16 copy of float32 rows for the first pass; None after changes
+        self._half: torch.Tensor | None = None  # torch float16 copy of float32 rows for the first pass; None after changes
 
     @classmethod
     def from_arrays(
@@ -89,7 +93,7 @@ class VectorIndex:
 
     def __contains__(self, id: object) -> bool:
         try:
-            ids = _as_id_array([id])
+            ids = _as_id_array(np.asarray([id]))
         except (ValueError, TypeError):
             return False
         return bool(self._rows_of(ids)[0] >= 0)
@@ -110,65 +114,69 @@ class VectorIndex:
         The id lookup (16 bytes per id) is counted once built; it is built again after changes.
         """
         half = 0 if self._half is None else self._half.numel() * self._half.element_size()
-        lookup = 0 if self._sorted_ids is None else self._sorted_ids.nbytes + self._rows_by_sorted_id.nbytes
+        if self._sorted_ids is None or self._rows_by_sorted_id is None:
+            lookup = 0
+        else:
+            lookup = self._sorted_ids.nbytes + self._rows_by_sorted_id.nbytes
         return self._matrix.nbytes + self._row_ids.nbytes + lookup + half
 
     def vector(self, id: int) -> np.ndarray:
         """The normalised float32 vector [dim] of `id` (a copy); KeyError when `id` is not held."""
         return self.vectors_of([id])[0]
 
-    def vectors_of(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
+    def vectors_of(self, ids: Iterable[int]) -> np.ndarray:
         """The normalised float32 vectors [n, dim] of `ids` [n], in that order; KeyError naming the
         first id not held."""
         ids = _as_id_array(ids)
         rows = self._rows_of(ids)
-        vectors = self._float32_rows(rows[rows >= 0]) if (rows >= 0).all() else None
-        if vectors is None or not np.isfinite(vectors).all():
-            bad = ids[rows < 0] if (rows < 0).any() else ids[~np.isfinite(vectors).all(axis=1)]
-            raise KeyError(int(bad[0]))
+        if (rows < 0).any():
+            raise KeyError(int(ids[rows < 0][0]))
+        vectors = self._float32_rows(rows)
+        if not np.isfinite(vectors).all():
+            raise KeyError(int(ids[~np.isfinite(vectors).all(axis=1)][0]))
         return vectors
 
     # --- changes ----------------------------------------------------------------------------
 
-    def upsert(self, ids: np.ndarray | Sequence[int], vectors: np.ndarray) -> None:
+    def upsert(self, ids: Iterable[int], vectors: np.ndarray) -> None:
         """Store `vectors` [n, dim] under `ids` [n], normalised, replacing any vector an id had.
 
         When an id appears more than once, its last vector is kept, as if each row were upserted in
         turn. Every row is checked before anything changes, so a bad row leaves the index as it was.
         """
-        ids = _as_id_array(ids)
+        id_array = _as_id_array(ids)
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"Vectors must have shape [n, {self.dim}], not {vectors.shape}.")
-        if vectors.shape[0] != ids.shape[0]:
-            raise ValueError(f"Got {ids.shape[0]} ids for {vectors.shape[0]} vectors; they must pair up.")
-        if ids.shape[0] == 0:
+        if vectors.shape[0] != id_array.shape[0]:
+            raise ValueError(f"Got {id_array.shape[0]} ids for {vectors.shape[0]} vectors; they must pair up.")
+        if id_array.shape[0] == 0:
             return
-        unique_ids, first_from_end = np.unique(ids[::-1], return_index=True)
-        if unique_ids.shape[0] < ids.shape[0]:
-            keep = np.sort(ids.shape[0] - 1 - first_from_end)  # each id's last occurrence, in order
-            ids, vectors = ids[keep], vectors[keep]
+        unique_ids, first_from_end = np.unique(id_array[::-1], return_index=True)
+        if unique_ids.shape[0] < id_array.shape[0]:
+            keep = np.sort(id_array.shape[0] - 1 - first_from_end)  # each id's last occurrence, in order
+            id_array, vectors = id_array[keep], vectors[keep]
 
-        norms = np.empty(ids.shape[0], dtype=np.float32)  # [n]
-        for start in range(0, ids.shape[0], _UPSERT_CHUNK_ROWS):
+        norms = np.empty(id_array.shape[0], dtype=np.float32)  # [n]
+        for start in range(0, id_array.shape[0], _UPSERT_CHUNK_ROWS):
             stop = start + _UPSERT_CHUNK_ROWS
             norms[start:stop] = _row_norms(vectors[start:stop].astype(np.float32, copy=False))
         unusable = ~(np.isfinite(norms) & (norms > 0))
         if unusable.any():
-            bad_ids = ids[unusable]
+            bad_ids = id_array[unusable]
             shown = ", ".join(str(i) for i in bad_ids[:5]) + (", ..." if bad_ids.shape[0] > 5 else "")
             raise ValueError(
                 f"Cannot normalise the vectors of {bad_ids.shape[0]} id(s) ({shown}): each must be "
                 "finite and not all zeros."
             )
 
-        rows = self._rows_of(ids)
+        rows = self._rows_of(id_array)
         is_new = rows < 0
         new_count = int(is_new.sum())
         self.reserve(self._count + new_count)
         self._half = None
         rows[is_new] = np.arange(self._count, self._count + new_count)
-        for start in range(0, ids.shape[0], _UPSERT_CHUNK_ROWS):
+        for start in range(0, id_array.shape[0], _UPSERT_CHUNK_ROWS):
             stop = start + _UPSERT_CHUNK_ROWS
             chunk = vectors[start:stop].astype(np.float32, copy=False)
             chunk_rows = rows[start:stop]
@@ -178,7 +186,7 @@ class VectorIndex:
                 np.divide(chunk, norms[start:stop, None], out=target)
             else:
                 self._matrix[chunk_rows] = chunk / norms[start:stop, None]
-        self._row_ids[rows[is_new]] = ids[is_new]
+        self._row_ids[rows[is_new]] = id_array[is_new]
         self._count += new_count
         if new_count:
             self._sorted_ids = self._rows_by_sorted_id = None
@@ -226,7 +234,7 @@ class VectorIndex:
 
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
         """The row holding each of `ids` [n], or -1 for an id not held. int64 [n]."""
-        if self._sorted_ids is None:
+        if self._sorted_ids is None or self._rows_by_sorted_id is None:
             live_ids = self._row_ids[: self._count]
             order = np.argsort(live_ids, kind="stable")
             self._sorted_ids, self._rows_by_sorted_id = live_ids[order], order.astype(np.int64)
@@ -243,7 +251,7 @@ class VectorIndex:
     def _float32_rows(self, rows: np.ndarray) -> np.ndarray:
         """The normalised float32 vectors [n, dim] of `rows` [n]: held ones, or read through
         `exact_rows` (NaN rows stay NaN: their ids are gone from the owner's store)."""
-        if self.holds_float32:
+        if self.holds_float32 or self._exact_rows is None:  # float16 rows come only with exact_rows
             return self._matrix[rows].copy()
         vectors = np.asarray(self._exact_rows(self._row_ids[rows]), dtype=np.float32).reshape(len(rows), self.dim)
         return vectors / _row_norms(vectors)[:, None]
@@ -311,7 +319,7 @@ class VectorIndex:
             return [self.search(query, k) for query in queries]
         live = self._matrix[: self._count]
         batch = max(1, _SEARCH_MANY_SCORE_BYTES // (4 * self._count))
-        results = []
+        results: list[list[tuple[int, float]]] = []
         for start in range(0, queries.shape[0], batch):
             scores = queries[start : start + batch] @ live.T  # [batch, N] float32
             results.extend(self._top_k(row_scores, min(k, self._count)) for row_scores in scores)

@@ -14,6 +14,12 @@ from birdid_app import APP_ID, APP_NAME, __version__
 from birdid_app.gui.main_window import MainWindow
 
 
+def running_application() -> QApplication:
+    """The QApplication of this process: the one already made (by a test, say), else a new one."""
+    existing = QApplication.instance()
+    return existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+
+
 def configure_application(app: QApplication) -> QApplication:
     """Name, version and desktop id: the id ties the window to org.birdid.Birdid.desktop, so
     Wayland docks and task bars show the right icon and name."""
@@ -53,7 +59,7 @@ def run_app(photos: list[Path] | None = None) -> int:
     if QApplication.instance() is None and (problem := display_problem()) is not None:
         print(f"birdid: {problem}", file=sys.stderr)
         return 2
-    app = configure_application(QApplication.instance() or QApplication(sys.argv[:1]))
+    app = configure_application(running_application())
     window = MainWindow()
     window.show()
     if photos:

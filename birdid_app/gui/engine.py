@@ -50,7 +50,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
@@ -59,6 +59,12 @@ from birdid_app.core.errors import BirdidError
 from birdid_app.core.library import LibraryDamaged
 from birdid_app.core.model_store import InstalledModel, ModelStore
 from birdid_app.gui.images import qimage_from_pil
+
+if TYPE_CHECKING:  # torch is loaded on the engine thread, with the model
+    from birdid_app.core.geomodel import GeomodelStore
+    from birdid_app.core.inference import Classifier
+    from birdid_app.core.library import IndexJob, Library
+    from birdid_app.core.range_prior import RangePrior
 
 log = logging.getLogger(__name__)
 
@@ -265,23 +271,23 @@ class Engine(QThread):
         self._slots: dict[str, Any] = dict.fromkeys(PRIORITY)
         self._cancelled: set[int] = set()
         self._stopping = False
-        self.classifier = None  # touched only on the engine thread
+        self.classifier: Classifier | None = None  # touched only on the engine thread
         # Index control, set from the GUI thread; the work runs here as priority 4.
         self._index_asked: tuple[Path, str] | None = None
         self._index_replan = False
         self._index_paused = False
         self._index_cancel = False
-        self._index_job = None  # the running IndexJob, engine thread only
+        self._index_job: IndexJob | None = None  # the running IndexJob, engine thread only
         self._index_target: tuple[Path, str] | None = None  # what the running job indexes
         self._index_planned = False  # the running job's folder scan has finished and been planned
-        self._library = None
+        self._library: Library | None = None
         # Whether the window's indexer zooms on the bird (set from the GUI thread, read when an
         # index starts): the setting "Zoom on the bird in every photo".
         self.index_zoom = False
         # The home place in Settings for the window's indexer, (latitude, longitude) or None: set
         # from the GUI thread, read when an index starts.
         self.index_home_place: tuple[float, float] | None = None
-        self._range_prior = None  # core RangePrior for the loaded model, engine thread only
+        self._range_prior: RangePrior | None = None  # core RangePrior for the loaded model, engine thread only
         # "auto" precision measured beside the answers (a thread of its own): each load's number,
         # so a measurement for a model loaded before is dropped; its pick, waiting to be switched to.
         self._load_generation = 0
@@ -291,7 +297,7 @@ class Engine(QThread):
         self._idle = threading.Event()
         self._idle.set()
         self._range_prior_asked = False  # reload_range_prior was called; taken before any command
-        self._geomodels = None  # core GeomodelStore, made on the engine thread
+        self._geomodels: GeomodelStore | None = None  # core GeomodelStore, made on the engine thread
 
     # --- commands, from the GUI thread -------------------------------------------------------
 
@@ -456,11 +462,11 @@ class Engine(QThread):
             if self._index_job is not None and not self._index_planned:
                 # Wait a little for the scan, then go round again: a request that arrives
                 # meanwhile is served first.
-                summary = self._index_job.plan_when_scanned(timeout=SCAN_POLL_SECONDS)
-                if summary is not None:
+                planned = self._index_job.plan_when_scanned(timeout=SCAN_POLL_SECONDS)
+                if planned is not None:
                     self._index_planned = True
-                    self.index_started.emit(summary)
-                    self.index_progress.emit(self._index_job_progress())
+                    self.index_started.emit(planned)
+                    self.index_progress.emit(self._index_job_progress(self._index_job))
                 return
             if self._index_job is not None and not self._index_job.step(photos=self._forward_size()):
                 summary = self._index_job.summary
@@ -509,17 +515,16 @@ class Engine(QThread):
         """After an index: photos indexed before the range model was installed, or before a place
         was set for their folder, ranked again from their stored embeddings (no forward; a
         library of 100,000 photos takes seconds, once)."""
-        if self._range_prior is None or self._library is None:
+        if self._range_prior is None or self._library is None or self._index_target is None:
             return
         from birdid_app.core.library import refresh_place_answers
 
         refresh_place_answers(self._library, self._index_target[1], self._range_prior,
-                              self.classifier.head_weights(), home_place=self.index_home_place)
+                              self._model().head_weights(), home_place=self.index_home_place)
 
-    def _index_job_progress(self):
+    def _index_job_progress(self, job: IndexJob):
         from birdid_app.core.library import IndexProgress
 
-        job = self._index_job
         return IndexProgress(job.done, job.total, 0.0, None, "")
 
     def _end_indexing(self) -> None:
@@ -583,7 +588,7 @@ class Engine(QThread):
         from birdid_app.core.precision import choose_precision
 
         generation = self._load_generation
-        answering_in = self.classifier.precision
+        answering_in = self._model().precision
 
         def stop_if_stopping(line: str) -> None:
             if gone():
@@ -665,16 +670,23 @@ class Engine(QThread):
     def _loaded(self, model: InstalledModel) -> LoadedModel:
         from birdid_app.core.inference import available_devices
 
+        classifier = self._model()
         return LoadedModel(
             name=model.name,
             trust=model.trust_label,
-            device=str(self.classifier.device),
-            precision=self.classifier.precision,
-            precision_reason=self.classifier.precision_reason,
-            class_names=list(self.classifier.class_names),
+            device=str(classifier.device),
+            precision=classifier.precision,
+            precision_reason=classifier.precision_reason,
+            class_names=list(classifier.class_names),
             devices=available_devices(),
-            head=self.classifier.head_weights(),
+            head=classifier.head_weights(),
         )
+
+    def _model(self) -> Classifier:
+        """The loaded model, for work that runs only once one is (`_starting` has checked)."""
+        if self.classifier is None:
+            raise BirdidError("No model is loaded: install one from the Model menu.")
+        return self.classifier
 
     def _load_range_prior(self) -> None:
         """The installed range model matched to the loaded model's species, or none: a range model
@@ -723,7 +735,7 @@ class Engine(QThread):
             image = self._decode(request)
             if self._was_cancelled(request):
                 return
-            (identification,) = self.classifier.identify_images([image], [request.source])
+            (identification,) = self._model().identify_images([image], [request.source])
             outcome = self._outcome(request, identification, image, started)
         except BirdidError as error:
             self.failed.emit(request.request_id, str(error))
@@ -737,9 +749,10 @@ class Engine(QThread):
             return
         if self._was_cancelled(request):
             return
-        if self.classifier.notice:  # e.g. the GPU ran out of memory and the CPU took over
-            self.notice.emit(self.classifier.notice)
-            self.classifier.notice = None
+        classifier = self._model()
+        if classifier.notice:  # e.g. the GPU ran out of memory and the CPU took over
+            self.notice.emit(classifier.notice)
+            classifier.notice = None
         self.identified.emit(outcome)
 
     def _outcome(self, request: IdentifyRequest, identification, image, started: float) -> IdentifyOutcome:
@@ -750,7 +763,7 @@ class Engine(QThread):
         from birdid_app.core.preprocess import squash_to_input_size
 
         ranked = identification.ranked()
-        model_view = qimage_from_pil(squash_to_input_size(image, self.classifier.image_size))
+        model_view = qimage_from_pil(squash_to_input_size(image, self._model().image_size))
         place = self._placed(request, identification)
         return IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, time.perf_counter() - started,
                                **place)
@@ -799,7 +812,9 @@ class Engine(QThread):
         image = request.image
         if image is None:
             # A region, or a zoom's crop, needs the full resolution; the whole photo only the model's input size.
-            draft = None if region or isinstance(request, ZoomRequest) else self.classifier.image_size
+            draft = None if region or isinstance(request, ZoomRequest) else self._model().image_size
+            if request.path is None:
+                raise BirdidError(f"{request.source}: there is neither a picture nor a file to decode.")
             image = decode_photo(request.path, draft_size=draft)
         return crop_region(image, region) if region else image
 
@@ -812,11 +827,11 @@ class Engine(QThread):
             image = self._decode(request)
             if self._was_cancelled(request):
                 return None
-            found = zoom_box_for(self.classifier, image, request.class_index)
+            found = zoom_box_for(self._model(), image, request.class_index)
             if found.box is None:
                 return ZoomOutcome(None, found.reason, None)
             crop = crop_region(image, found.box)
-            (identification,) = self.classifier.identify_images([crop], [request.source])
+            (identification,) = self._model().identify_images([crop], [request.source])
             region_request = IdentifyRequest(request.request_id, request.source, request.path, request.image, found.box,
                                              request.assigned_place, request.home_place)
             return ZoomOutcome(found.box, found.reason, self._outcome(region_request, identification, crop, started))
@@ -830,7 +845,7 @@ class Engine(QThread):
             image = self._decode(request)
             if self._was_cancelled(request):
                 return None
-            return tta_agreement(self.classifier, image, request.class_index)
+            return tta_agreement(self._model(), image, request.class_index)
 
         self._run_request(request, work, self.checked)
 
@@ -858,7 +873,7 @@ class Engine(QThread):
             image = self._decode(request)
             if self._was_cancelled(request):
                 return None
-            return cam_for(self.classifier, image, request.class_index, request.stage)
+            return cam_for(self._model(), image, request.class_index, request.stage)
 
         self._run_request(request, work, self.explained)
 

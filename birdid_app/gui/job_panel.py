@@ -6,6 +6,7 @@ The model's installer and the range model's dialog both install files this way."
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
@@ -49,7 +50,7 @@ class JobPanel(QWidget):
         self,
         work: Work,
         first_words: str,
-        on_success: Callable[[object], None],
+        on_success: Callable[[Any], None],
         *,
         cancelled_words: str = "Cancelled.",
         cancellable: bool = True,

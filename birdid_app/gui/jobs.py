@@ -48,9 +48,6 @@ class Job(QObject):
     def cancel(self) -> None:
         self._cancel_requested.set()
 
-    def is_cancel_requested(self) -> bool:
-        return self._cancel_requested.is_set()
-
     def _run(self) -> None:  # on a pool thread
         try:
             result = self._work(self.progress.emit, self._cancel_requested.is_set)

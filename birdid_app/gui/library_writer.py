@@ -9,6 +9,7 @@ take turns, and after a folder change the engine is told to plan its running ind
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
@@ -37,7 +38,7 @@ class LibraryWriter(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)  # one writer: changes are made in the order asked
 
-    def change_folders(self, library_path: Path, *, add: list[Path] = (), remove: list[Path] = ()) -> None:
+    def change_folders(self, library_path: Path, *, add: Sequence[Path] = (), remove: Sequence[Path] = ()) -> None:
         library_path = Path(library_path)
 
         def work(report, should_cancel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -34,6 +35,9 @@ from PySide6.QtWidgets import (
 from birdid_app.core.errors import Cancelled, FileProblem
 from birdid_app.gui.jobs import Job
 
+if TYPE_CHECKING:
+    from birdid_app.core.sightings import LifeList, PlacesList
+
 PHOTO_ROLE = Qt.ItemDataRole.UserRole  # the Path of the row's first photo
 UNKNOWN_PLACE = "place unknown"
 SPECIES_COLUMNS = ("Species", "eBird name", "First seen", "Where", "Photos", "Days", "Last seen")
@@ -45,8 +49,8 @@ class Lists:
     """What a read hands the window: the years with sightings, and the lists of the year asked for."""
 
     years: list[int]  # newest first
-    life_list: object  # core LifeList
-    places: object  # core PlacesList
+    life_list: LifeList
+    places: PlacesList
 
 
 def read_lists(library_path: Path, year: int | None):
@@ -275,10 +279,11 @@ class LifeListWindow(QWidget):
                 item = QTableWidgetItem()
                 item.setData(Qt.ItemDataRole.DisplayRole, value)  # numbers as numbers: they sort as such
                 item.setData(PHOTO_ROLE, entry.first.path)
+                if column == 0:
+                    item.setToolTip(f"First photo: {entry.first.path}")
+                elif column == 1 and entry.ebird_name is None:
+                    item.setToolTip("eBird's list has no name for this species")
                 table.setItem(row, column, item)
-            table.item(row, 0).setToolTip(f"First photo: {entry.first.path}")
-            if entry.ebird_name is None:
-                table.item(row, 1).setToolTip("eBird's list has no name for this species")
         table.setSortingEnabled(True)  # sorted again by the header the person clicked, if any
         scope = f" in {listed.year}" if listed.year is not None else ""
         if listed.entries:

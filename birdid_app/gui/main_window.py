@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
@@ -58,6 +60,9 @@ from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
 from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
 
+if TYPE_CHECKING:
+    from birdid_app.gui.geomodel_dialog import GeomodelDialog
+
 THUMBNAIL_SIZE = 96
 DEFAULT_WINDOW_SIZE = QSize(1200, 780)
 PHOTO_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
@@ -103,7 +108,7 @@ class MainWindow(QMainWindow):
         self.assigned_places: dict = {}
         self._resolved_paths: dict[int, Path] = {}
         self.place_dialog: PlaceDialog | None = None
-        self.range_model_dialog = None  # Model > Range Model's, kept while it is open
+        self.range_model_dialog: GeomodelDialog | None = None  # Model > Range Model's, kept while it is open
 
         self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
@@ -208,14 +213,13 @@ class MainWindow(QMainWindow):
         scroll.setWidget(column_widget)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(320)
-        self.workspace = QSplitter()
-        self.workspace.addWidget(left)
-        self.workspace.addWidget(scroll)
-        self.workspace.setStretchFactor(0, 1)  # the photo takes what the window gains
-        self.workspace.setStretchFactor(1, 0)
-        self.workspace.setSizes([self.width() - 380, 380])
+        self.identify_view = QSplitter()
+        self.identify_view.addWidget(left)
+        self.identify_view.addWidget(scroll)
+        self.identify_view.setStretchFactor(0, 1)  # the photo takes what the window gains
+        self.identify_view.setStretchFactor(1, 0)
+        self.identify_view.setSizes([self.width() - 380, 380])
 
-        self.identify_view = self.workspace
         self.library_view = LibraryView(self.engine)
         self.library_view.show_photo.connect(self._show_library_photo)
         self.label_panel.label_chosen.connect(self._label_chosen)
@@ -446,10 +450,13 @@ class MainWindow(QMainWindow):
         self.strip.setVisible(len(self.session.entries) > 1)
         self.strip.setCurrentRow(first_row)
 
+    def _opener(self, path: Path) -> Callable[[], None]:
+        return lambda: self.add_photos([path])
+
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         for name in self.settings.recent_files:
-            self.recent_menu.addAction(name, lambda n=name: self.add_photos([Path(n)]))
+            self.recent_menu.addAction(name, self._opener(Path(name)))
         self.recent_menu.setEnabled(bool(self.settings.recent_files))
 
     # --- showing a photo and its answer ------------------------------------------------------
@@ -464,7 +471,7 @@ class MainWindow(QMainWindow):
 
     def _show_entry(self, entry: PhotoEntry) -> None:
         # A RAW takes a second or more to decode: say what is happening, not "Drop photos here".
-        self.photo_view.clear_photo(waiting=None if entry.image is not None else _opening_words(entry.path))
+        self.photo_view.clear_photo(waiting=None if entry.image is not None else _opening_words(entry.file()))
         self.zoom_panel.hide()  # until this photo's answer is shown
         self.trust_panel.hide()
         self.label_panel.setEnabled(False)  # until this photo's answer is shown
@@ -472,7 +479,7 @@ class MainWindow(QMainWindow):
             self.photo_view.set_photo(qimage_from_pil(entry.image))
             self._restore_region(entry)
         else:
-            self._run(_decode_for_display(entry.path), lambda image, e=entry: self._photo_decoded(e, image),
+            self._run(_decode_for_display(entry.file()), lambda image, e=entry: self._photo_decoded(e, image),
                       on_failure=lambda message, e=entry: self._photo_not_decoded(e, message))
         self._show_current_answer()
 
@@ -551,7 +558,7 @@ class MainWindow(QMainWindow):
 
     def _resolved_path(self, entry: PhotoEntry) -> Path:
         if entry.id not in self._resolved_paths:
-            self._resolved_paths[entry.id] = resolved_path(entry.path)
+            self._resolved_paths[entry.id] = resolved_path(entry.file())
         return self._resolved_paths[entry.id]
 
     def _assigned_place(self, entry: PhotoEntry) -> tuple[float, float, str] | None:
@@ -617,6 +624,8 @@ class MainWindow(QMainWindow):
 
     def _place_chosen(self, dialog: PlaceDialog) -> None:
         writer, library = self.library_view.writer, self.library_view.library_path
+        if dialog.target is None:
+            return
         if dialog.action == "set" and dialog.place is not None:
             writer.set_place(library, dialog.target, *dialog.place)
         elif dialog.action == "clear":
@@ -659,7 +668,8 @@ class MainWindow(QMainWindow):
         stale = self.session.keep_zoom(entry)  # answer_changed -> the zoomed answer is shown
         if stale is not None:
             self.engine.cancel(stale)
-        self.photo_view.set_region(QRect(*entry.region))
+        if entry.region is not None:
+            self.photo_view.set_region(QRect(*entry.region))
 
     def _zoom_changed(self, entry: PhotoEntry) -> None:
         if entry is self.session.current:
@@ -801,8 +811,8 @@ class MainWindow(QMainWindow):
 
     def stop_identifying(self) -> None:
         current = self.session.current
-        if current is not None and self.session.pending(current) is not None:
-            self.engine.cancel(self.session.pending(current))
+        if current is not None and (pending := self.session.pending(current)) is not None:
+            self.engine.cancel(pending)
 
     def _region_selected(self, rect: QRect) -> None:
         entry = self.session.current
@@ -860,7 +870,7 @@ class MainWindow(QMainWindow):
         if entry.image is not None:
             item.setIcon(QIcon(QPixmap.fromImage(_thumbnail(entry.image))))
             return
-        self._run(_decode_thumbnail(entry.path), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
+        self._run(_decode_thumbnail(entry.file()), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
 
     def _run(self, work, on_success, on_failure=None) -> None:
         job = Job(work)
@@ -882,7 +892,7 @@ class MainWindow(QMainWindow):
         self.library_view.shutdown()
         self.engine.stop()  # ends the step under way, then the thread
         QThreadPool.globalInstance().waitForDone(5000)  # decoders finish before the window goes
-        self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.settings.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         self.save_settings()
         self.collector.release()
         super().closeEvent(event)
@@ -957,7 +967,7 @@ def _export(entry: PhotoEntry, values, choice: OverlayChoice, path: Path, blende
         from birdid_app.core.photo import decode_photo
 
         if blended:
-            photo = entry.image if entry.image is not None else decode_photo(entry.path, draft_size=None)
+            photo = entry.image if entry.image is not None else decode_photo(entry.file(), draft_size=None)
         else:
             photo = photo_size
         picture = explain.render_picture(photo, values, choice.opacity, choice.colormap, entry.region, blended=blended)

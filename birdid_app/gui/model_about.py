@@ -44,7 +44,7 @@ class ModelAboutDialog(QDialog):
         self.name = QLabel(model.name)
         self.source = QLabel(model.source if model.origin == "import" else f"downloaded from {model.source}")
         self.classes = QLabel("reading the file…")
-        self.size = QLabel(f"{model.size / 1e6:.1f} MB")
+        self.file_size = QLabel(f"{model.size / 1e6:.1f} MB")  # not .size: QWidget.size() is Qt's
         self.hash_state = QLabel(hash_state(model))
         self.location = QLabel(str(model.path))
         self.precision = QLabel(precision_state(model))
@@ -56,7 +56,7 @@ class ModelAboutDialog(QDialog):
         form.addRow("Name", self.name)
         form.addRow("Source", self.source)
         form.addRow("Classes", self.classes)
-        form.addRow("Size", self.size)
+        form.addRow("Size", self.file_size)
         form.addRow("Integrity", self.hash_state)
         form.addRow("File", self.location)
         form.addRow("Precision", self.precision)

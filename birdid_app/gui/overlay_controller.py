@@ -45,7 +45,7 @@ class OverlayController(QObject):
         choice = self.panel.choice()
         entry = self.session.current
         outcome = entry.outcome() if entry is not None else None
-        if not choice.enabled or outcome is None or not outcome.identification.stage_maps:
+        if not choice.enabled or entry is None or outcome is None or not outcome.identification.stage_maps:
             self.session.tickets.withdraw("overlay")
             self.photo_view.set_overlay(None)
             self.values = None
@@ -60,6 +60,8 @@ class OverlayController(QObject):
         self.run(_render_stage(outcome.identification.stage_maps, choice), lambda r: self._show(ticket, r))
 
     def _request_cam(self, entry: PhotoEntry, choice: OverlayChoice, key) -> None:
+        if choice.class_index is None:  # no species to explain: the list is empty until a model loads
+            return
         request_id, replaced = self.session.cam_ticket(entry, key)
         if replaced is not None:
             self.engine.cancel(replaced)

@@ -151,6 +151,8 @@ class PhotoView(QGraphicsView):
 
     def _fit_zoom(self) -> float:
         size = self.photo_size()
+        if size is None:
+            return 1.0  # no photo: nothing to fit
         viewport = self.viewport().size()
         return min(viewport.width() / size.width(), viewport.height() / size.height())
 
@@ -230,6 +232,8 @@ class PhotoView(QGraphicsView):
         """The image pixel position under a viewport point, held inside the photo."""
         size = self.photo_size()
         point = self.viewportTransform().inverted()[0].map(view_point)
+        if size is None:
+            return point
         return QPointF(min(max(point.x(), 0.0), size.width()), min(max(point.y(), 0.0), size.height()))
 
     def mousePressEvent(self, event) -> None:
@@ -280,7 +284,7 @@ class PhotoView(QGraphicsView):
     def evidence_box(self) -> QRect | None:
         return self._evidence_box
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         if self._evidence_box is not None and self._evidence_box != self._region:
             pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DashLine)
             pen.setCosmetic(True)

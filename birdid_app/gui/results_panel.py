@@ -294,6 +294,8 @@ class ResultsPanel(QWidget):
 
     def _draw(self) -> None:
         answer = self._answer
+        if answer is None:
+            return
         place = answer.place
         ranking = None
         if place is not None and place.state == RANKED:

@@ -91,6 +91,12 @@ class PhotoEntry:
     def outcome(self):
         return self.region_outcome if self.region else self.whole
 
+    def file(self) -> Path:
+        """The photo's file, for an entry that is not a pasted picture (whose `image` is set)."""
+        if self.path is None:
+            raise ValueError(f"{self.source} is a pasted picture, not a file")
+        return self.path
+
     def forget_maps(self) -> None:
         """Let go of the stage maps and class-activation maps (megabytes a photo); the ranking
         and embedding stay. Memory stays bounded: maps are kept for the photo on screen only."""

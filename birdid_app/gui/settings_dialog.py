@@ -170,9 +170,9 @@ class SettingsDialog(QDialog):
         ):
             widget.setAccessibleName(name)
             widget.setAccessibleDescription(widget.toolTip())
-            label = QLabel(text)
-            label.setBuddy(widget)
-            form.addRow(label, widget)
+            buddy = QLabel(text)
+            buddy.setBuddy(widget)
+            form.addRow(buddy, widget)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
