@@ -62,7 +62,7 @@ def write_library_keywords(
         else:
             species, confirmed = None, False
         try:
-            write_keywords(photo.path, species, model=model, probability=dict(photo.species).get(species),
+            write_keywords(photo.path, species, model=model, probability=None if species is None else dict(photo.species).get(species),
                            confirmed=confirmed, root=root, style=style, embed=embed)
         except SidecarError as error:
             summary.failed += 1

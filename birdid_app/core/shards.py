@@ -438,7 +438,7 @@ def import_shards(library: Library, files: Sequence[Path], model_name: str,
     for path, row in sorted(rows.items()):
         old = known.get(path)
         same_file = old is not None and (old[1], old[2], old[3]) == (row["size"], row["mtime_ns"], row["fingerprint"])
-        if same_file and row["fingerprint"] is not None and (old[4] or (old[5] is not None and row["embedding"] is None)):
+        if same_file and old is not None and row["fingerprint"] is not None and (old[4] or (old[5] is not None and row["embedding"] is None)):
             summary.unchanged += 1
             continue
         work = _Work(Path(path), row["size"], row["mtime_ns"], row["fingerprint"], file_changed=not same_file)

@@ -554,6 +554,7 @@ class LibraryMapWindow(QWidget):
     def describe(self, row: int) -> str:
         """The point's photo in a line: its name, the model's top species and the person's label."""
         data = self.data
+        assert data is not None, "a point is described only once the map is drawn"
         text = f"{Path(data.paths[row]).name} · {data.keys['species'][row] or 'not identified'}"
         label = data.keys["label"][row]
         return f"{text} · your label: {label}" if label else text

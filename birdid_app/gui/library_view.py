@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon, QPixmap
@@ -39,6 +40,10 @@ from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.library_writer import LibraryWriter
 from birdid_app.gui.session import Tickets
+
+if TYPE_CHECKING:
+    from birdid_app.gui.library_map_view import LibraryMapWindow
+    from birdid_app.gui.lifelist_view import LifeListWindow
 
 THUMBNAIL = 128
 DEFAULT_DUPLICATE_THRESHOLD = 0.95  # as `birdid duplicates --threshold`
@@ -133,13 +138,13 @@ class LibraryView(QWidget):
             "Every photo as a point, alike photos together, coloured by species or by your label: "
             "mislabelled photos and look-alike species show at a glance"
         )
-        self.map_window = None  # the map's window, made when first asked for
+        self.map_window: LibraryMapWindow | None = None  # the map's window, made when first asked for
         self.life_list_button = QPushButton("Life Lis&t…")
         self.life_list_button.setToolTip(
             "The species you labelled, when and where you first photographed each; a year's list, "
             "the list per place, and a file for eBird"
         )
-        self.life_list_window = None  # made when first asked for
+        self.life_list_window: LifeListWindow | None = None  # made when first asked for
         self.class_names: list[str] = []
         self.export_button = QPushButton("&Export CSV…")
         self.keywords_button = QPushButton("Write &keywords")
@@ -446,8 +451,8 @@ class LibraryView(QWidget):
 
             cached = thumbnail_cache_path(path)
             if cached.exists():
-                with Image.open(cached) as image:
-                    return qimage_from_pil(image.convert("RGB"))
+                with Image.open(cached) as kept:
+                    return qimage_from_pil(kept.convert("RGB"))
             image = decode_thumbnail(path, THUMBNAIL * 2)  # 2x: sharp on high-DPI screens
             cached.parent.mkdir(parents=True, exist_ok=True)
             image.save(cached, quality=85)

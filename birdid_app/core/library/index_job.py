@@ -130,6 +130,7 @@ class IndexJob:
     def plan_when_scanned(self, timeout: float) -> IndexSummary | None:
         """The plan, once the scan started by `start_scan` has finished; None if it is still
         walking after `timeout` seconds."""
+        assert self._scanning is not None, "start_scan first"
         try:
             folders, found = self._scanning.result(timeout=timeout)
         except FutureTimeout:
@@ -147,16 +148,16 @@ class IndexJob:
         if found is None:
             folders = self.library.folders()
             found = (folders, dict(_scan(folders)))
-        folders, found = found
-        found, pairs = _pair_companions(found)
+        folders, scanned = found
+        photos, pairs = _pair_companions(scanned)
         known = self.library.known(self.model_name)
-        self.summary.scanned = len(found)
+        self.summary.scanned = len(photos)
         self.pending = []
-        missing = {path: row for path, row in known.items() if path not in found and _inside_any(Path(path), folders)}
+        missing = {path: row for path, row in known.items() if path not in photos and _inside_any(Path(path), folders)}
         by_fingerprint = {row[3]: (path, row) for path, row in missing.items() if row[3] is not None}
         missing_sizes = {row[1] for row in missing.values()}
         renames: list[tuple[str, int, int, int]] = []
-        for path, (size, mtime) in sorted(found.items()):
+        for path, (size, mtime) in sorted(photos.items()):
             row = known.get(path)
             if row is not None and row[1] == size and row[2] == mtime and row[3] is not None:
                 _, _, _, _, identified, error = row
@@ -217,7 +218,8 @@ class IndexJob:
         waiting = [i for i, result in enumerate(batch.results) if result.image is not None and i not in batch.identified]
         now = waiting if photos is None else waiting[:photos]
         if now:
-            for i, identification in zip(now, self.classify([batch.results[i].image for i in now]), strict=True):
+            images = [image for i in now if (image := batch.results[i].image) is not None]  # all of them: see waiting
+            for i, identification in zip(now, self.classify(images), strict=True):
                 batch.identified[i] = identification
         if len(now) < len(waiting):
             return True
@@ -270,6 +272,7 @@ class IndexJob:
     def _place_answers(self, rows: list[tuple[_Work, _Decoded, Identification | None]]) -> list[PlaceAnswer | None]:
         places = self.library.assigned_places()
         answers: list[PlaceAnswer | None] = []
+        assert self.range_prior is not None, "answers by place need the range prior"
         for work, result, identification in rows:
             if identification is None:
                 answers.append(None)

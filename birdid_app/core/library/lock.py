@@ -4,7 +4,7 @@ process ends, however it ends (Windows' msvcrt, elsewhere flock)."""
 from __future__ import annotations
 
 import errno
-import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +47,7 @@ class IndexLock:
             self._handle = None
 
 
-if os.name == "nt":
+if sys.platform == "win32":  # (sys.platform, not os.name: the type checker follows it)
     import msvcrt
 
     def _try_lock(handle: IO[bytes]) -> bool:

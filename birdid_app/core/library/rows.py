@@ -19,6 +19,8 @@ from birdid_app.core.library.scan import _inside_any
 from birdid_app.core.library.schema import TOP_SPECIES, _utc_now
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from birdid_app.core.inference import Identification
     from birdid_app.core.place import Where
     from birdid_app.core.range_prior import PlaceAnswer, RangePrior
@@ -35,7 +37,7 @@ class _Work:
 
 @dataclass(frozen=True)
 class _Decoded:
-    image: object  # the RGB PIL image, or None when the photo could not be read
+    image: Image.Image | None  # the RGB PIL image (as `prepare` left it), or None when the photo could not be read
     metadata: tuple[str | None, float | None, float | None]  # taken_at, latitude, longitude
     error: str | None  # the sentence saying why it could not be read
     fingerprint: str | None  # None when the file's bytes could not be read at all
