@@ -519,20 +519,14 @@ class LibraryMapWindow(QWidget):
 
         def work(report, should_cancel):
             from birdid_app.core.errors import PhotoError
-            from birdid_app.core.photo import decode_thumbnail
-            from birdid_app.gui.library_view import THUMBNAIL, thumbnail_cache_path
+            from birdid_app.core.thumbnails import thumbnail_file
 
             try:
-                cached = thumbnail_cache_path(path)
-                if not cached.exists():
-                    if self._hover_row != row:  # the mouse swept past: no decoding for points it left
-                        return None
-                    image = decode_thumbnail(path, THUMBNAIL * 2)
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    image.save(cached, quality=85)
+                # The mouse swept past: no decoding for points it left.
+                cached = thumbnail_file(path, skip_decoding=lambda: self._hover_row != row)
             except (OSError, PhotoError) as error:  # moved or deleted since it was indexed, say
                 return error
-            return str(cached)
+            return None if cached is None else str(cached)
 
         def loaded(thumbnail) -> None:
             if thumbnail is None:

@@ -8,7 +8,6 @@ indexer has committed since.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,6 @@ from PySide6.QtWidgets import (
 
 from birdid_app.core.groups import BURST_SECONDS, BURST_THRESHOLD
 from birdid_app.core.library import IndexProgress, IndexSummary, Library, LibraryDamaged, default_library_path
-from birdid_app.core.paths import data_dir
 from birdid_app.core.progress import describe_progress
 from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.jobs import Job
@@ -50,14 +48,6 @@ DEFAULT_DUPLICATE_THRESHOLD = 0.95  # as `birdid duplicates --threshold`
 SIMILAR_K = 40
 PHOTO_ROLE = Qt.ItemDataRole.UserRole
 PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def thumbnail_cache_path(path: Path) -> Path:
-    """Thumbnails are kept on disk, named by the photo's path, size and mtime (a changed photo
-    gets a new one)."""
-    stat = path.stat()
-    key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    return data_dir() / "thumbnails" / f"{key}.jpg"
 
 
 class _Reader:
@@ -445,18 +435,9 @@ class LibraryView(QWidget):
 
     def _thumbnail(self, item: QListWidgetItem, path: Path, grid: int) -> None:
         def work(report, should_cancel):
-            from PIL import Image
+            from birdid_app.core.thumbnails import thumbnail
 
-            from birdid_app.core.photo import decode_thumbnail
-
-            cached = thumbnail_cache_path(path)
-            if cached.exists():
-                with Image.open(cached) as kept:
-                    return qimage_from_pil(kept.convert("RGB"))
-            image = decode_thumbnail(path, THUMBNAIL * 2)  # 2x: sharp on high-DPI screens
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            image.save(cached, quality=85)
-            return qimage_from_pil(image)
+            return qimage_from_pil(thumbnail(path))
 
         def show(image) -> None:
             if self.tickets.is_current(grid):  # else the item was cleared with its grid

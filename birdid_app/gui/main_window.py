@@ -951,9 +951,9 @@ def _decode_for_display(path: Path):
 
 def _decode_thumbnail(path: Path):
     def work(report, should_cancel):
-        from birdid_app.core.photo import decode_thumbnail
+        from birdid_app.core.thumbnails import thumbnail
 
-        return qimage_from_pil(decode_thumbnail(path, THUMBNAIL_SIZE * 2))  # 2x: sharp on high-DPI screens
+        return qimage_from_pil(thumbnail(path))  # the Library tab's cache: 256 px, sharp at 96 on high-DPI screens
 
     return work
 
