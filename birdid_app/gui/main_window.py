@@ -91,8 +91,10 @@ class MainWindow(QMainWindow):
         self.collector = GuiThreadCollector(self)  # Qt objects are freed on this thread only
         self.settings = load_settings()
         self._place_on_screen()
-        # The photos and answers: the state lives in the session; this window draws it.
-        self.session = PhotoSession(self)
+        self.engine = Engine()
+        # The photos and answers: the state lives in the session, which sends the engine its
+        # requests; this window draws it.
+        self.session = PhotoSession(self, self.engine)
         self.session.current_changed.connect(self._show_entry)
         self.session.answer_changed.connect(self._answer_changed)
         self.session.request_stopped.connect(self._request_stopped)
@@ -110,7 +112,6 @@ class MainWindow(QMainWindow):
         self.place_dialog: PlaceDialog | None = None
         self.range_model_dialog: GeomodelDialog | None = None  # Model > Range Model's, kept while it is open
 
-        self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
         self.engine.model_failed.connect(self._model_failed)
         self.engine.identified.connect(lambda outcome: self.session.accept_identified(outcome.request.request_id, outcome))
@@ -185,7 +186,7 @@ class MainWindow(QMainWindow):
         self.results.rank_by_place_changed.connect(self._rank_by_place_changed)
         self.overlay = OverlayPanel(self.settings)
         self.overlay_controller = OverlayController(
-            self.session, self.overlay, self.photo_view, self.engine, self._run,
+            self.session, self.overlay, self.photo_view, self._run,
             lambda message, ms: self.statusBar().showMessage(message, ms) if message else self.statusBar().clearMessage(),
             self,
         )
@@ -514,18 +515,15 @@ class MainWindow(QMainWindow):
             self._request(entry)
 
     def _request(self, entry: PhotoEntry) -> None:
-        request_id, replaced = self.session.identify_ticket(entry)
-        if replaced is not None:
-            self.engine.cancel(replaced)
         self.results.show_working(entry.source)
         self.zoom_panel.hide()
         self.trust_panel.hide()
         if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
-        self.engine.identify(
-            IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region,
-                            assigned_place=self._assigned_place(entry), home_place=self._home_place())
-        )
+        assigned_place, home_place = self._assigned_place(entry), self._home_place()
+        self.session.send("identify", entry, lambda request_id: IdentifyRequest(
+            request_id, entry.source, path=entry.path, image=entry.image, region=entry.region,
+            assigned_place=assigned_place, home_place=home_place))
 
     def _display(self, outcome: IdentifyOutcome) -> None:
         request = outcome.request
@@ -648,26 +646,22 @@ class MainWindow(QMainWindow):
         entry = self.session.current
         if entry is None or entry.whole is None or self.session.zoom_pending(entry):
             return
-        request_id, replaced = self.session.zoom_ticket(entry)
-        if replaced is not None:
-            self.engine.cancel(replaced)
         class_index = int(entry.whole.identification.probabilities.argmax())
-        self.engine.zoom(ZoomRequest(request_id, entry.source, entry.path, entry.image, class_index,
-                                     self._assigned_place(entry), self._home_place()))
+        assigned_place, home_place = self._assigned_place(entry), self._home_place()
+        self.session.send("zoom", entry, lambda request_id: ZoomRequest(
+            request_id, entry.source, entry.path, entry.image, class_index, assigned_place, home_place))
         self.zoom_panel.show_working()
 
     def cancel_zoom(self) -> None:
         entry = self.session.current
-        if entry is not None and (request_id := self.session.cancel_zoom(entry)) is not None:
-            self.engine.cancel(request_id)
+        if entry is not None:
+            self.session.cancel_zoom(entry)
 
     def keep_zoom(self) -> None:
         entry = self.session.current
         if entry is None or not isinstance(entry.zoom, ZoomOutcome) or entry.zoom.outcome is None:
             return
-        stale = self.session.keep_zoom(entry)  # answer_changed -> the zoomed answer is shown
-        if stale is not None:
-            self.engine.cancel(stale)
+        self.session.keep_zoom(entry)  # answer_changed -> the zoomed answer is shown
         if entry.region is not None:
             self.photo_view.set_region(QRect(*entry.region))
 
@@ -721,11 +715,9 @@ class MainWindow(QMainWindow):
         else:
             self.trust_panel.show_working("Mirror and crops")
             if not self.session.check_pending(entry):
-                request_id, replaced = self.session.check_ticket(entry)
-                if replaced is not None:
-                    self.engine.cancel(replaced)
                 class_index = int(outcome.identification.probabilities.argmax())
-                self.engine.check(CheckRequest(request_id, entry.source, entry.path, entry.image, region, class_index))
+                self.session.send("check", entry, lambda request_id: CheckRequest(
+                    request_id, entry.source, entry.path, entry.image, region, class_index))
         signals = entry.library_signals.get(region)
         if signals is None:
             for title in ("Your confirmed photos", "Unfamiliar photo"):
@@ -810,17 +802,14 @@ class MainWindow(QMainWindow):
             self.results.show_message("Stopped", "Choose the photo again, or select a region, to identify it.")
 
     def stop_identifying(self) -> None:
-        current = self.session.current
-        if current is not None and (pending := self.session.pending(current)) is not None:
-            self.engine.cancel(pending)
+        if self.session.current is not None:
+            self.session.stop(self.session.current)
 
     def _region_selected(self, rect: QRect) -> None:
         entry = self.session.current
         if entry is None:
             return
-        stale = self.session.set_region(entry, (rect.x(), rect.y(), rect.width(), rect.height()))
-        if stale is not None:
-            self.engine.cancel(stale)
+        self.session.set_region(entry, (rect.x(), rect.y(), rect.width(), rect.height()))
         self.region_action.setChecked(False)
         self.photo_view.set_region_mode(False)
         self._request(entry)
@@ -829,9 +818,7 @@ class MainWindow(QMainWindow):
         entry = self.session.current
         if entry is None or entry.region is None:
             return
-        stale = self.session.set_region(entry, None)
-        if stale is not None:
-            self.engine.cancel(stale)
+        self.session.set_region(entry, None)
         self._show_current_answer()
 
     # --- what the model sees -----------------------------------------------------------------
