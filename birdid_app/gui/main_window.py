@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QGuiApplication, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMessageBox,
+    QMenu,
     QScrollArea,
     QSplitter,
     QStackedWidget,
@@ -25,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app import APP_NAME, __version__
+from birdid_app import APP_NAME
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
+from birdid_app.core.model_store import InstalledModel, ModelStore
 from birdid_app.core.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import SettingsError, add_recent_file, load_settings, save_settings
 from birdid_app.gui.collector import GuiThreadCollector
@@ -48,10 +46,21 @@ from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.label_panel import LabelPanel
 from birdid_app.gui.library_view import LibraryView
+from birdid_app.gui.menus import build_menus
 from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
 from birdid_app.gui.overlay_controller import OverlayController
 from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
+from birdid_app.gui.photo_jobs import (
+    THUMBNAIL_SIZE,
+    decode_for_display,
+    decode_thumbnail,
+    export_overlay_png,
+    opening_words,
+    photos_in,
+    read_place_names,
+    thumbnail_image,
+)
 from birdid_app.gui.photo_view import PhotoView
 from birdid_app.gui.place_dialog import PlaceDialog, assigned_place_for, resolved_path
 from birdid_app.gui.resources import icon
@@ -63,26 +72,26 @@ from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
 if TYPE_CHECKING:
     from birdid_app.gui.geomodel_dialog import GeomodelDialog
 
-THUMBNAIL_SIZE = 96
 DEFAULT_WINDOW_SIZE = QSize(1200, 780)
 PHOTO_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
 PASTED = "Pasted image"
 
 
-def photos_in(paths: list[Path]) -> list[Path]:
-    """The files among `paths`, and the photos inside any folder among them (sorted, recursive)."""
-    found: list[Path] = []
-    for path in paths:
-        if os.path.isdir(path):  # not Path.is_dir: it raises for a name too long for the system
-            found += sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
-        else:
-            found.append(path)
-    return found
-
-
 class MainWindow(QMainWindow):
+    # Built by gui/menus.py: the actions the window enables and disables, and the recent files.
+    open_action: QAction
+    recent_menu: QMenu
+    paste_action: QAction
+    copy_action: QAction
+    region_action: QAction
+    stop_action: QAction
+    place_action: QAction
+    life_list_action: QAction
+    download_action: QAction
+    import_action: QAction
+    about_model_action: QAction
+    range_model_action: QAction
+
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle(APP_NAME)
@@ -128,7 +137,7 @@ class MainWindow(QMainWindow):
         self.engine.start()
 
         self._build_pages()
-        self._build_menus()
+        build_menus(self)
         self.model_status = QLabel()
         self.model_status.setAccessibleName("Model status")
         self.statusBar().addPermanentWidget(self.model_status)
@@ -238,61 +247,6 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.setup_page)
         self.pages.addWidget(self.workspace)
         self.setCentralWidget(self.pages)
-
-    def _action(self, text: str, slot, shortcut=None, menu=None) -> QAction:
-        action = QAction(text, self)
-        action.triggered.connect(slot)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if menu is not None:
-            menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.open_action = self._action("&Open Photos…", self.choose_photos, QKeySequence.StandardKey.Open, file_menu)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addSeparator()
-        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
-
-        edit_menu = bar.addMenu("&Edit")
-        self.paste_action = self._action("&Paste Photo", self.paste, QKeySequence.StandardKey.Paste, edit_menu)
-        self.copy_action = self._action("&Copy Result", self.results.copy_result, "Ctrl+Shift+C", edit_menu)
-
-        view_menu = bar.addMenu("&View")
-        self._action("&Fit to Window", self.photo_view.fit_to_view, "Ctrl+0", view_menu)
-        self._action("&Actual Size", self.photo_view.actual_size, "Ctrl+1", view_menu)
-        self._action("Zoom &In", self.photo_view.zoom_in, QKeySequence.StandardKey.ZoomIn, view_menu)
-        self._action("Zoom &Out", self.photo_view.zoom_out, QKeySequence.StandardKey.ZoomOut, view_menu)
-        view_menu.addSeparator()
-        self.region_action = self._action("Select a &Region", self.photo_view.set_region_mode, "R", view_menu)
-        self.region_action.setCheckable(True)
-        self._action("&Whole Photo", self.photo_view.clear_region, "W", view_menu)
-        self.stop_action = self._action("&Stop Identifying", self.stop_identifying, "Ctrl+.", view_menu)
-        view_menu.addSeparator()
-        self._action("&Next Photo", lambda: self._step(1), "Right", view_menu)
-        self._action("&Previous Photo", lambda: self._step(-1), "Left", view_menu)
-
-        photo_menu = bar.addMenu("&Photo")
-        self.place_action = self._action("Set &Place…", self.set_place, "Ctrl+L", photo_menu)
-        # "Librar&y": Alt+L is the Library tab's.
-        library_menu = bar.addMenu("Librar&y")
-        self.life_list_action = self._action("&Life List…", self.library_view.open_life_list, "Ctrl+Shift+L",
-                                             library_menu)
-
-        model_menu = bar.addMenu("&Model")
-        self.download_action = self._action(
-            f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", self._download_from_menu, menu=model_menu
-        )
-        self.import_action = self._action("&Import Model File…", self._import_from_menu, "Ctrl+Shift+I", model_menu)
-        self.about_model_action = self._action("&About the Model…", self.show_model_about, menu=model_menu)
-        self.range_model_action = self._action("Range &Model…", self.show_range_model, menu=model_menu)
-        model_menu.addSeparator()
-        self._action("&Settings…", self.show_settings, QKeySequence.StandardKey.Preferences, model_menu)
-        help_menu = bar.addMenu("&Help")
-        self._action(f"&About {APP_NAME}", self._show_about_app, menu=help_menu)
 
     # --- the model ---------------------------------------------------------------------------
 
@@ -451,15 +405,6 @@ class MainWindow(QMainWindow):
         self.strip.setVisible(len(self.session.entries) > 1)
         self.strip.setCurrentRow(first_row)
 
-    def _opener(self, path: Path) -> Callable[[], None]:
-        return lambda: self.add_photos([path])
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for name in self.settings.recent_files:
-            self.recent_menu.addAction(name, self._opener(Path(name)))
-        self.recent_menu.setEnabled(bool(self.settings.recent_files))
-
     # --- showing a photo and its answer ------------------------------------------------------
 
     def _step(self, delta: int) -> None:
@@ -472,7 +417,7 @@ class MainWindow(QMainWindow):
 
     def _show_entry(self, entry: PhotoEntry) -> None:
         # A RAW takes a second or more to decode: say what is happening, not "Drop photos here".
-        self.photo_view.clear_photo(waiting=None if entry.image is not None else _opening_words(entry.file()))
+        self.photo_view.clear_photo(waiting=None if entry.image is not None else opening_words(entry.file()))
         self.zoom_panel.hide()  # until this photo's answer is shown
         self.trust_panel.hide()
         self.label_panel.setEnabled(False)  # until this photo's answer is shown
@@ -480,7 +425,7 @@ class MainWindow(QMainWindow):
             self.photo_view.set_photo(qimage_from_pil(entry.image))
             self._restore_region(entry)
         else:
-            self._run(_decode_for_display(entry.file()), lambda image, e=entry: self._photo_decoded(e, image),
+            self._run(decode_for_display(entry.file()), lambda image, e=entry: self._photo_decoded(e, image),
                       on_failure=lambda message, e=entry: self._photo_not_decoded(e, message))
         self._show_current_answer()
 
@@ -583,7 +528,7 @@ class MainWindow(QMainWindow):
         if state.sha256 is not None and self.range_prior_state is None:
             # The engine names each answer's place; the first name reads the list of towns (a
             # second or so): read it now, on the thread pool, rather than with the first answer.
-            self._run(_read_place_names, lambda _: None)
+            self._run(read_place_names, lambda _: None)
         self.range_prior_state = state
         entry = self.session.current
         if entry is not None and entry.outcome() is not None:
@@ -848,16 +793,16 @@ class MainWindow(QMainWindow):
         if not name:
             return
         size = self.photo_view.photo_size()
-        work = _export(entry, values, self.overlay.choice(), Path(name), blended, (size.width(), size.height()))
+        work = export_overlay_png(entry, values, self.overlay.choice(), Path(name), blended, (size.width(), size.height()))
         self._run(work, lambda path: self.statusBar().showMessage(f"Saved {path}", 5000))
 
     # --- background decoding -----------------------------------------------------------------
 
     def _make_thumbnail(self, entry: PhotoEntry, item: QListWidgetItem) -> None:
         if entry.image is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(_thumbnail(entry.image))))
+            item.setIcon(QIcon(QPixmap.fromImage(thumbnail_image(entry.image))))
             return
-        self._run(_decode_thumbnail(entry.file()), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
+        self._run(decode_thumbnail(entry.file()), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
 
     def _run(self, work, on_success, on_failure=None) -> None:
         job = Job(work)
@@ -884,81 +829,7 @@ class MainWindow(QMainWindow):
         self.collector.release()
         super().closeEvent(event)
 
-    def _show_about_app(self) -> None:
-        QMessageBox.about(
-            self,
-            f"About {APP_NAME}",
-            f"<b>{APP_NAME} {__version__}</b><br>Identifies European birds in photos, offline, "
-            "with Birder's eu-common Hiera model.<br><br>" + _attribution_html(),
-        )
-
-
-def _attribution_html() -> str:
-    """The range model's and the place names' attribution, as their licences ask."""
-    import html
-
-    from birdid_app.core.geomodel import ATTRIBUTION
-    from birdid_app.core.place import PLACE_NAMES_ATTRIBUTION
-
-    return f"{html.escape(ATTRIBUTION)}<br>{html.escape(PLACE_NAMES_ATTRIBUTION)}"
-
-
 def _zoom_kept(entry: PhotoEntry) -> bool:
     """Whether the answer shown is the zoom's: its box is the region, and answered by it."""
     zoom = entry.zoom
     return isinstance(zoom, ZoomOutcome) and zoom.outcome is not None and entry.region_outcome is zoom.outcome
-
-
-def _read_place_names(report, should_cancel) -> None:
-    from birdid_app.core.place import place_name
-
-    place_name(52.37, 4.89)
-
-
-def _opening_words(path: Path) -> str:
-    from birdid_app.core.raw import RAW_SUFFIXES
-
-    return f"Decoding the RAW {path.name}…" if path.suffix.lower() in RAW_SUFFIXES else f"Opening {path.name}…"
-
-
-def _thumbnail(image):
-    copy = image.copy()
-    copy.thumbnail((THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))  # 2x: sharp on high-DPI screens
-    return qimage_from_pil(copy)
-
-
-def _decode_for_display(path: Path):
-    def work(report, should_cancel):
-        from birdid_app.core.photo import decode_photo
-
-        return qimage_from_pil(decode_photo(path, draft_size=None))
-
-    return work
-
-
-def _decode_thumbnail(path: Path):
-    def work(report, should_cancel):
-        from birdid_app.core.thumbnails import thumbnail
-
-        return qimage_from_pil(thumbnail(path))  # the Library tab's cache: 256 px, sharp at 96 on high-DPI screens
-
-    return work
-
-
-def _export(entry: PhotoEntry, values, choice: OverlayChoice, path: Path, blended: bool, photo_size):
-    """A job: the overlay alone (at the size of the photo or region it covers) or over the photo,
-    drawn as `birdid explain` draws it."""
-
-    def work(report, should_cancel):
-        from birdid_app.core import explain
-        from birdid_app.core.photo import decode_photo
-
-        if blended:
-            photo = entry.image if entry.image is not None else decode_photo(entry.file(), draft_size=None)
-        else:
-            photo = photo_size
-        picture = explain.render_picture(photo, values, choice.opacity, choice.colormap, entry.region, blended=blended)
-        explain.save_png(picture, path)  # never a half-written PNG under the name the person chose
-        return path
-
-    return work
