@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,6 @@ from birdid_app.gui.collector import GuiThreadCollector
 from birdid_app.gui.engine import (
     CONVERTING_INT8,
     MEASURING_PRECISION,
-    CheckRequest,
     Engine,
     EngineSettings,
     IdentifyOutcome,
@@ -40,7 +38,6 @@ from birdid_app.gui.engine import (
     LoadedModel,
     RangePriorState,
     ZoomOutcome,
-    ZoomRequest,
 )
 from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
@@ -68,6 +65,7 @@ from birdid_app.gui.results_panel import ResultsPanel, place_shown
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
 from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
+from birdid_app.gui.zoom_trust import ZoomTrustController, zoom_kept
 
 if TYPE_CHECKING:
     from birdid_app.gui.geomodel_dialog import GeomodelDialog
@@ -107,11 +105,8 @@ class MainWindow(QMainWindow):
         self.session.current_changed.connect(self._show_entry)
         self.session.answer_changed.connect(self._answer_changed)
         self.session.request_stopped.connect(self._request_stopped)
-        self.session.zoom_changed.connect(self._zoom_changed)
-        self.session.trust_changed.connect(self._trust_changed)
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
-        self._library_signals_asked: set[tuple[int, object]] = set()  # (entry id, region) read for now
         # Where and when: the engine's range prior as it last said, the places people set in the
         # library ({path: (latitude, longitude, name)}, read off this thread at start and after
         # each change), and each photo's path with links followed, as places are kept by it.
@@ -206,15 +201,9 @@ class MainWindow(QMainWindow):
         right = QVBoxLayout(column_widget)
         right.addWidget(self.results)
         self.zoom_panel = ZoomPanel()
-        self.zoom_panel.zoom_requested.connect(self.zoom_on_bird)
-        self.zoom_panel.keep_requested.connect(self.keep_zoom)
-        self.zoom_panel.cancel_requested.connect(self.cancel_zoom)
-        self.zoom_panel.whole_requested.connect(self.photo_view.clear_region)
         self.trust_panel = TrustPanel()
         right.addWidget(self.zoom_panel)
         right.addWidget(self.trust_panel)
-        self.zoom_panel.hide()
-        self.trust_panel.hide()
         self.label_panel = LabelPanel()
         right.addWidget(self.label_panel)
         right.addWidget(self.overlay)
@@ -231,6 +220,14 @@ class MainWindow(QMainWindow):
         self.identify_view.setSizes([self.width() - 380, 380])
 
         self.library_view = LibraryView(self.engine)
+        self.zoom_trust = ZoomTrustController(
+            self.session, self.zoom_panel, self.trust_panel, self.photo_view,
+            zoom_every_photo=lambda: self.settings.zoom_every_photo,
+            places=lambda entry: (self._assigned_place(entry), self._home_place()),
+            head=lambda: self.loaded_model.head if self.loaded_model is not None else None,
+            read_library=self.library_view.read,
+            parent=self,
+        )
         self.library_view.show_photo.connect(self._show_library_photo)
         self.label_panel.label_chosen.connect(self._label_chosen)
         self.library_view.writer.label_set.connect(self._label_set)
@@ -418,8 +415,7 @@ class MainWindow(QMainWindow):
     def _show_entry(self, entry: PhotoEntry) -> None:
         # A RAW takes a second or more to decode: say what is happening, not "Drop photos here".
         self.photo_view.clear_photo(waiting=None if entry.image is not None else opening_words(entry.file()))
-        self.zoom_panel.hide()  # until this photo's answer is shown
-        self.trust_panel.hide()
+        self.zoom_trust.hide()  # until this photo's answer is shown
         self.label_panel.setEnabled(False)  # until this photo's answer is shown
         if entry.image is not None:
             self.photo_view.set_photo(qimage_from_pil(entry.image))
@@ -441,7 +437,7 @@ class MainWindow(QMainWindow):
 
     def _restore_region(self, entry: PhotoEntry) -> None:
         self.photo_view.set_region(QRect(*entry.region) if entry.region else None)
-        self._show_zoom_box(entry)
+        self.zoom_trust.show_zoom_box(entry)
 
     def _show_current_answer(self) -> None:
         entry = self.session.current
@@ -461,8 +457,7 @@ class MainWindow(QMainWindow):
 
     def _request(self, entry: PhotoEntry) -> None:
         self.results.show_working(entry.source)
-        self.zoom_panel.hide()
-        self.trust_panel.hide()
+        self.zoom_trust.hide()
         if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
         assigned_place, home_place = self._assigned_place(entry), self._home_place()
@@ -480,7 +475,7 @@ class MainWindow(QMainWindow):
             outcome.doubt,
             outcome.model_view,
             request.region is not None,
-            where="the zoom on the bird" if entry is not None and _zoom_kept(entry) else None,
+            where="the zoom on the bird" if entry is not None and zoom_kept(entry) else None,
             place=place_shown(outcome, self.range_prior_state),
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
@@ -490,8 +485,7 @@ class MainWindow(QMainWindow):
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
         if entry is not None:
-            self._show_zoom(entry)
-            self._show_trust(entry)
+            self.zoom_trust.show(entry)
 
     # --- where and when ----------------------------------------------------------------------
 
@@ -583,126 +577,6 @@ class MainWindow(QMainWindow):
         entry = self.session.current
         if entry is not None and entry.outcome() is not None:
             self._show_current_answer()
-
-    # --- zoom on the bird --------------------------------------------------------------------
-
-    def zoom_on_bird(self) -> None:
-        """Identify the photo on screen again, on the box where the evidence for its answer lies."""
-        entry = self.session.current
-        if entry is None or entry.whole is None or self.session.zoom_pending(entry):
-            return
-        class_index = int(entry.whole.identification.probabilities.argmax())
-        assigned_place, home_place = self._assigned_place(entry), self._home_place()
-        self.session.send("zoom", entry, lambda request_id: ZoomRequest(
-            request_id, entry.source, entry.path, entry.image, class_index, assigned_place, home_place))
-        self.zoom_panel.show_working()
-
-    def cancel_zoom(self) -> None:
-        entry = self.session.current
-        if entry is not None:
-            self.session.cancel_zoom(entry)
-
-    def keep_zoom(self) -> None:
-        entry = self.session.current
-        if entry is None or not isinstance(entry.zoom, ZoomOutcome) or entry.zoom.outcome is None:
-            return
-        self.session.keep_zoom(entry)  # answer_changed -> the zoomed answer is shown
-        if entry.region is not None:
-            self.photo_view.set_region(QRect(*entry.region))
-
-    def _zoom_changed(self, entry: PhotoEntry) -> None:
-        if entry is self.session.current:
-            self._show_zoom(entry)
-            self._show_zoom_box(entry)
-
-    def _show_zoom(self, entry: PhotoEntry) -> None:
-        """The zoom panel for the photo on screen; with the setting on, the zoom is asked for."""
-        if entry.whole is None or (entry.region is not None and not _zoom_kept(entry)):
-            self.zoom_panel.hide()  # a region the person chose: they have zoomed themselves
-            return
-        self.zoom_panel.show()
-        if isinstance(entry.zoom, ZoomOutcome):
-            whole_best = entry.whole.ranked[0]
-            self.zoom_panel.show_zoom(entry.zoom, _zoom_kept(entry),
-                                      f"{whole_best.name} ({whole_best.probability:.0%})")
-        elif isinstance(entry.zoom, str):
-            self.zoom_panel.show_failed(entry.zoom)
-        elif self.session.zoom_pending(entry):
-            self.zoom_panel.show_working()
-        elif self.settings.zoom_every_photo:
-            self.zoom_on_bird()
-        else:
-            self.zoom_panel.show_offer()
-
-    def _show_zoom_box(self, entry: PhotoEntry) -> None:
-        zoom = entry.zoom
-        box = zoom.box if isinstance(zoom, ZoomOutcome) and zoom.outcome is not None else None
-        self.photo_view.set_evidence_box(QRect(*box) if box else None)
-
-    # --- how far to trust the answer ---------------------------------------------------------
-
-    def _trust_changed(self, entry: PhotoEntry) -> None:
-        if entry is self.session.current and entry.outcome() is not None:
-            self._show_trust(entry)
-
-    def _show_trust(self, entry: PhotoEntry) -> None:
-        """The three signals for the answer on screen; those not computed yet are asked for."""
-        from birdid_app.core.trust import Agreement
-
-        outcome = entry.outcome()
-        self.trust_panel.show()
-        region = entry.region
-        agreement = entry.agreements.get(region)
-        if isinstance(agreement, Agreement):
-            self.trust_panel.show_signal(agreement.signal())
-        elif isinstance(agreement, str):
-            self.trust_panel.show_failed("Mirror and crops", agreement)
-        else:
-            self.trust_panel.show_working("Mirror and crops")
-            if not self.session.check_pending(entry):
-                class_index = int(outcome.identification.probabilities.argmax())
-                self.session.send("check", entry, lambda request_id: CheckRequest(
-                    request_id, entry.source, entry.path, entry.image, region, class_index))
-        signals = entry.library_signals.get(region)
-        if signals is None:
-            for title in ("Your confirmed photos", "Unfamiliar photo"):
-                self.trust_panel.show_working(title)
-            if (entry.id, region) not in self._library_signals_asked:
-                self._read_library_signals(entry, outcome)
-        else:
-            for signal in signals:
-                self.trust_panel.show_signal(signal)
-
-    def _read_library_signals(self, entry: PhotoEntry, outcome: IdentifyOutcome) -> None:
-        """The library's two signals, read on the library's reader thread."""
-        if self.loaded_model is None:
-            return
-        from birdid_app.core import trust
-
-        region, path = entry.region, entry.path
-        answer, embedding = outcome.ranked[0].name, outcome.identification.embedding
-        head = self.loaded_model.head
-
-        def query(library) -> list:
-            from birdid_app.core.library import LibraryDamaged
-
-            try:
-                own = library.photo_by_path(path) if path is not None else None
-                vote, familiar = trust.library_signals(library, answer, embedding, head,
-                                                       exclude=[own.id] if own is not None else [])
-            except LibraryDamaged:
-                raise  # the Library tab offers to rebuild it
-            except BirdidError as error:  # another model's library, say: said where the signals would be
-                return [dataclasses.replace(signal, finding=str(error)) for signal in trust.without_library()]
-            return [vote.signal(), familiar.signal()]
-
-        def answered(signals: list) -> None:
-            self._library_signals_asked.discard((entry.id, region))
-            if outcome is entry.outcome():  # not an answer since replaced
-                self.session.accept_library_signals(entry, region, signals)
-
-        self._library_signals_asked.add((entry.id, region))
-        self.library_view.read(query, answered, when_missing=trust.without_library())
 
     # --- the person's label ------------------------------------------------------------------
 
