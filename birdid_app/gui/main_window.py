@@ -59,7 +59,8 @@ from birdid_app.gui.photo_jobs import (
     thumbnail_image,
 )
 from birdid_app.gui.photo_view import PhotoView
-from birdid_app.gui.place_dialog import PlaceDialog, assigned_place_for, resolved_path
+from birdid_app.gui.place_dialog import PlaceDialog
+from birdid_app.gui.places import PlaceController
 from birdid_app.gui.resources import icon
 from birdid_app.gui.results_panel import ResultsPanel, place_shown
 from birdid_app.gui.session import PhotoEntry, PhotoSession
@@ -107,13 +108,9 @@ class MainWindow(QMainWindow):
         self.session.request_stopped.connect(self._request_stopped)
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
-        # Where and when: the engine's range prior as it last said, the places people set in the
-        # library ({path: (latitude, longitude, name)}, read off this thread at start and after
-        # each change), and each photo's path with links followed, as places are kept by it.
+        # Where and when: the engine's range prior as it last said; the places people set are
+        # the PlaceController's (self.places).
         self.range_prior_state: RangePriorState | None = None
-        self.assigned_places: dict = {}
-        self._resolved_paths: dict[int, Path] = {}
-        self.place_dialog: PlaceDialog | None = None
         self.range_model_dialog: GeomodelDialog | None = None  # Model > Range Model's, kept while it is open
 
         self.engine.model_loaded.connect(self._model_loaded)
@@ -223,7 +220,7 @@ class MainWindow(QMainWindow):
         self.zoom_trust = ZoomTrustController(
             self.session, self.zoom_panel, self.trust_panel, self.photo_view,
             zoom_every_photo=lambda: self.settings.zoom_every_photo,
-            places=lambda entry: (self._assigned_place(entry), self._home_place()),
+            places=lambda entry: (self.places.assigned_place(entry), self._home_place()),
             head=lambda: self.loaded_model.head if self.loaded_model is not None else None,
             read_library=self.library_view.read,
             parent=self,
@@ -232,9 +229,7 @@ class MainWindow(QMainWindow):
         self.label_panel.label_chosen.connect(self._label_chosen)
         self.library_view.writer.label_set.connect(self._label_set)
         self.library_view.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
-        self.library_view.writer.place_set.connect(self._place_set)
-        self.library_view.writer.rebuilt.connect(lambda *_: self._read_assigned_places())
-        self._read_assigned_places()
+        self.places = PlaceController(self.session, self.library_view, self._status, self._answer_again, self)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.identify_view, "&Identify")
         self.tabs.addTab(self.library_view, "&Library")
@@ -460,7 +455,7 @@ class MainWindow(QMainWindow):
         self.zoom_trust.hide()
         if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
-        assigned_place, home_place = self._assigned_place(entry), self._home_place()
+        assigned_place, home_place = self.places.assigned_place(entry), self._home_place()
         self.session.send("identify", entry, lambda request_id: IdentifyRequest(
             request_id, entry.source, path=entry.path, image=entry.image, region=entry.region,
             assigned_place=assigned_place, home_place=home_place))
@@ -493,17 +488,6 @@ class MainWindow(QMainWindow):
         home = self.settings.home_place
         return (home[0], home[1]) if home else None
 
-    def _resolved_path(self, entry: PhotoEntry) -> Path:
-        if entry.id not in self._resolved_paths:
-            self._resolved_paths[entry.id] = resolved_path(entry.file())
-        return self._resolved_paths[entry.id]
-
-    def _assigned_place(self, entry: PhotoEntry) -> tuple[float, float, str] | None:
-        """The place set for the photo or its folder, as the engine is told it."""
-        if entry.path is None or not self.assigned_places:
-            return None
-        return assigned_place_for(self.assigned_places, self._resolved_path(entry))
-
     def _placed_as_now(self, entry: PhotoEntry, outcome: IdentifyOutcome) -> bool:
         """Whether `outcome` was placed as the photo would be now: by the same range model, with the
         same place set and home place (without a range model, no place matters)."""
@@ -513,7 +497,7 @@ class MainWindow(QMainWindow):
             return False
         request = outcome.request
         return range_model is None or (
-            request.home_place == self._home_place() and request.assigned_place == self._assigned_place(entry)
+            request.home_place == self._home_place() and request.assigned_place == self.places.assigned_place(entry)
         )
 
     def _range_prior_changed(self, state: RangePriorState) -> None:
@@ -524,9 +508,20 @@ class MainWindow(QMainWindow):
             # second or so): read it now, on the thread pool, rather than with the first answer.
             self._run(read_place_names, lambda _: None)
         self.range_prior_state = state
+        self._answer_again()
+
+    def _answer_again(self) -> None:
+        """The answer on screen drawn again, and asked again where it was placed otherwise."""
         entry = self.session.current
         if entry is not None and entry.outcome() is not None:
             self._show_current_answer()
+
+    @property
+    def place_dialog(self) -> PlaceDialog | None:
+        return self.places.dialog
+
+    def _status(self, message: str, milliseconds: int) -> None:
+        self.statusBar().showMessage(message, milliseconds)
 
     def _rank_by_place_changed(self, on: bool) -> None:
         """The switch in the results panel, which has redrawn itself: remembered in the settings
@@ -535,48 +530,6 @@ class MainWindow(QMainWindow):
         entry = self.session.current
         if entry is not None and entry.outcome() is not None and self.results.ranked:
             self._show_label(entry, self.results.ranked[0].name)
-
-    def _read_assigned_places(self) -> None:
-        self.library_view.read(lambda library: library.assigned_places(), self._places_read, when_missing={})
-
-    def _places_read(self, places: dict) -> None:
-        self.assigned_places = dict(places)
-        entry = self.session.current
-        if entry is not None and entry.outcome() is not None:
-            self._show_current_answer()  # asked again if it was answered before its place was known
-
-    def set_place(self) -> None:
-        """Photo > Set Place: where the photo on screen, or every photo in its folder, was taken."""
-        entry = self.session.current
-        if entry is None or entry.path is None:
-            self.statusBar().showMessage(
-                "Open a photo file first: a pasted picture has no folder to keep a place for (the home place "
-                "in Settings serves it).", 8000,
-            )
-            return
-        dialog = PlaceDialog(self._resolved_path(entry), self.assigned_places, self)
-        dialog.accepted.connect(lambda: self._place_chosen(dialog))
-        self.place_dialog = dialog
-        dialog.open()
-
-    def _place_chosen(self, dialog: PlaceDialog) -> None:
-        writer, library = self.library_view.writer, self.library_view.library_path
-        if dialog.target is None:
-            return
-        if dialog.action == "set" and dialog.place is not None:
-            writer.set_place(library, dialog.target, *dialog.place)
-        elif dialog.action == "clear":
-            writer.clear_place(library, dialog.target)
-
-    def _place_set(self, path: Path, place, places: dict) -> None:
-        """A place was set or cleared in the library: the photo on screen is identified again if
-        its answer used another place."""
-        self.assigned_places = dict(places)
-        name = path.name or str(path)
-        self.statusBar().showMessage(f"Place of {name}: {place[2]}" if place else f"Place of {name} cleared", 5000)
-        entry = self.session.current
-        if entry is not None and entry.outcome() is not None:
-            self._show_current_answer()
 
     # --- the person's label ------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ def build_menus(window: MainWindow) -> None:
     _action(window, "&Previous Photo", lambda: window._step(-1), "Left", view_menu)
 
     photo_menu = bar.addMenu("&Photo")
-    window.place_action = _action(window, "Set &Place…", window.set_place, "Ctrl+L", photo_menu)
+    window.place_action = _action(window, "Set &Place…", window.places.set_place, "Ctrl+L", photo_menu)
     # "Librar&y": Alt+L is the Library tab's.
     library_menu = bar.addMenu("Librar&y")
     window.life_list_action = _action(window, "&Life List…", window.library_view.open_life_list, "Ctrl+Shift+L",
