@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QPixmap
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QScrollArea,
@@ -42,22 +40,20 @@ from birdid_app.gui.engine import (
 from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.label_panel import LabelPanel
+from birdid_app.gui.labels import LabelController
 from birdid_app.gui.library_view import LibraryView
 from birdid_app.gui.menus import build_menus
-from birdid_app.gui.model_about import ModelAboutDialog
 from birdid_app.gui.model_setup import ModelSetupPage
 from birdid_app.gui.overlay_controller import OverlayController
 from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
 from birdid_app.gui.photo_jobs import (
-    THUMBNAIL_SIZE,
     decode_for_display,
-    decode_thumbnail,
     export_overlay_png,
     opening_words,
     photos_in,
     read_place_names,
-    thumbnail_image,
 )
+from birdid_app.gui.photo_strip import PhotoStrip
 from birdid_app.gui.photo_view import PhotoView
 from birdid_app.gui.place_dialog import PlaceDialog
 from birdid_app.gui.places import PlaceController
@@ -166,16 +162,8 @@ class MainWindow(QMainWindow):
         self.photo_view = PhotoView()
         self.photo_view.region_selected.connect(self._region_selected)
         self.photo_view.region_cleared.connect(self._region_cleared)
-        self.strip = QListWidget()
-        self.strip.setAccessibleName("Photos")
-        self.strip.setViewMode(QListWidget.ViewMode.IconMode)
-        self.strip.setFlow(QListWidget.Flow.LeftToRight)
-        self.strip.setWrapping(False)
-        self.strip.setMovement(QListWidget.Movement.Static)
-        self.strip.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        self.strip.setFixedHeight(THUMBNAIL_SIZE + 44)
+        self.strip = PhotoStrip(self._run)
         self.strip.currentRowChanged.connect(self._show_row)
-        self.strip.hide()
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
@@ -226,8 +214,7 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self.library_view.show_photo.connect(self._show_library_photo)
-        self.label_panel.label_chosen.connect(self._label_chosen)
-        self.library_view.writer.label_set.connect(self._label_set)
+        self.labels = LabelController(self.session, self.label_panel, self.library_view, self._status, self)
         self.library_view.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
         self.places = PlaceController(self.session, self.library_view, self._status, self._answer_again, self)
         self.tabs = QTabWidget()
@@ -295,23 +282,6 @@ class MainWindow(QMainWindow):
         self.results.show_error(message)
         self.statusBar().showMessage(message)
 
-    def show_model_about(self) -> None:
-        model = self.active_model()
-        if model is not None:
-            ModelAboutDialog(model, self).open()
-
-    def show_range_model(self) -> None:
-        """Model > Range Model: the range model's state, and installing or removing it."""
-        from birdid_app.gui.geomodel_dialog import GeomodelDialog
-
-        loaded = self.loaded_model
-        dialog = GeomodelDialog(loaded.class_names if loaded else None, loaded.name if loaded else None, self)
-        # The engine loads what is installed now; its range_prior_changed then asks the answer on
-        # screen again (_range_prior_changed), as a change of settings does.
-        dialog.changed.connect(self.engine.reload_range_prior)
-        self.range_model_dialog = dialog
-        dialog.open()
-
     def show_settings(self) -> None:
         devices = self.loaded_model.devices if self.loaded_model else None
         dialog = SettingsDialog(self.settings, devices, self)
@@ -335,14 +305,6 @@ class MainWindow(QMainWindow):
         changed = self.settings.top_k != top_k_before or self._home_place() != home_before
         if changed and self.session.current is not None:
             self._show_current_answer()  # a new home place: identified again if its answer used the old one
-
-    def _download_from_menu(self) -> None:
-        self.pages.setCurrentWidget(self.setup_page)  # where the progress and Cancel are shown
-        self.setup_page.installer.start_download()
-
-    def _import_from_menu(self) -> None:
-        self.pages.setCurrentWidget(self.setup_page)
-        self.setup_page.installer.choose_file_to_import()
 
     # --- getting photos in -------------------------------------------------------------------
 
@@ -389,20 +351,9 @@ class MainWindow(QMainWindow):
     def _add_entries(self, entries: list[PhotoEntry]) -> None:
         first_row = len(self.session.entries)
         self.session.add(entries)
-        for entry in entries:
-            item = QListWidgetItem(Path(entry.source).name if entry.path else entry.source)
-            item.setToolTip(entry.source)
-            self.strip.addItem(item)
-            self._make_thumbnail(entry, item)
-        self.strip.setVisible(len(self.session.entries) > 1)
-        self.strip.setCurrentRow(first_row)
+        self.strip.add(entries, first_row)
 
     # --- showing a photo and its answer ------------------------------------------------------
-
-    def _step(self, delta: int) -> None:
-        if self.session.entries:
-            last = len(self.session.entries) - 1
-            self.strip.setCurrentRow(max(0, min(last, self.strip.currentRow() + delta)))
 
     def _show_row(self, row: int) -> None:
         self.session.select(row)  # current_changed -> _show_entry
@@ -475,7 +426,7 @@ class MainWindow(QMainWindow):
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
         self.library_view.current_embedding = outcome.identification.embedding
-        self._show_label(self.session.current, self.results.ranked[0].name)  # the best match as shown
+        self.labels.show(self.session.current, self.results.ranked[0].name)  # the best match as shown
         if self.loaded_model is not None:
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
@@ -529,33 +480,7 @@ class MainWindow(QMainWindow):
         self.settings.rank_by_place = on
         entry = self.session.current
         if entry is not None and entry.outcome() is not None and self.results.ranked:
-            self._show_label(entry, self.results.ranked[0].name)
-
-    # --- the person's label ------------------------------------------------------------------
-
-    def _show_label(self, entry: PhotoEntry | None, top_species: str | None) -> None:
-        """The label panel for the photo on screen: its label is read from the library."""
-        if entry is None or entry.path is None:
-            self.label_panel.setEnabled(False)  # a pasted picture is in no library
-            return
-        self.label_panel.show_photo(top_species, None)
-
-        def shown(photo) -> None:
-            if entry is self.session.current and photo:
-                self.label_panel.show_label(photo.label)
-
-        self.library_view.read(lambda library: library.photo_by_path(entry.path), shown, when_missing=False)
-
-    def _label_chosen(self, species: str | None) -> None:
-        entry = self.session.current
-        if entry is not None and entry.path is not None:
-            self.library_view.writer.set_label(self.library_view.library_path, entry.path, species)
-
-    def _label_set(self, path: Path, species: str | None) -> None:
-        current = self.session.current
-        if current is not None and current.path == path:
-            self.label_panel.show_label(species)
-        self.statusBar().showMessage(f"Labelled {path.name}: {species}" if species else f"Label removed from {path.name}", 5000)
+            self.labels.show(entry, self.results.ranked[0].name)
 
     def _answer_changed(self, entry: PhotoEntry) -> None:
         if entry is not self.session.current:
@@ -624,12 +549,6 @@ class MainWindow(QMainWindow):
         self._run(work, lambda path: self.statusBar().showMessage(f"Saved {path}", 5000))
 
     # --- background decoding -----------------------------------------------------------------
-
-    def _make_thumbnail(self, entry: PhotoEntry, item: QListWidgetItem) -> None:
-        if entry.image is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(thumbnail_image(entry.image))))
-            return
-        self._run(decode_thumbnail(entry.file()), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
 
     def _run(self, work, on_success, on_failure=None) -> None:
         job = Job(work)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from birdid_app import APP_NAME, __version__
 from birdid_app.core.model_store import PUBLISHED_MODEL
+from birdid_app.gui.model_about import ModelAboutDialog
 
 if TYPE_CHECKING:
     from birdid_app.gui.main_window import MainWindow
@@ -42,8 +43,8 @@ def build_menus(window: MainWindow) -> None:
     _action(window, "&Whole Photo", window.photo_view.clear_region, "W", view_menu)
     window.stop_action = _action(window, "&Stop Identifying", window.stop_identifying, "Ctrl+.", view_menu)
     view_menu.addSeparator()
-    _action(window, "&Next Photo", lambda: window._step(1), "Right", view_menu)
-    _action(window, "&Previous Photo", lambda: window._step(-1), "Left", view_menu)
+    _action(window, "&Next Photo", lambda: window.strip.step(1), "Right", view_menu)
+    _action(window, "&Previous Photo", lambda: window.strip.step(-1), "Left", view_menu)
 
     photo_menu = bar.addMenu("&Photo")
     window.place_action = _action(window, "Set &Place…", window.places.set_place, "Ctrl+L", photo_menu)
@@ -54,15 +55,44 @@ def build_menus(window: MainWindow) -> None:
 
     model_menu = bar.addMenu("&Model")
     window.download_action = _action(window, 
-        f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", window._download_from_menu, menu=model_menu
+        f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", lambda: _download_from_menu(window), menu=model_menu
     )
-    window.import_action = _action(window, "&Import Model File…", window._import_from_menu, "Ctrl+Shift+I", model_menu)
-    window.about_model_action = _action(window, "&About the Model…", window.show_model_about, menu=model_menu)
-    window.range_model_action = _action(window, "Range &Model…", window.show_range_model, menu=model_menu)
+    window.import_action = _action(window, "&Import Model File…", lambda: _import_from_menu(window), "Ctrl+Shift+I", model_menu)
+    window.about_model_action = _action(window, "&About the Model…", lambda: show_model_about(window), menu=model_menu)
+    window.range_model_action = _action(window, "Range &Model…", lambda: show_range_model(window), menu=model_menu)
     model_menu.addSeparator()
     _action(window, "&Settings…", window.show_settings, QKeySequence.StandardKey.Preferences, model_menu)
     help_menu = bar.addMenu("&Help")
     _action(window, f"&About {APP_NAME}", lambda: show_about_app(window), menu=help_menu)
+
+
+def show_model_about(window: MainWindow) -> None:
+    model = window.active_model()
+    if model is not None:
+        ModelAboutDialog(model, window).open()
+
+
+def show_range_model(window: MainWindow) -> None:
+    """Model > Range Model: the range model's state, and installing or removing it."""
+    from birdid_app.gui.geomodel_dialog import GeomodelDialog
+
+    loaded = window.loaded_model
+    dialog = GeomodelDialog(loaded.class_names if loaded else None, loaded.name if loaded else None, window)
+    # The engine loads what is installed now; its range_prior_changed then asks the answer on
+    # screen again (_range_prior_changed), as a change of settings does.
+    dialog.changed.connect(window.engine.reload_range_prior)
+    window.range_model_dialog = dialog
+    dialog.open()
+
+
+def _download_from_menu(window: MainWindow) -> None:
+    window.pages.setCurrentWidget(window.setup_page)  # where the progress and Cancel are shown
+    window.setup_page.installer.start_download()
+
+
+def _import_from_menu(window: MainWindow) -> None:
+    window.pages.setCurrentWidget(window.setup_page)
+    window.setup_page.installer.choose_file_to_import()
 
 
 def _action(window: MainWindow, text: str, slot, shortcut=None, menu=None) -> QAction:
