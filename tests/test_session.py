@@ -69,3 +69,37 @@ def test_failures_and_cancellations_end_the_request_they_belong_to(qapp):
     stopped, _ = session.identify_ticket(entry)
     session.accept_cancelled(stopped)
     assert recorder.events == [("answer", "b.jpg"), ("cam", (None, 4, 2)), ("stopped", "b.jpg")]
+
+
+class FakeEngine:
+    """Stands in for the engine: records what the session sends and cancels."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def send(self, request) -> None:
+        self.calls.append(("send", request))
+
+    def cancel(self, request_id: int) -> None:
+        self.calls.append(("cancel", request_id))
+
+
+def test_send_issues_a_ticket_cancels_what_it_replaces_and_sends_the_request(qapp):
+    engine = FakeEngine()
+    session = PhotoSession(engine=engine)
+    entry = PhotoEntry("c.jpg")
+    session.add([entry])
+    first = session.send("identify", entry, lambda request_id: ("identify", request_id))
+    second = session.send("identify", entry, lambda request_id: ("identify", request_id))
+    assert session.pending(entry) == second
+    assert engine.calls == [("send", ("identify", first)), ("cancel", first), ("send", ("identify", second))]
+    engine.calls.clear()
+    cam = session.send("cam", entry, lambda request_id: ("cam", request_id), key=(None, 3, 2))
+    zoom = session.send("zoom", entry, lambda request_id: ("zoom", request_id))
+    check = session.send("check", entry, lambda request_id: ("check", request_id))
+    assert engine.calls == [("send", ("cam", cam)), ("send", ("zoom", zoom)), ("send", ("check", check))]
+    assert session.cam_waiting() and session.zoom_pending(entry) and session.check_pending(entry)
+    engine.calls.clear()
+    session.set_region(entry, (1, 2, 3, 4))  # the whole photo's identification no longer applies
+    session.cancel_zoom(entry)
+    assert engine.calls == [("cancel", second), ("cancel", zoom)] and entry.zoom == "The zoom was cancelled."

@@ -146,3 +146,21 @@ def load_classifier(args: argparse.Namespace, photos: int | None = None):
 def print_json(value) -> None:
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def reading_model(args: argparse.Namespace) -> str | None:
+    """The model whose identifications a library command reads: --model's, else the installed
+    active one's; None (the library's only model) when no model is installed."""
+    from birdid_app.core.errors import NoModelError
+
+    try:
+        return choose_model(args.model).info["name"]
+    except NoModelError:
+        return None
+
+
+def open_library(args: argparse.Namespace):
+    """The library file for a command that reads it; only `index` creates one that is not there."""
+    from birdid_app.core.library import Library
+
+    return Library(args.library, model=reading_model(args), create=False)

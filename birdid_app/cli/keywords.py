@@ -33,14 +33,14 @@ def add_commands(commands) -> None:
 
 
 def write_keywords(args: argparse.Namespace) -> int:
-    from birdid_app.cli.library import _open_library
+    from birdid_app.cli.common import open_library
     from birdid_app.core.keywords import write_library_keywords
     from birdid_app.core.settings import load_settings
 
     settings = load_settings()
     style = args.style or settings.sidecar_style
     embed = args.embed or settings.embed_in_jpeg
-    with _open_library(args) as library:
+    with open_library(args) as library:
         summary = write_library_keywords(
             library, min_probability=args.min_probability, confirmed_only=args.confirmed_only, style=style,
             root=args.root or settings.keyword_root, embed=embed,

@@ -16,6 +16,7 @@ from birdid_app.cli.common import (
     json_option,
     load_classifier,
     model_option,
+    open_library,
     positive_int,
     print_json,
     running_options,
@@ -90,24 +91,6 @@ def add_commands(commands) -> None:
                         help="path, date, GPS, top-5 species, model and your label of every photo")
     add_ebird_options(export)
     export.set_defaults(run=export_csv)
-
-
-def _reading_model(args: argparse.Namespace) -> str | None:
-    """The model whose identifications a library command reads: --model's, else the installed
-    active one's; None (the library's only model) when no model is installed."""
-    from birdid_app.core.errors import NoModelError
-
-    try:
-        return choose_model(args.model).info["name"]
-    except NoModelError:
-        return None
-
-
-def _open_library(args: argparse.Namespace):
-    """The library file for a command that reads it; only `index` creates one that is not there."""
-    from birdid_app.core.library import Library
-
-    return Library(args.library, model=_reading_model(args), create=False)
 
 
 def index_folders(args: argparse.Namespace) -> int:
@@ -191,7 +174,7 @@ def _range_prior(class_names):
 def similar_photos(args: argparse.Namespace) -> int:
     from birdid_app.core.errors import PhotoError
 
-    with _open_library(args) as library:
+    with open_library(args) as library:
         known = library.photo_by_path(args.photo)
         if known is not None and library.has_embedding(known.id):
             hits = library.similar_to_photo(known.id, args.top_k)
@@ -219,7 +202,7 @@ def _warn_if_not_identified_by(library) -> None:
 
 
 def find_species(args: argparse.Namespace) -> int:
-    with _open_library(args) as library:
+    with open_library(args) as library:
         species = library.species_named(args.species)
         hits = library.find_species(species, in_top=args.in_top, confirmed_only=args.confirmed, ranking=args.ranking)
         _warn_if_not_identified_by(library)
@@ -246,7 +229,7 @@ def label_photo(args: argparse.Namespace) -> int:
 
     if args.clear == (args.species is not None):
         raise Failure("Name a SPECIES for the photo, or --clear its label.")
-    with _open_library(args) as library:
+    with open_library(args) as library:
         photo = library.photo_by_path(args.photo)
         if photo is None:
             raise Failure(f"{args.photo}: This photo is not in the library: index its folder first.")
@@ -266,7 +249,7 @@ def label_photo(args: argparse.Namespace) -> int:
 
 
 def duplicate_groups(args: argparse.Namespace) -> int:
-    with _open_library(args) as library:
+    with open_library(args) as library:
         groups = library.duplicate_groups(args.threshold)
         _warn_if_not_identified_by(library)
     _print_groups(groups, args.json, f"No near-duplicates: no two photos are {args.threshold:g} alike or more.")
@@ -284,7 +267,7 @@ def _print_groups(groups, as_json: bool, none_found: str) -> None:
 
 
 def burst_groups(args: argparse.Namespace) -> int:
-    with _open_library(args) as library:
+    with open_library(args) as library:
         groups = library.burst_groups(args.seconds, args.threshold)
         _warn_if_not_identified_by(library)
     _print_groups(groups, args.json, f"No bursts: no photos taken within {args.seconds:g} s of each other are "
@@ -310,7 +293,7 @@ def export_csv(args: argparse.Namespace) -> int:
         return export_ebird(args)
     if args.year is not None:
         raise Failure("--year goes with --ebird: `birdid export FILE.csv` writes every photo.")
-    with _open_library(args) as library:
+    with open_library(args) as library:
         rows = library.export_csv(args.out)
         _warn_if_not_identified_by(library)
     print(f"{args.out}: {rows} photos")

@@ -34,11 +34,11 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def draw_library_map(args: argparse.Namespace) -> int:
-    from birdid_app.cli.library import _open_library
+    from birdid_app.cli.common import open_library
     from birdid_app.core.explain import save_png
     from birdid_app.core.library_map import draw_map, library_map, map_cache_path, point_keys
 
-    with _open_library(args) as library:
+    with open_library(args) as library:
         if not len(library.vectors()):
             raise Failure(f"{library.path}: The library has no identified photos to map; index a folder first.",
                           EXIT_SOME_FAILED)

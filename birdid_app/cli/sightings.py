@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from birdid_app.cli.common import EXIT_OK, json_option, model_option, print_json
+from birdid_app.cli.common import EXIT_OK, json_option, model_option, open_library, print_json
 
 
 def add_commands(commands) -> None:
@@ -43,16 +43,10 @@ def year_number(text: str) -> int:
     return int(text)
 
 
-def _open_library(args: argparse.Namespace):
-    from birdid_app.cli.library import _open_library  # library.py imports this module for export's options
-
-    return _open_library(args)
-
-
 def export_ebird(args: argparse.Namespace) -> int:
     from birdid_app.core.sightings import write_ebird_csv
 
-    with _open_library(args) as library:
+    with open_library(args) as library:
         written = write_ebird_csv(library, args.ebird, year=args.year)
     print(written.sentence())
     return EXIT_OK
@@ -62,7 +56,7 @@ def show_life_list(args: argparse.Namespace) -> int:
     from birdid_app.core.sightings import LifeList, PlacesList, life_list, places_list
 
     listed: LifeList | PlacesList
-    with _open_library(args) as library:
+    with open_library(args) as library:
         if args.by_place:
             listed = places_list(library, year=args.year)
         else:

@@ -18,15 +18,12 @@ from birdid_app.core.errors import BirdidError, PhotoError
 from birdid_app.core.int8 import Int8Model, Int8Unavailable, prepare_int8
 from birdid_app.core.options import DEVICES, PRECISIONS
 from birdid_app.core.photo import decode_photo
-from birdid_app.core.precision import choose_precision
+from birdid_app.core.precision import choose_precision, torch_dtype
 from birdid_app.core.preprocess import to_model_input
 
 # Photos per forward pass: bounds memory (stage-1 maps are 3.5 MB a photo at 384x384) while
 # still amortising per-call overhead.
 DEFAULT_BATCH_SIZE = 8
-# The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/int8.py) and keeps
-# the float model for what the graph does not give: stage maps and Grad-CAM.
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,7 @@ class Classifier:
                     raise
                 # Chosen by a kept trial, but no longer available: fp32 always is.
                 self.precision, self.precision_reason = "fp32", f"fp32: {error}"
-        self.dtype = DTYPES[self.precision]
+        self.dtype = torch_dtype(self.precision)
         self.model = self.checkpoint.build_model().to(device=self.device, dtype=self.dtype)
 
     def _choose_precision(self, on_measuring: Callable[[], None] | None = None) -> None:

@@ -289,6 +289,14 @@ def _cpu_ticks() -> tuple[int, int, int] | None:
 # --- the trial --------------------------------------------------------------------------------
 
 
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/int8.py) and
+    keeps the float model for what the graph does not give: stage maps and Grad-CAM."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}[precision]
+
+
 def candidate_precisions(device: torch.device, *, native_bf16: bool) -> list[str]:
     """Modes worth trying on `device`, fp32 first (it is the yardstick and always agrees)."""
     import torch
@@ -328,7 +336,6 @@ def measure_precisions(
     All modes stay in memory until the timing ends (the base model: about 400 MB on the CPU)."""
     import torch
 
-    from birdid_app.core.inference import DTYPES
     from birdid_app.core.int8 import Int8Unavailable
     from birdid_app.core.preprocess import to_model_input
 
@@ -348,7 +355,7 @@ def measure_precisions(
             log.warning("%s", error)
             checked.append(PrecisionTrial(precision, 0.0, False, str(error)))
             continue
-        dtype = DTYPES[precision]
+        dtype = torch_dtype(precision)
         with torch.inference_mode():
             logits, embedding = forward(batch.to(dtype))
         embeddings = embedding.float().cpu()
@@ -444,9 +451,8 @@ def _forward(checkpoint: Checkpoint, device: torch.device, precision: str, on_co
         from birdid_app.core.int8 import prepare_int8
 
         return prepare_int8(checkpoint, on_converting=on_converting)
-    from birdid_app.core.inference import DTYPES
 
-    model = checkpoint.build_model().to(device=device, dtype=DTYPES[precision])
+    model = checkpoint.build_model().to(device=device, dtype=torch_dtype(precision))
 
     def forward(images):
         output = model(images, stage_maps=False)

@@ -328,6 +328,10 @@ class Engine(QThread):
         """Queue a mirror-and-crops check, replacing one still waiting (which is cancelled)."""
         self._put(request)
 
+    def send(self, request: IdentifyRequest | ExplainRequest | ZoomRequest | CheckRequest) -> None:
+        """Queue a request in its slot, replacing one still waiting there (which is cancelled)."""
+        self._put(request)
+
     def _put(self, command) -> None:
         slot = _SLOT_OF[type(command)]
         with self._wake:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
-    QMessageBox,
+    QMenu,
     QScrollArea,
     QSplitter,
     QStackedWidget,
@@ -25,16 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app import APP_NAME, __version__
+from birdid_app import APP_NAME
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
+from birdid_app.core.model_store import InstalledModel, ModelStore
 from birdid_app.core.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import SettingsError, add_recent_file, load_settings, save_settings
 from birdid_app.gui.collector import GuiThreadCollector
 from birdid_app.gui.engine import (
     CONVERTING_INT8,
     MEASURING_PRECISION,
-    CheckRequest,
     Engine,
     EngineSettings,
     IdentifyOutcome,
@@ -42,47 +36,57 @@ from birdid_app.gui.engine import (
     LoadedModel,
     RangePriorState,
     ZoomOutcome,
-    ZoomRequest,
 )
 from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.label_panel import LabelPanel
+from birdid_app.gui.labels import LabelController
 from birdid_app.gui.library_view import LibraryView
-from birdid_app.gui.model_about import ModelAboutDialog
+from birdid_app.gui.menus import build_menus
 from birdid_app.gui.model_setup import ModelSetupPage
 from birdid_app.gui.overlay_controller import OverlayController
 from birdid_app.gui.overlay_panel import OverlayChoice, OverlayPanel
+from birdid_app.gui.photo_jobs import (
+    decode_for_display,
+    export_overlay_png,
+    opening_words,
+    photos_in,
+    read_place_names,
+)
+from birdid_app.gui.photo_strip import PhotoStrip
 from birdid_app.gui.photo_view import PhotoView
-from birdid_app.gui.place_dialog import PlaceDialog, assigned_place_for, resolved_path
+from birdid_app.gui.place_dialog import PlaceDialog
+from birdid_app.gui.places import PlaceController
 from birdid_app.gui.resources import icon
 from birdid_app.gui.results_panel import ResultsPanel, place_shown
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
 from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
+from birdid_app.gui.zoom_trust import ZoomTrustController, zoom_kept
 
 if TYPE_CHECKING:
     from birdid_app.gui.geomodel_dialog import GeomodelDialog
 
-THUMBNAIL_SIZE = 96
 DEFAULT_WINDOW_SIZE = QSize(1200, 780)
 PHOTO_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
 PASTED = "Pasted image"
 
 
-def photos_in(paths: list[Path]) -> list[Path]:
-    """The files among `paths`, and the photos inside any folder among them (sorted, recursive)."""
-    found: list[Path] = []
-    for path in paths:
-        if os.path.isdir(path):  # not Path.is_dir: it raises for a name too long for the system
-            found += sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
-        else:
-            found.append(path)
-    return found
-
-
 class MainWindow(QMainWindow):
+    # Built by gui/menus.py: the actions the window enables and disables, and the recent files.
+    open_action: QAction
+    recent_menu: QMenu
+    paste_action: QAction
+    copy_action: QAction
+    region_action: QAction
+    stop_action: QAction
+    place_action: QAction
+    life_list_action: QAction
+    download_action: QAction
+    import_action: QAction
+    about_model_action: QAction
+    range_model_action: QAction
+
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle(APP_NAME)
@@ -91,26 +95,20 @@ class MainWindow(QMainWindow):
         self.collector = GuiThreadCollector(self)  # Qt objects are freed on this thread only
         self.settings = load_settings()
         self._place_on_screen()
-        # The photos and answers: the state lives in the session; this window draws it.
-        self.session = PhotoSession(self)
+        self.engine = Engine()
+        # The photos and answers: the state lives in the session, which sends the engine its
+        # requests; this window draws it.
+        self.session = PhotoSession(self, self.engine)
         self.session.current_changed.connect(self._show_entry)
         self.session.answer_changed.connect(self._answer_changed)
         self.session.request_stopped.connect(self._request_stopped)
-        self.session.zoom_changed.connect(self._zoom_changed)
-        self.session.trust_changed.connect(self._trust_changed)
         self.loaded_model: LoadedModel | None = None
         self.jobs: set[Job] = set()
-        self._library_signals_asked: set[tuple[int, object]] = set()  # (entry id, region) read for now
-        # Where and when: the engine's range prior as it last said, the places people set in the
-        # library ({path: (latitude, longitude, name)}, read off this thread at start and after
-        # each change), and each photo's path with links followed, as places are kept by it.
+        # Where and when: the engine's range prior as it last said; the places people set are
+        # the PlaceController's (self.places).
         self.range_prior_state: RangePriorState | None = None
-        self.assigned_places: dict = {}
-        self._resolved_paths: dict[int, Path] = {}
-        self.place_dialog: PlaceDialog | None = None
         self.range_model_dialog: GeomodelDialog | None = None  # Model > Range Model's, kept while it is open
 
-        self.engine = Engine()
         self.engine.model_loaded.connect(self._model_loaded)
         self.engine.model_failed.connect(self._model_failed)
         self.engine.identified.connect(lambda outcome: self.session.accept_identified(outcome.request.request_id, outcome))
@@ -127,7 +125,7 @@ class MainWindow(QMainWindow):
         self.engine.start()
 
         self._build_pages()
-        self._build_menus()
+        build_menus(self)
         self.model_status = QLabel()
         self.model_status.setAccessibleName("Model status")
         self.statusBar().addPermanentWidget(self.model_status)
@@ -164,16 +162,8 @@ class MainWindow(QMainWindow):
         self.photo_view = PhotoView()
         self.photo_view.region_selected.connect(self._region_selected)
         self.photo_view.region_cleared.connect(self._region_cleared)
-        self.strip = QListWidget()
-        self.strip.setAccessibleName("Photos")
-        self.strip.setViewMode(QListWidget.ViewMode.IconMode)
-        self.strip.setFlow(QListWidget.Flow.LeftToRight)
-        self.strip.setWrapping(False)
-        self.strip.setMovement(QListWidget.Movement.Static)
-        self.strip.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        self.strip.setFixedHeight(THUMBNAIL_SIZE + 44)
+        self.strip = PhotoStrip(self._run)
         self.strip.currentRowChanged.connect(self._show_row)
-        self.strip.hide()
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
@@ -185,7 +175,7 @@ class MainWindow(QMainWindow):
         self.results.rank_by_place_changed.connect(self._rank_by_place_changed)
         self.overlay = OverlayPanel(self.settings)
         self.overlay_controller = OverlayController(
-            self.session, self.overlay, self.photo_view, self.engine, self._run,
+            self.session, self.overlay, self.photo_view, self._run,
             lambda message, ms: self.statusBar().showMessage(message, ms) if message else self.statusBar().clearMessage(),
             self,
         )
@@ -196,15 +186,9 @@ class MainWindow(QMainWindow):
         right = QVBoxLayout(column_widget)
         right.addWidget(self.results)
         self.zoom_panel = ZoomPanel()
-        self.zoom_panel.zoom_requested.connect(self.zoom_on_bird)
-        self.zoom_panel.keep_requested.connect(self.keep_zoom)
-        self.zoom_panel.cancel_requested.connect(self.cancel_zoom)
-        self.zoom_panel.whole_requested.connect(self.photo_view.clear_region)
         self.trust_panel = TrustPanel()
         right.addWidget(self.zoom_panel)
         right.addWidget(self.trust_panel)
-        self.zoom_panel.hide()
-        self.trust_panel.hide()
         self.label_panel = LabelPanel()
         right.addWidget(self.label_panel)
         right.addWidget(self.overlay)
@@ -221,13 +205,18 @@ class MainWindow(QMainWindow):
         self.identify_view.setSizes([self.width() - 380, 380])
 
         self.library_view = LibraryView(self.engine)
+        self.zoom_trust = ZoomTrustController(
+            self.session, self.zoom_panel, self.trust_panel, self.photo_view,
+            zoom_every_photo=lambda: self.settings.zoom_every_photo,
+            places=lambda entry: (self.places.assigned_place(entry), self._home_place()),
+            head=lambda: self.loaded_model.head if self.loaded_model is not None else None,
+            read_library=self.library_view.read,
+            parent=self,
+        )
         self.library_view.show_photo.connect(self._show_library_photo)
-        self.label_panel.label_chosen.connect(self._label_chosen)
-        self.library_view.writer.label_set.connect(self._label_set)
+        self.labels = LabelController(self.session, self.label_panel, self.library_view, self._status, self)
         self.library_view.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
-        self.library_view.writer.place_set.connect(self._place_set)
-        self.library_view.writer.rebuilt.connect(lambda *_: self._read_assigned_places())
-        self._read_assigned_places()
+        self.places = PlaceController(self.session, self.library_view, self._status, self._answer_again, self)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.identify_view, "&Identify")
         self.tabs.addTab(self.library_view, "&Library")
@@ -237,61 +226,6 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.setup_page)
         self.pages.addWidget(self.workspace)
         self.setCentralWidget(self.pages)
-
-    def _action(self, text: str, slot, shortcut=None, menu=None) -> QAction:
-        action = QAction(text, self)
-        action.triggered.connect(slot)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if menu is not None:
-            menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.open_action = self._action("&Open Photos…", self.choose_photos, QKeySequence.StandardKey.Open, file_menu)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addSeparator()
-        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
-
-        edit_menu = bar.addMenu("&Edit")
-        self.paste_action = self._action("&Paste Photo", self.paste, QKeySequence.StandardKey.Paste, edit_menu)
-        self.copy_action = self._action("&Copy Result", self.results.copy_result, "Ctrl+Shift+C", edit_menu)
-
-        view_menu = bar.addMenu("&View")
-        self._action("&Fit to Window", self.photo_view.fit_to_view, "Ctrl+0", view_menu)
-        self._action("&Actual Size", self.photo_view.actual_size, "Ctrl+1", view_menu)
-        self._action("Zoom &In", self.photo_view.zoom_in, QKeySequence.StandardKey.ZoomIn, view_menu)
-        self._action("Zoom &Out", self.photo_view.zoom_out, QKeySequence.StandardKey.ZoomOut, view_menu)
-        view_menu.addSeparator()
-        self.region_action = self._action("Select a &Region", self.photo_view.set_region_mode, "R", view_menu)
-        self.region_action.setCheckable(True)
-        self._action("&Whole Photo", self.photo_view.clear_region, "W", view_menu)
-        self.stop_action = self._action("&Stop Identifying", self.stop_identifying, "Ctrl+.", view_menu)
-        view_menu.addSeparator()
-        self._action("&Next Photo", lambda: self._step(1), "Right", view_menu)
-        self._action("&Previous Photo", lambda: self._step(-1), "Left", view_menu)
-
-        photo_menu = bar.addMenu("&Photo")
-        self.place_action = self._action("Set &Place…", self.set_place, "Ctrl+L", photo_menu)
-        # "Librar&y": Alt+L is the Library tab's.
-        library_menu = bar.addMenu("Librar&y")
-        self.life_list_action = self._action("&Life List…", self.library_view.open_life_list, "Ctrl+Shift+L",
-                                             library_menu)
-
-        model_menu = bar.addMenu("&Model")
-        self.download_action = self._action(
-            f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", self._download_from_menu, menu=model_menu
-        )
-        self.import_action = self._action("&Import Model File…", self._import_from_menu, "Ctrl+Shift+I", model_menu)
-        self.about_model_action = self._action("&About the Model…", self.show_model_about, menu=model_menu)
-        self.range_model_action = self._action("Range &Model…", self.show_range_model, menu=model_menu)
-        model_menu.addSeparator()
-        self._action("&Settings…", self.show_settings, QKeySequence.StandardKey.Preferences, model_menu)
-        help_menu = bar.addMenu("&Help")
-        self._action(f"&About {APP_NAME}", self._show_about_app, menu=help_menu)
 
     # --- the model ---------------------------------------------------------------------------
 
@@ -348,23 +282,6 @@ class MainWindow(QMainWindow):
         self.results.show_error(message)
         self.statusBar().showMessage(message)
 
-    def show_model_about(self) -> None:
-        model = self.active_model()
-        if model is not None:
-            ModelAboutDialog(model, self).open()
-
-    def show_range_model(self) -> None:
-        """Model > Range Model: the range model's state, and installing or removing it."""
-        from birdid_app.gui.geomodel_dialog import GeomodelDialog
-
-        loaded = self.loaded_model
-        dialog = GeomodelDialog(loaded.class_names if loaded else None, loaded.name if loaded else None, self)
-        # The engine loads what is installed now; its range_prior_changed then asks the answer on
-        # screen again (_range_prior_changed), as a change of settings does.
-        dialog.changed.connect(self.engine.reload_range_prior)
-        self.range_model_dialog = dialog
-        dialog.open()
-
     def show_settings(self) -> None:
         devices = self.loaded_model.devices if self.loaded_model else None
         dialog = SettingsDialog(self.settings, devices, self)
@@ -388,14 +305,6 @@ class MainWindow(QMainWindow):
         changed = self.settings.top_k != top_k_before or self._home_place() != home_before
         if changed and self.session.current is not None:
             self._show_current_answer()  # a new home place: identified again if its answer used the old one
-
-    def _download_from_menu(self) -> None:
-        self.pages.setCurrentWidget(self.setup_page)  # where the progress and Cancel are shown
-        self.setup_page.installer.start_download()
-
-    def _import_from_menu(self) -> None:
-        self.pages.setCurrentWidget(self.setup_page)
-        self.setup_page.installer.choose_file_to_import()
 
     # --- getting photos in -------------------------------------------------------------------
 
@@ -442,44 +351,23 @@ class MainWindow(QMainWindow):
     def _add_entries(self, entries: list[PhotoEntry]) -> None:
         first_row = len(self.session.entries)
         self.session.add(entries)
-        for entry in entries:
-            item = QListWidgetItem(Path(entry.source).name if entry.path else entry.source)
-            item.setToolTip(entry.source)
-            self.strip.addItem(item)
-            self._make_thumbnail(entry, item)
-        self.strip.setVisible(len(self.session.entries) > 1)
-        self.strip.setCurrentRow(first_row)
-
-    def _opener(self, path: Path) -> Callable[[], None]:
-        return lambda: self.add_photos([path])
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for name in self.settings.recent_files:
-            self.recent_menu.addAction(name, self._opener(Path(name)))
-        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+        self.strip.add(entries, first_row)
 
     # --- showing a photo and its answer ------------------------------------------------------
-
-    def _step(self, delta: int) -> None:
-        if self.session.entries:
-            last = len(self.session.entries) - 1
-            self.strip.setCurrentRow(max(0, min(last, self.strip.currentRow() + delta)))
 
     def _show_row(self, row: int) -> None:
         self.session.select(row)  # current_changed -> _show_entry
 
     def _show_entry(self, entry: PhotoEntry) -> None:
         # A RAW takes a second or more to decode: say what is happening, not "Drop photos here".
-        self.photo_view.clear_photo(waiting=None if entry.image is not None else _opening_words(entry.file()))
-        self.zoom_panel.hide()  # until this photo's answer is shown
-        self.trust_panel.hide()
+        self.photo_view.clear_photo(waiting=None if entry.image is not None else opening_words(entry.file()))
+        self.zoom_trust.hide()  # until this photo's answer is shown
         self.label_panel.setEnabled(False)  # until this photo's answer is shown
         if entry.image is not None:
             self.photo_view.set_photo(qimage_from_pil(entry.image))
             self._restore_region(entry)
         else:
-            self._run(_decode_for_display(entry.file()), lambda image, e=entry: self._photo_decoded(e, image),
+            self._run(decode_for_display(entry.file()), lambda image, e=entry: self._photo_decoded(e, image),
                       on_failure=lambda message, e=entry: self._photo_not_decoded(e, message))
         self._show_current_answer()
 
@@ -495,7 +383,7 @@ class MainWindow(QMainWindow):
 
     def _restore_region(self, entry: PhotoEntry) -> None:
         self.photo_view.set_region(QRect(*entry.region) if entry.region else None)
-        self._show_zoom_box(entry)
+        self.zoom_trust.show_zoom_box(entry)
 
     def _show_current_answer(self) -> None:
         entry = self.session.current
@@ -514,18 +402,14 @@ class MainWindow(QMainWindow):
             self._request(entry)
 
     def _request(self, entry: PhotoEntry) -> None:
-        request_id, replaced = self.session.identify_ticket(entry)
-        if replaced is not None:
-            self.engine.cancel(replaced)
         self.results.show_working(entry.source)
-        self.zoom_panel.hide()
-        self.trust_panel.hide()
+        self.zoom_trust.hide()
         if entry is self.session.current:
             self.photo_view.set_overlay(None)  # it described the previous answer
-        self.engine.identify(
-            IdentifyRequest(request_id, entry.source, path=entry.path, image=entry.image, region=entry.region,
-                            assigned_place=self._assigned_place(entry), home_place=self._home_place())
-        )
+        assigned_place, home_place = self.places.assigned_place(entry), self._home_place()
+        self.session.send("identify", entry, lambda request_id: IdentifyRequest(
+            request_id, entry.source, path=entry.path, image=entry.image, region=entry.region,
+            assigned_place=assigned_place, home_place=home_place))
 
     def _display(self, outcome: IdentifyOutcome) -> None:
         request = outcome.request
@@ -537,35 +421,23 @@ class MainWindow(QMainWindow):
             outcome.doubt,
             outcome.model_view,
             request.region is not None,
-            where="the zoom on the bird" if entry is not None and _zoom_kept(entry) else None,
+            where="the zoom on the bird" if entry is not None and zoom_kept(entry) else None,
             place=place_shown(outcome, self.range_prior_state),
         )
         self.statusBar().showMessage(f"Identified in {outcome.seconds:.2f} s")
         self.library_view.current_embedding = outcome.identification.embedding
-        self._show_label(self.session.current, self.results.ranked[0].name)  # the best match as shown
+        self.labels.show(self.session.current, self.results.ranked[0].name)  # the best match as shown
         if self.loaded_model is not None:
             self.overlay.set_species(outcome.ranked, self.loaded_model.class_names)
         self.update_overlay()
         if entry is not None:
-            self._show_zoom(entry)
-            self._show_trust(entry)
+            self.zoom_trust.show(entry)
 
     # --- where and when ----------------------------------------------------------------------
 
     def _home_place(self) -> tuple[float, float] | None:
         home = self.settings.home_place
         return (home[0], home[1]) if home else None
-
-    def _resolved_path(self, entry: PhotoEntry) -> Path:
-        if entry.id not in self._resolved_paths:
-            self._resolved_paths[entry.id] = resolved_path(entry.file())
-        return self._resolved_paths[entry.id]
-
-    def _assigned_place(self, entry: PhotoEntry) -> tuple[float, float, str] | None:
-        """The place set for the photo or its folder, as the engine is told it."""
-        if entry.path is None or not self.assigned_places:
-            return None
-        return assigned_place_for(self.assigned_places, self._resolved_path(entry))
 
     def _placed_as_now(self, entry: PhotoEntry, outcome: IdentifyOutcome) -> bool:
         """Whether `outcome` was placed as the photo would be now: by the same range model, with the
@@ -576,7 +448,7 @@ class MainWindow(QMainWindow):
             return False
         request = outcome.request
         return range_model is None or (
-            request.home_place == self._home_place() and request.assigned_place == self._assigned_place(entry)
+            request.home_place == self._home_place() and request.assigned_place == self.places.assigned_place(entry)
         )
 
     def _range_prior_changed(self, state: RangePriorState) -> None:
@@ -585,11 +457,22 @@ class MainWindow(QMainWindow):
         if state.sha256 is not None and self.range_prior_state is None:
             # The engine names each answer's place; the first name reads the list of towns (a
             # second or so): read it now, on the thread pool, rather than with the first answer.
-            self._run(_read_place_names, lambda _: None)
+            self._run(read_place_names, lambda _: None)
         self.range_prior_state = state
+        self._answer_again()
+
+    def _answer_again(self) -> None:
+        """The answer on screen drawn again, and asked again where it was placed otherwise."""
         entry = self.session.current
         if entry is not None and entry.outcome() is not None:
             self._show_current_answer()
+
+    @property
+    def place_dialog(self) -> PlaceDialog | None:
+        return self.places.dialog
+
+    def _status(self, message: str, milliseconds: int) -> None:
+        self.statusBar().showMessage(message, milliseconds)
 
     def _rank_by_place_changed(self, on: bool) -> None:
         """The switch in the results panel, which has redrawn itself: remembered in the settings
@@ -597,201 +480,7 @@ class MainWindow(QMainWindow):
         self.settings.rank_by_place = on
         entry = self.session.current
         if entry is not None and entry.outcome() is not None and self.results.ranked:
-            self._show_label(entry, self.results.ranked[0].name)
-
-    def _read_assigned_places(self) -> None:
-        self.library_view.read(lambda library: library.assigned_places(), self._places_read, when_missing={})
-
-    def _places_read(self, places: dict) -> None:
-        self.assigned_places = dict(places)
-        entry = self.session.current
-        if entry is not None and entry.outcome() is not None:
-            self._show_current_answer()  # asked again if it was answered before its place was known
-
-    def set_place(self) -> None:
-        """Photo > Set Place: where the photo on screen, or every photo in its folder, was taken."""
-        entry = self.session.current
-        if entry is None or entry.path is None:
-            self.statusBar().showMessage(
-                "Open a photo file first: a pasted picture has no folder to keep a place for (the home place "
-                "in Settings serves it).", 8000,
-            )
-            return
-        dialog = PlaceDialog(self._resolved_path(entry), self.assigned_places, self)
-        dialog.accepted.connect(lambda: self._place_chosen(dialog))
-        self.place_dialog = dialog
-        dialog.open()
-
-    def _place_chosen(self, dialog: PlaceDialog) -> None:
-        writer, library = self.library_view.writer, self.library_view.library_path
-        if dialog.target is None:
-            return
-        if dialog.action == "set" and dialog.place is not None:
-            writer.set_place(library, dialog.target, *dialog.place)
-        elif dialog.action == "clear":
-            writer.clear_place(library, dialog.target)
-
-    def _place_set(self, path: Path, place, places: dict) -> None:
-        """A place was set or cleared in the library: the photo on screen is identified again if
-        its answer used another place."""
-        self.assigned_places = dict(places)
-        name = path.name or str(path)
-        self.statusBar().showMessage(f"Place of {name}: {place[2]}" if place else f"Place of {name} cleared", 5000)
-        entry = self.session.current
-        if entry is not None and entry.outcome() is not None:
-            self._show_current_answer()
-
-    # --- zoom on the bird --------------------------------------------------------------------
-
-    def zoom_on_bird(self) -> None:
-        """Identify the photo on screen again, on the box where the evidence for its answer lies."""
-        entry = self.session.current
-        if entry is None or entry.whole is None or self.session.zoom_pending(entry):
-            return
-        request_id, replaced = self.session.zoom_ticket(entry)
-        if replaced is not None:
-            self.engine.cancel(replaced)
-        class_index = int(entry.whole.identification.probabilities.argmax())
-        self.engine.zoom(ZoomRequest(request_id, entry.source, entry.path, entry.image, class_index,
-                                     self._assigned_place(entry), self._home_place()))
-        self.zoom_panel.show_working()
-
-    def cancel_zoom(self) -> None:
-        entry = self.session.current
-        if entry is not None and (request_id := self.session.cancel_zoom(entry)) is not None:
-            self.engine.cancel(request_id)
-
-    def keep_zoom(self) -> None:
-        entry = self.session.current
-        if entry is None or not isinstance(entry.zoom, ZoomOutcome) or entry.zoom.outcome is None:
-            return
-        stale = self.session.keep_zoom(entry)  # answer_changed -> the zoomed answer is shown
-        if stale is not None:
-            self.engine.cancel(stale)
-        if entry.region is not None:
-            self.photo_view.set_region(QRect(*entry.region))
-
-    def _zoom_changed(self, entry: PhotoEntry) -> None:
-        if entry is self.session.current:
-            self._show_zoom(entry)
-            self._show_zoom_box(entry)
-
-    def _show_zoom(self, entry: PhotoEntry) -> None:
-        """The zoom panel for the photo on screen; with the setting on, the zoom is asked for."""
-        if entry.whole is None or (entry.region is not None and not _zoom_kept(entry)):
-            self.zoom_panel.hide()  # a region the person chose: they have zoomed themselves
-            return
-        self.zoom_panel.show()
-        if isinstance(entry.zoom, ZoomOutcome):
-            whole_best = entry.whole.ranked[0]
-            self.zoom_panel.show_zoom(entry.zoom, _zoom_kept(entry),
-                                      f"{whole_best.name} ({whole_best.probability:.0%})")
-        elif isinstance(entry.zoom, str):
-            self.zoom_panel.show_failed(entry.zoom)
-        elif self.session.zoom_pending(entry):
-            self.zoom_panel.show_working()
-        elif self.settings.zoom_every_photo:
-            self.zoom_on_bird()
-        else:
-            self.zoom_panel.show_offer()
-
-    def _show_zoom_box(self, entry: PhotoEntry) -> None:
-        zoom = entry.zoom
-        box = zoom.box if isinstance(zoom, ZoomOutcome) and zoom.outcome is not None else None
-        self.photo_view.set_evidence_box(QRect(*box) if box else None)
-
-    # --- how far to trust the answer ---------------------------------------------------------
-
-    def _trust_changed(self, entry: PhotoEntry) -> None:
-        if entry is self.session.current and entry.outcome() is not None:
-            self._show_trust(entry)
-
-    def _show_trust(self, entry: PhotoEntry) -> None:
-        """The three signals for the answer on screen; those not computed yet are asked for."""
-        from birdid_app.core.trust import Agreement
-
-        outcome = entry.outcome()
-        self.trust_panel.show()
-        region = entry.region
-        agreement = entry.agreements.get(region)
-        if isinstance(agreement, Agreement):
-            self.trust_panel.show_signal(agreement.signal())
-        elif isinstance(agreement, str):
-            self.trust_panel.show_failed("Mirror and crops", agreement)
-        else:
-            self.trust_panel.show_working("Mirror and crops")
-            if not self.session.check_pending(entry):
-                request_id, replaced = self.session.check_ticket(entry)
-                if replaced is not None:
-                    self.engine.cancel(replaced)
-                class_index = int(outcome.identification.probabilities.argmax())
-                self.engine.check(CheckRequest(request_id, entry.source, entry.path, entry.image, region, class_index))
-        signals = entry.library_signals.get(region)
-        if signals is None:
-            for title in ("Your confirmed photos", "Unfamiliar photo"):
-                self.trust_panel.show_working(title)
-            if (entry.id, region) not in self._library_signals_asked:
-                self._read_library_signals(entry, outcome)
-        else:
-            for signal in signals:
-                self.trust_panel.show_signal(signal)
-
-    def _read_library_signals(self, entry: PhotoEntry, outcome: IdentifyOutcome) -> None:
-        """The library's two signals, read on the library's reader thread."""
-        if self.loaded_model is None:
-            return
-        from birdid_app.core import trust
-
-        region, path = entry.region, entry.path
-        answer, embedding = outcome.ranked[0].name, outcome.identification.embedding
-        head = self.loaded_model.head
-
-        def query(library) -> list:
-            from birdid_app.core.library import LibraryDamaged
-
-            try:
-                own = library.photo_by_path(path) if path is not None else None
-                vote, familiar = trust.library_signals(library, answer, embedding, head,
-                                                       exclude=[own.id] if own is not None else [])
-            except LibraryDamaged:
-                raise  # the Library tab offers to rebuild it
-            except BirdidError as error:  # another model's library, say: said where the signals would be
-                return [dataclasses.replace(signal, finding=str(error)) for signal in trust.without_library()]
-            return [vote.signal(), familiar.signal()]
-
-        def answered(signals: list) -> None:
-            self._library_signals_asked.discard((entry.id, region))
-            if outcome is entry.outcome():  # not an answer since replaced
-                self.session.accept_library_signals(entry, region, signals)
-
-        self._library_signals_asked.add((entry.id, region))
-        self.library_view.read(query, answered, when_missing=trust.without_library())
-
-    # --- the person's label ------------------------------------------------------------------
-
-    def _show_label(self, entry: PhotoEntry | None, top_species: str | None) -> None:
-        """The label panel for the photo on screen: its label is read from the library."""
-        if entry is None or entry.path is None:
-            self.label_panel.setEnabled(False)  # a pasted picture is in no library
-            return
-        self.label_panel.show_photo(top_species, None)
-
-        def shown(photo) -> None:
-            if entry is self.session.current and photo:
-                self.label_panel.show_label(photo.label)
-
-        self.library_view.read(lambda library: library.photo_by_path(entry.path), shown, when_missing=False)
-
-    def _label_chosen(self, species: str | None) -> None:
-        entry = self.session.current
-        if entry is not None and entry.path is not None:
-            self.library_view.writer.set_label(self.library_view.library_path, entry.path, species)
-
-    def _label_set(self, path: Path, species: str | None) -> None:
-        current = self.session.current
-        if current is not None and current.path == path:
-            self.label_panel.show_label(species)
-        self.statusBar().showMessage(f"Labelled {path.name}: {species}" if species else f"Label removed from {path.name}", 5000)
+            self.labels.show(entry, self.results.ranked[0].name)
 
     def _answer_changed(self, entry: PhotoEntry) -> None:
         if entry is not self.session.current:
@@ -810,17 +499,14 @@ class MainWindow(QMainWindow):
             self.results.show_message("Stopped", "Choose the photo again, or select a region, to identify it.")
 
     def stop_identifying(self) -> None:
-        current = self.session.current
-        if current is not None and (pending := self.session.pending(current)) is not None:
-            self.engine.cancel(pending)
+        if self.session.current is not None:
+            self.session.stop(self.session.current)
 
     def _region_selected(self, rect: QRect) -> None:
         entry = self.session.current
         if entry is None:
             return
-        stale = self.session.set_region(entry, (rect.x(), rect.y(), rect.width(), rect.height()))
-        if stale is not None:
-            self.engine.cancel(stale)
+        self.session.set_region(entry, (rect.x(), rect.y(), rect.width(), rect.height()))
         self.region_action.setChecked(False)
         self.photo_view.set_region_mode(False)
         self._request(entry)
@@ -829,9 +515,7 @@ class MainWindow(QMainWindow):
         entry = self.session.current
         if entry is None or entry.region is None:
             return
-        stale = self.session.set_region(entry, None)
-        if stale is not None:
-            self.engine.cancel(stale)
+        self.session.set_region(entry, None)
         self._show_current_answer()
 
     # --- what the model sees -----------------------------------------------------------------
@@ -861,16 +545,10 @@ class MainWindow(QMainWindow):
         if not name:
             return
         size = self.photo_view.photo_size()
-        work = _export(entry, values, self.overlay.choice(), Path(name), blended, (size.width(), size.height()))
+        work = export_overlay_png(entry, values, self.overlay.choice(), Path(name), blended, (size.width(), size.height()))
         self._run(work, lambda path: self.statusBar().showMessage(f"Saved {path}", 5000))
 
     # --- background decoding -----------------------------------------------------------------
-
-    def _make_thumbnail(self, entry: PhotoEntry, item: QListWidgetItem) -> None:
-        if entry.image is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(_thumbnail(entry.image))))
-            return
-        self._run(_decode_thumbnail(entry.file()), lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))))
 
     def _run(self, work, on_success, on_failure=None) -> None:
         job = Job(work)
@@ -897,81 +575,7 @@ class MainWindow(QMainWindow):
         self.collector.release()
         super().closeEvent(event)
 
-    def _show_about_app(self) -> None:
-        QMessageBox.about(
-            self,
-            f"About {APP_NAME}",
-            f"<b>{APP_NAME} {__version__}</b><br>Identifies European birds in photos, offline, "
-            "with Birder's eu-common Hiera model.<br><br>" + _attribution_html(),
-        )
-
-
-def _attribution_html() -> str:
-    """The range model's and the place names' attribution, as their licences ask."""
-    import html
-
-    from birdid_app.core.geomodel import ATTRIBUTION
-    from birdid_app.core.place import PLACE_NAMES_ATTRIBUTION
-
-    return f"{html.escape(ATTRIBUTION)}<br>{html.escape(PLACE_NAMES_ATTRIBUTION)}"
-
-
 def _zoom_kept(entry: PhotoEntry) -> bool:
     """Whether the answer shown is the zoom's: its box is the region, and answered by it."""
     zoom = entry.zoom
     return isinstance(zoom, ZoomOutcome) and zoom.outcome is not None and entry.region_outcome is zoom.outcome
-
-
-def _read_place_names(report, should_cancel) -> None:
-    from birdid_app.core.place import place_name
-
-    place_name(52.37, 4.89)
-
-
-def _opening_words(path: Path) -> str:
-    from birdid_app.core.raw import RAW_SUFFIXES
-
-    return f"Decoding the RAW {path.name}…" if path.suffix.lower() in RAW_SUFFIXES else f"Opening {path.name}…"
-
-
-def _thumbnail(image):
-    copy = image.copy()
-    copy.thumbnail((THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))  # 2x: sharp on high-DPI screens
-    return qimage_from_pil(copy)
-
-
-def _decode_for_display(path: Path):
-    def work(report, should_cancel):
-        from birdid_app.core.photo import decode_photo
-
-        return qimage_from_pil(decode_photo(path, draft_size=None))
-
-    return work
-
-
-def _decode_thumbnail(path: Path):
-    def work(report, should_cancel):
-        from birdid_app.core.thumbnails import thumbnail
-
-        return qimage_from_pil(thumbnail(path))  # the Library tab's cache: 256 px, sharp at 96 on high-DPI screens
-
-    return work
-
-
-def _export(entry: PhotoEntry, values, choice: OverlayChoice, path: Path, blended: bool, photo_size):
-    """A job: the overlay alone (at the size of the photo or region it covers) or over the photo,
-    drawn as `birdid explain` draws it."""
-
-    def work(report, should_cancel):
-        from birdid_app.core import explain
-        from birdid_app.core.photo import decode_photo
-
-        if blended:
-            photo = entry.image if entry.image is not None else decode_photo(entry.file(), draft_size=None)
-        else:
-            photo = photo_size
-        picture = explain.render_picture(photo, values, choice.opacity, choice.colormap, entry.region, blended=blended)
-        explain.save_png(picture, path)  # never a half-written PNG under the name the person chose
-        return path
-
-    return work

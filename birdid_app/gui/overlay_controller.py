@@ -2,8 +2,8 @@
 
 The controller turns the overlay panel's choice into a picture over the photo view: stage-map
 views are drawn on the thread pool from the maps of the identification already made; a
-class-activation map not computed before is asked of the engine (a gradient pass, never an
-identification) and kept in the photo's entry. Late answers are matched by the session's tickets:
+class-activation map not computed before is asked of the engine through the session (a gradient
+pass, never an identification) and kept in the photo's entry. Late answers are matched by the session's tickets:
 a drawing asked for before the last change of choice is dropped on arrival.
 """
 
@@ -27,13 +27,12 @@ class OverlayController(QObject):
         session: PhotoSession,
         panel: OverlayPanel,
         photo_view,
-        engine,
         run: Callable,  # run(work, on_success): a job on the thread pool
         status: Callable[[str, int], None],  # status(message, milliseconds; 0: until replaced)
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.session, self.panel, self.photo_view, self.engine = session, panel, photo_view, engine
+        self.session, self.panel, self.photo_view = session, panel, photo_view
         self.run, self.status = run, status
         self.values = None  # the map on screen: [H, W] in 0..1 or [H, W, 3] colours
         session.cam_ready.connect(self._cam_ready)
@@ -62,13 +61,10 @@ class OverlayController(QObject):
     def _request_cam(self, entry: PhotoEntry, choice: OverlayChoice, key) -> None:
         if choice.class_index is None:  # no species to explain: the list is empty until a model loads
             return
-        request_id, replaced = self.session.cam_ticket(entry, key)
-        if replaced is not None:
-            self.engine.cancel(replaced)
         self.status(COMPUTING_CAM, 0)
-        self.engine.explain(
-            ExplainRequest(request_id, entry.source, entry.path, entry.image, entry.region, choice.class_index, choice.stage)
-        )
+        class_index, stage = choice.class_index, choice.stage
+        self.session.send("cam", entry, lambda request_id: ExplainRequest(
+            request_id, entry.source, entry.path, entry.image, entry.region, class_index, stage), key=key)
 
     def _cam_ready(self, entry: PhotoEntry, key) -> None:
         self.status("", 0)

@@ -14,13 +14,22 @@ same purpose, or withdrawing it, makes the old one stale, and a stale answer is 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
 Region = tuple[int, int, int, int]  # x, y, width, height in upright photo pixels
+
+
+class RequestSender(Protocol):
+    """Where the session's requests go: the engine (gui/engine.py), or a stand-in in a test."""
+
+    def send(self, request: Any) -> None: ...
+
+    def cancel(self, request_id: int) -> None: ...
 
 
 class Tickets:
@@ -119,11 +128,37 @@ class PhotoSession(QObject):
     zoom_changed = Signal(object)  # a PhotoEntry whose zoom arrived, failed or stopped
     trust_changed = Signal(object)  # a PhotoEntry with a new signal of how far to trust its answer
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, engine: RequestSender | None = None) -> None:
         super().__init__(parent)
         self.entries: list[PhotoEntry] = []
         self.current: PhotoEntry | None = None
         self.tickets = Tickets()
+        self.engine = engine  # None: tickets only, nothing sent or cancelled (the session's own tests)
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def send(self, kind: str, entry: PhotoEntry, build: Callable[[int], Any], *, key=None) -> int:
+        """Ask the engine for `kind` of work on `entry` ("identify", "zoom", "check", or "cam" with
+        the map's `key`): a ticket is issued, the request it replaces is cancelled on the engine,
+        and `build(ticket)`, the request carrying that ticket as its id, is sent. Returns the ticket."""
+        if kind == "cam":
+            request_id, replaced = self.cam_ticket(entry, key)
+        else:
+            request_id, replaced = {"identify": self.identify_ticket, "zoom": self.zoom_ticket,
+                                    "check": self.check_ticket}[kind](entry)
+        self._cancel(replaced)
+        if self.engine is not None:
+            self.engine.send(build(request_id))
+        return request_id
+
+    def _cancel(self, request_id: int | None) -> int | None:
+        if request_id is not None and self.engine is not None:
+            self.engine.cancel(request_id)
+        return request_id
+
+    def stop(self, entry: PhotoEntry) -> None:
+        """Cancel the identification under way for `entry`, if any; the engine says when it stopped."""
+        self._cancel(self.pending(entry))
 
     # --- photos ------------------------------------------------------------------------------
 
@@ -153,13 +188,13 @@ class PhotoSession(QObject):
         return self.tickets.issue(("identify", entry.id), (entry, entry.region)), replaced
 
     def set_region(self, entry: PhotoEntry, region: Region | None) -> int | None:
-        """Change the region; returns the request that no longer applies (to cancel), or None."""
+        """Change the region; the request that no longer applies is cancelled, and returned (or None)."""
         entry.region, entry.region_outcome = region, None
-        return self.tickets.withdraw(("identify", entry.id))
+        return self._cancel(self.tickets.withdraw(("identify", entry.id)))
 
     def keep_zoom(self, entry: PhotoEntry) -> int | None:
-        """Keep the zoom's answer: its box becomes the photo's region, answered already. Returns
-        the request that no longer applies (to cancel), or None."""
+        """Keep the zoom's answer: its box becomes the photo's region, answered already. The
+        request that no longer applies is cancelled (by set_region), and returned (or None)."""
         stale = self.set_region(entry, entry.zoom.box)
         entry.region_outcome = entry.zoom.outcome
         self.answer_changed.emit(entry)
@@ -230,9 +265,9 @@ class PhotoSession(QObject):
         return self.tickets.issue(("zoom", entry.id), (entry, None)), replaced
 
     def cancel_zoom(self, entry: PhotoEntry) -> int | None:
-        """The person stopped `entry`'s zoom: its request id (for the engine to drop), and the
+        """The person stopped `entry`'s zoom: its request is cancelled (and its id returned), and the
         zoom is kept as that sentence, so "zoom every photo" does not ask for it again at once."""
-        request_id = self.tickets.withdraw(("zoom", entry.id))
+        request_id = self._cancel(self.tickets.withdraw(("zoom", entry.id)))
         if request_id is not None:
             entry.zoom = "The zoom was cancelled."
             self.zoom_changed.emit(entry)

@@ -1,0 +1,52 @@
+"""The person's label for the photo on screen: read from the library when its answer is shown,
+written through the library's writer when chosen in the label panel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+
+from birdid_app.gui.label_panel import LabelPanel
+from birdid_app.gui.library_view import LibraryView
+from birdid_app.gui.session import PhotoEntry, PhotoSession
+
+
+class LabelController(QObject):
+    def __init__(
+        self,
+        session: PhotoSession,
+        panel: LabelPanel,
+        library_view: LibraryView,
+        status: Callable[[str, int], None],  # status(message, milliseconds)
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session, self.label_panel, self.library_view, self.status = session, panel, library_view, status
+        panel.label_chosen.connect(self._label_chosen)
+        library_view.writer.label_set.connect(self._label_set)
+
+    def show(self, entry: PhotoEntry | None, top_species: str | None) -> None:
+        """The label panel for the photo on screen: its label is read from the library."""
+        if entry is None or entry.path is None:
+            self.label_panel.setEnabled(False)  # a pasted picture is in no library
+            return
+        self.label_panel.show_photo(top_species, None)
+
+        def shown(photo) -> None:
+            if entry is self.session.current and photo:
+                self.label_panel.show_label(photo.label)
+
+        self.library_view.read(lambda library: library.photo_by_path(entry.path), shown, when_missing=False)
+
+    def _label_chosen(self, species: str | None) -> None:
+        entry = self.session.current
+        if entry is not None and entry.path is not None:
+            self.library_view.writer.set_label(self.library_view.library_path, entry.path, species)
+
+    def _label_set(self, path: Path, species: str | None) -> None:
+        current = self.session.current
+        if current is not None and current.path == path:
+            self.label_panel.show_label(species)
+        self.status(f"Labelled {path.name}: {species}" if species else f"Label removed from {path.name}", 5000)
