@@ -127,6 +127,50 @@ def isolated_user_folders(tmp_path_factory, monkeypatch):
     return root
 
 
+# One int8 conversion per model (by its file's SHA-256) for the whole session: a fresh data folder
+# would otherwise export and quantise the same small model again in every test that loads it at
+# "auto" (a few seconds each, more beside other work). What a test gets is what a real conversion
+# of the same bytes gave; the kept files are written by core/int8.py's own code, as after a
+# conversion. Tests marked int8_real convert for real every time (tests/test_int8.py).
+_INT8_CONVERTED: dict[str, bytes] = {}  # model SHA-256 -> convert()'s bytes
+_INT8_KEPT: dict[str, bytes] = {}  # model SHA-256 -> a kept conversion's bytes (bound to that SHA-256)
+
+
+@pytest.fixture(autouse=True)
+def int8_converted_once_per_session(request, monkeypatch):
+    if request.node.get_closest_marker("int8_real"):
+        return
+    from birdid_app.core import int8
+
+    real_convert, real_convert_in_a_process = int8.convert, int8.convert_in_a_process
+
+    def convert(checkpoint):
+        if checkpoint.path is None:
+            return real_convert(checkpoint)
+        source = int8.model_digest(checkpoint)
+        if source not in _INT8_CONVERTED:
+            _INT8_CONVERTED[source] = real_convert(checkpoint)
+        return _INT8_CONVERTED[source]
+
+    def convert_in_a_process(checkpoint, should_stop=lambda: False):
+        # The engine converts in a child process, which this test's patches do not reach: the
+        # session's conversion is kept in this test's data folder first, where the child would put it.
+        kept = int8.kept_file(checkpoint)
+        source = None if kept is None else int8.model_digest(checkpoint)
+        if kept is not None and not kept.exists():
+            if source in _INT8_KEPT:
+                int8._keep(kept, _INT8_KEPT[source], source)
+            elif source in _INT8_CONVERTED:
+                int8._keep(kept, int8._bound(_INT8_CONVERTED[source], source), source)
+        done = real_convert_in_a_process(checkpoint, should_stop)
+        if done and source not in _INT8_KEPT:
+            _INT8_KEPT[source] = kept.read_bytes()
+        return done
+
+    monkeypatch.setattr(int8, "convert", convert)
+    monkeypatch.setattr(int8, "convert_in_a_process", convert_in_a_process)
+
+
 @pytest.fixture(autouse=True)
 def quiet_computer(monkeypatch):
     """The precision trial sees a quiet computer, whatever else runs beside the tests: a trial
