@@ -240,6 +240,7 @@ def indexed_rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # a real indexer process killed three times: about half a minute each
 @pytest.mark.parametrize("kill_after_rows", [0, 8, 40])
 def test_killed_while_indexing_the_next_run_finishes_consistently(tmp_path, small_model_file, kill_after_rows):
     folder = tmp_path / "many"
