@@ -127,6 +127,78 @@ def isolated_user_folders(tmp_path_factory, monkeypatch):
     return root
 
 
+# One int8 conversion per model (by its file's SHA-256) for the whole session: a fresh data folder
+# would otherwise export and quantise the same small model again in every test that loads it at
+# "auto" (a few seconds each, more beside other work). What a test gets is what a real conversion
+# of the same bytes gave, kept by core/int8.py's own code as after a conversion. Tests marked
+# int8_real convert for real every time (tests/test_int8.py).
+_INT8_CONVERTED: dict[str, bytes] = {}  # model SHA-256 -> convert()'s bytes
+_INT8_KEPT: dict[str, bytes] = {}  # model SHA-256 -> a kept conversion's bytes (bound to that SHA-256)
+
+
+def _keep_session_int8(checkpoint, convert_now) -> bool:
+    """The session's int8 conversion of `checkpoint`'s model file kept in this test's data folder,
+    made now by `convert_now(checkpoint)` when the session has none; False when it has none and
+    `convert_now` is None, or the model has no file."""
+    from birdid_app.core import int8
+
+    kept = int8.kept_file(checkpoint)
+    if kept is None:
+        return False
+    source = int8.model_digest(checkpoint)
+    if source not in _INT8_KEPT:
+        if source not in _INT8_CONVERTED:
+            if convert_now is None:
+                return False
+            _INT8_CONVERTED[source] = convert_now(checkpoint)
+        _INT8_KEPT[source] = int8._bound(_INT8_CONVERTED[source], source)
+    if not kept.exists():
+        int8._keep(kept, _INT8_KEPT[source], source)
+    return True
+
+
+@pytest.fixture(autouse=True)
+def int8_converted_once_per_session(request, monkeypatch):
+    if request.node.get_closest_marker("int8_real"):
+        return
+    from birdid_app.core import int8
+
+    real_convert, real_convert_in_a_process = int8.convert, int8.convert_in_a_process
+
+    def convert(checkpoint):
+        if checkpoint.path is None:
+            return real_convert(checkpoint)
+        source = int8.model_digest(checkpoint)
+        if source not in _INT8_CONVERTED:
+            _INT8_CONVERTED[source] = real_convert(checkpoint)
+        return _INT8_CONVERTED[source]
+
+    def convert_in_a_process(checkpoint, should_stop=lambda: False):
+        # The engine converts in a child process, which this test's patches do not reach: the
+        # session's conversion is kept first where the child would put it (when there is one).
+        _keep_session_int8(checkpoint, None)
+        done = real_convert_in_a_process(checkpoint, should_stop)
+        kept = int8.kept_file(checkpoint)
+        if done and kept is not None:
+            _INT8_KEPT.setdefault(int8.model_digest(checkpoint), kept.read_bytes())
+        return done
+
+    monkeypatch.setattr(int8, "convert", convert)
+    monkeypatch.setattr(int8, "convert_in_a_process", convert_in_a_process)
+
+
+@pytest.fixture
+def small_model_int8_kept(small_model_file):
+    """small_model_file's int8 conversion kept in this test's data folder, as a first `birdid`
+    command at "auto" leaves it: for the `birdid` processes a test starts, which the session's
+    patches do not reach."""
+    from birdid_app.core import int8
+    from birdid_app.core.checkpoint import read_checkpoint
+
+    _keep_session_int8(read_checkpoint(small_model_file), int8.convert)
+    return small_model_file
+
+
 @pytest.fixture(autouse=True)
 def quiet_computer(monkeypatch):
     """The precision trial sees a quiet computer, whatever else runs beside the tests: a trial

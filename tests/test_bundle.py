@@ -21,7 +21,7 @@ from birdid_app.core.model_store import PUBLISHED_MODEL
 from conftest import SPECIES, make_photo
 from hub_server import FakeHub
 
-pytestmark = pytest.mark.bundle
+pytestmark = [pytest.mark.bundle, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "dist" / "birdid"

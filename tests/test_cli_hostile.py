@@ -53,7 +53,7 @@ def test_identify_names_each_bad_file_and_identifies_the_good_ones(hostile, smal
 
 
 @pytest.mark.parametrize("command", ["similar", "explain"])
-def test_similar_and_explain_on_a_named_pipe_end_with_its_sentence(hostile, small_model_file, tmp_path, command):
+def test_similar_and_explain_on_a_named_pipe_end_with_its_sentence(hostile, small_model_file, small_model_int8_kept, tmp_path, command):
     extra = ["--out", str(tmp_path / "x.png")] if command == "explain" else ["--library", str(tmp_path / "l.sqlite3")]
     if command == "similar":
         assert birdid("index", str(hostile["good"].parent), "--model", str(small_model_file), *extra).returncode == 0
@@ -64,7 +64,7 @@ def test_similar_and_explain_on_a_named_pipe_end_with_its_sentence(hostile, smal
     assert lines == [f"birdid: {hostile['pipe']}: This is a named pipe, not a photo."]
 
 
-def test_index_records_every_bad_file_and_finishes(hostile, small_model_file, tmp_path):
+def test_index_records_every_bad_file_and_finishes(hostile, small_model_file, small_model_int8_kept, tmp_path):
     library = str(tmp_path / "l.sqlite3")
     done = birdid("index", str(hostile["good"].parent), "--library", library, "--model", str(small_model_file))
     assert done.returncode == 0, done.stderr

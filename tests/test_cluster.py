@@ -70,6 +70,7 @@ def index_on_ray(folder, shards, model, capsys, *extra) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_ray_index_then_import_gives_the_local_indexers_library(ray_cluster, tmp_path, folder, small_model_file,
                                                                   capsys):
     local, imported, shards = tmp_path / "local.sqlite3", tmp_path / "imported.sqlite3", tmp_path / "shards"
@@ -125,6 +126,7 @@ def test_ray_index_then_import_gives_the_local_indexers_library(ray_cluster, tmp
                            os.stat(folder / "site-1" / "frame-01.jpg").st_mtime_ns)
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_a_rerun_skips_what_the_library_holds(ray_cluster, tmp_path, folder, small_model_file, capsys):
     library = tmp_path / "library.sqlite3"
     assert main(["index", "--library", str(library), "--model", str(small_model_file), "--device", "cpu",
@@ -137,6 +139,7 @@ def test_a_rerun_skips_what_the_library_holds(ray_cluster, tmp_path, folder, sma
     assert "17 photos found: 17 already in the shards or the library, 0 to identify" in err
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_half_written_and_other_model_shards_are_reported_and_the_rest_imported(
     ray_cluster, tmp_path, folder, small_model_file, capsys
 ):
@@ -165,6 +168,7 @@ def test_half_written_and_other_model_shards_are_reported_and_the_rest_imported(
     assert len(library_rows(library)["photos"]) == total
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_a_worker_killed_mid_run_is_retried_and_the_shards_are_complete(
     ray_cluster, tmp_path, folder, small_model_file, capsys
 ):
@@ -241,6 +245,7 @@ def test_shard_files_are_found_in_folders_and_by_name(tmp_path):
         tmp_path / "a" / "1.parquet", tmp_path / "a" / "2.parquet", tmp_path / "single.parquet"]
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_a_model_worker_must_leave_the_decoders_a_cpu(ray_cluster, tmp_path, folder, small_model_file, capsys):
     code, out, err = index_on_ray(folder, tmp_path / "shards", small_model_file, capsys, "--cpus-per-worker", "2")
     assert code == 2

@@ -67,7 +67,7 @@ def assert_same_outputs(ours: Hiera, reference: ReferenceHiera, images: torch.Te
 @pytest.mark.parametrize(
     "config",
     [
-        pytest.param(BASE_384, id="base-384"),
+        pytest.param(BASE_384, id="base-384", marks=pytest.mark.slow),  # the published size: about 10 s
         pytest.param(SMALL_CONFIG, id="small-128"),
         pytest.param(
             HieraConfig(embed_dim=96, depths=(1, 2, 7, 2), num_heads=1, num_classes=20, image_size=(256, 192)),

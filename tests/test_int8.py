@@ -102,6 +102,7 @@ def test_auto_tries_int8_on_a_cpu_without_native_bf16(trained):
 
 
 @pytest.mark.slow
+@pytest.mark.int8_real
 def test_the_conversion_is_kept_reused_and_converted_again_when_damaged(small_model_file):
     checkpoint = read_checkpoint(small_model_file)
     converted = []
@@ -153,6 +154,7 @@ def test_identify_with_int8_from_the_command_line(small_model_file, photo_dir, c
 
 
 @pytest.mark.slow
+@pytest.mark.int8_real
 def test_the_conversion_runs_in_a_process_of_its_own_and_can_be_stopped(small_model_file, tmp_path):
     """What the window's engine does on a first start: torch.export in a spawned child (it cannot
     run beside the engine's forwards), the result kept where prepare_int8 then finds it."""

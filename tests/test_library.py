@@ -240,8 +240,9 @@ def indexed_rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # a real indexer process killed three times: about half a minute each
 @pytest.mark.parametrize("kill_after_rows", [0, 8, 40])
-def test_killed_while_indexing_the_next_run_finishes_consistently(tmp_path, small_model_file, kill_after_rows):
+def test_killed_while_indexing_the_next_run_finishes_consistently(tmp_path, small_model_file, small_model_int8_kept, kill_after_rows):
     folder = tmp_path / "many"
     for i in range(120):
         make_photo(folder / f"p{i:03d}.jpg", size=(480, 360), seed=i % 17)

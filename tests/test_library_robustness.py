@@ -257,6 +257,7 @@ OPEN_AT_ONCE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # processes racing
 def test_two_processes_creating_one_new_library_at_once_both_succeed(tmp_path):
     failures = []
     for round_number in range(12):
@@ -272,7 +273,9 @@ def test_two_processes_creating_one_new_library_at_once_both_succeed(tmp_path):
     assert failures == []
 
 
-def test_a_second_indexer_is_told_another_is_running_or_waits_and_redoes_nothing(tmp_path, small_model_file):
+@pytest.mark.slow  # processes racing
+def test_a_second_indexer_is_told_another_is_running_or_waits_and_redoes_nothing(tmp_path, small_model_file,
+                                                                              small_model_int8_kept):
     folder = tmp_path / "many"
     for i in range(40):
         make_photo(folder / f"m{i:02d}.jpg", size=(320, 240), seed=i)

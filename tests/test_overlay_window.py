@@ -137,6 +137,9 @@ def test_the_explain_command_writes_the_windows_blended_picture(window, qtbot, p
     from birdid_app.cli import main
 
     photo = photo_dir / "blue-tit.jpg"
+    # "auto" is measured beside the answers on a first start and the engine then switches to the
+    # mode it picks: let that happen first, so the window draws in the precision named below.
+    qtbot.waitUntil(lambda: "picked automatically" in window.model_status.toolTip(), timeout=90_000)
     identified(qtbot, window, [photo])
     panel = window.overlay
     panel.stage_box.setCurrentIndex(1)
