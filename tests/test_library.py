@@ -301,3 +301,25 @@ def test_a_large_librarys_index_holds_float16_and_reads_its_candidates_back_from
             other.execute("DELETE FROM identifications WHERE photo_id = ?", (int(ids[1]),))
         other.close()
         assert int(ids[1]) not in [p.id for p, _ in library.similar_to_photo(int(ids[0]), len(ids))]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_decoding_and_the_squash_run_on_the_decoder_threads_below_the_model(tmp_path, folder, classifier):
+    """The squash to the input size runs beside the forward, not before it on the indexing thread,
+    and the decoder threads are scheduled below the model's (see index_job._decode_below_the_model)."""
+    from birdid_app.core.library import DECODER_NICENESS
+
+    seen = []
+    _, decode_size, squash = index_identifier(classifier, zoom=False)
+
+    def prepare(image):
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return squash(image)
+
+    with Library(tmp_path / "library.sqlite3") as library:
+        library.add_folder(folder)
+        IndexJob(library, classifier.identify_images, "small-hiera", decode_size=decode_size, prepare=prepare).run()
+        assert library.count() == 13
+    assert len(seen) == 12  # every decodable photo, and only on the pool's threads
+    assert all(name.startswith("birdid-decode") and nice >= DECODER_NICENESS for name, nice in seen)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < DECODER_NICENESS  # this thread untouched
