@@ -421,9 +421,9 @@ def _read_alias_table(pipe: Path):
 
 
 def _read_place_data(pipe: Path):
-    from birdid_app.core import place
+    from birdid_app.core import place_names
 
-    return place._read_packaged(pipe, 1 << 20)
+    return place_names._read_packaged(pipe, 1 << 20)
 
 
 @needs_fifo

