@@ -44,21 +44,38 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QThread, Signal
-from PySide6.QtGui import QImage
 
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.library import LibraryDamaged
 from birdid_app.core.model_store import InstalledModel, ModelStore
-from birdid_app.gui.images import qimage_from_pil
+from birdid_app.gui.engine_precision import (  # noqa: F401 - re-exported: the window imports them from here
+    CONVERTING_INT8,
+    MEASURING_PRECISION,
+    _Measured,
+    measure_in_background,
+    switch_to_measured,
+)
+from birdid_app.gui.engine_requests import (  # noqa: F401 - re-exported: the window and tests import them from here
+    CheckRequest,
+    EngineSettings,
+    ExplainRequest,
+    IdentifyOutcome,
+    IdentifyRequest,
+    LoadedModel,
+    LoadModel,
+    RangePriorState,
+    ZoomOutcome,
+    ZoomRequest,
+    identify_outcome,
+    loaded_model,
+)
 
 if TYPE_CHECKING:  # torch is loaded on the engine thread, with the model
     from birdid_app.core.geomodel import GeomodelStore
@@ -66,174 +83,14 @@ if TYPE_CHECKING:  # torch is loaded on the engine thread, with the model
     from birdid_app.core.library import IndexJob, Library
     from birdid_app.core.range_prior import RangePrior
 
-log = logging.getLogger(__name__)
-
-Region = tuple[int, int, int, int]  # x, y, width, height in upright image pixels
-
-
-@dataclass(frozen=True)
-class IdentifyRequest:
-    request_id: int
-    source: str  # how the window names the photo: its path, or "Pasted image"
-    path: Path | None = None  # a file to decode, or
-    image: Any = None  # an upright RGB PIL image already decoded (a pasted one)
-    region: Region | None = None
-    # Where the photo was taken, as the window knows it: a place a person set for the photo or its
-    # folder, (latitude, longitude, "person" | "folder"), and the home place in Settings; the
-    # photo's own GPS and date are read here. As `birdid identify` does (cli/identify.py).
-    assigned_place: tuple[float, float, str] | None = None
-    home_place: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class ExplainRequest:
-    """A class-activation map for one species on one stage of the photo (or region)."""
-
-    request_id: int
-    source: str
-    path: Path | None
-    image: Any
-    region: Region | None
-    class_index: int
-    stage: int  # 1-4
-
-
-@dataclass(frozen=True)
-class ZoomRequest:
-    """The whole photo identified again on the box where the evidence for `class_index` lies."""
-
-    request_id: int
-    source: str
-    path: Path | None
-    image: Any
-    class_index: int  # the whole photo's answer
-    assigned_place: tuple[float, float, str] | None = None  # as IdentifyRequest's: the zoom's answer is placed too
-    home_place: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class CheckRequest:
-    """The answer `class_index` checked against the photo (or region) mirrored and cropped twice."""
-
-    request_id: int
-    source: str
-    path: Path | None
-    image: Any
-    region: Region | None
-    class_index: int
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    device: str = "auto"
-    precision: str = "auto"
-    cpu_threads: int = 0  # 0: torch's default
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    name: str
-    trust: str  # "verified", or "unverified, imported from …"
-    device: str
-    precision: str
-    precision_reason: str  # e.g. "bf16, picked automatically: 0.48x fp32's time on this computer, …"
-    class_names: list[str]
-    devices: list[tuple[str, str]]  # (value, label) of every device this machine offers
-    head: tuple[Any, Any]  # the classifier layer as numpy (weight [classes, dim], bias [classes]): core.trust needs it
-
-
-@dataclass(frozen=True)
-class RangePriorState:
-    """What the engine's range prior is now: said after each model load and reload_range_prior."""
-
-    installed: bool  # a range model is installed
-    sha256: str | None  # the range model in use; None: none is (not installed, or it could not be used)
-    matched: int = 0  # the model's species the range model has a range for
-    species: int = 0  # the model's species
-    problem: str | None = None  # why an installed range model is not used, one sentence
-
-
-@dataclass(frozen=True)
-class IdentifyOutcome:
-    request: IdentifyRequest
-    identification: Any  # core Identification: probabilities, embedding, stage maps
-    ranked: list[Any]  # every species as a core SpeciesScore, most likely first
-    doubt: str | None  # why the top answer is not to be trusted, or None
-    model_view: QImage  # the picture the model looked at: the photo or region squashed to its input
-    seconds: float  # decoding and inference
-    # Where and when, and the answer with the range prior (computed here, never on the GUI thread):
-    range_model: str | None = None  # the SHA-256 of the range model the answer used; None: there was none
-    place_answer: Any = None  # core PlaceAnswer; None without a range model or a known place
-    where_notes: list[str] = field(default_factory=list)  # resolve_where's sentences
-    place_words: str | None = None  # core.place.place_name of the place ("Texel, North Holland, Netherlands")
-    place_ranked: list[Any] = field(default_factory=list)  # every species as a PlacedSpecies, by picture and place
-    place_by_picture: list[Any] = field(default_factory=list)  # the same by the picture alone
-    place_doubt: str | None = None  # doubt() of place_ranked
-
-
-@dataclass(frozen=True)
-class ZoomOutcome:
-    box: Region | None  # where the evidence is, in the photo's pixels; None when zooming would not help
-    reason: str  # one sentence: why that box, or why none
-    outcome: IdentifyOutcome | None  # the answer for the box, as a region's answer; None without a box
-
-
-# Shown while "auto" precision is measured, and replaced by the outcome once the model is loaded.
-MEASURING_PRECISION = (
-    "Finding the fastest precision that gives the same answers on this computer, beside your answers "
-    "(once for this model)…"
-)
-# Shown while the int8 copy of the model is made (core/int8.py), once per model file.
-CONVERTING_INT8 = "Preparing the int8 copy of the model (once for this model; about half a minute)…"
-CONVERTING_INT8_BESIDE = (
-    "Preparing the int8 copy of the model beside your answers, to measure the fastest precision "
-    "(once for this model; about half a minute)…"
-)
 
 # While a library scan walks the folders on a pool thread, the engine looks back at its queue
 # this often: an interactive request waits at most this long behind a scan.
 SCAN_POLL_SECONDS = 0.05
 
-
-@dataclass(frozen=True)
-class LoadModel:
-    model: InstalledModel
-    settings: EngineSettings
-
-
 # What _next_command returns for reload_range_prior: not a slot of the table, a few milliseconds' work.
 _RELOAD_RANGE_PRIOR = object()
 
-
-@dataclass(frozen=True)
-class _Measured:
-    """"auto" measured beside the answers: switch to its pick (taken before any waiting command)."""
-
-    generation: int  # the load it was measured for; a later load makes it stale
-    checkpoint: Any
-    choice: Any  # core PrecisionChoice
-    settings: EngineSettings
-
-
-class MeasureBeside:
-    """core.precision.Pause for a trial beside the engine: a round waits while the engine works
-    (an answer, a zoom, an index step), and one the engine worked during is timed again."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def wait_until_idle(self) -> None:
-        while not self.engine._idle.wait(timeout=0.5) or self.engine._stopping:
-            if self.engine._stopping:
-                raise _Stopped()
-
-    def activity(self) -> int:
-        with self.engine._wake:
-            return self.engine._activity
-
-
-class _Stopped(Exception):
-    """The engine stopped while a trial beside it waited: the trial ends, nothing is kept."""
 
 # The command slots, most urgent first: the priority table above.
 PRIORITY = ("load", "identify", "zoom", "explain", "check")
@@ -411,7 +268,7 @@ class Engine(QThread):
 
     def _run_command(self, command) -> None:
         if isinstance(command, _Measured):
-            self._switch_to_measured(command)
+            switch_to_measured(self, command)
         elif command is _RELOAD_RANGE_PRIOR:
             self._load_range_prior()
         elif isinstance(command, LoadModel):
@@ -572,7 +429,7 @@ class Engine(QThread):
                     f"{precision} for now: the fastest precision for this computer is being measured beside your "
                     "answers (once for this model)"
                 )
-                self._measure_in_background(*measure_later, settings)
+                measure_in_background(self, *measure_later, settings)
         except BirdidError as error:
             self.classifier = self._range_prior = None
             self.model_failed.emit(str(error))
@@ -583,108 +440,8 @@ class Engine(QThread):
             self.model_failed.emit(f"The model could not be loaded: {type(error).__name__}: {error}")
             return
         self._loaded_model = model
-        self.model_loaded.emit(self._loaded(model))
+        self.model_loaded.emit(loaded_model(model, self._model()))
         self._load_range_prior()
-
-    def _measure_in_background(self, checkpoint, device, native_bf16: bool, settings: EngineSettings) -> None:
-        """Convert int8 (once per model) and run the precision trial on a thread of its own, its
-        timing waiting while the engine works (MeasureBeside); its pick comes back as _Measured."""
-        from birdid_app.core.precision import choose_precision
-
-        generation = self._load_generation
-        answering_in = self._model().precision
-
-        def stop_if_stopping(line: str) -> None:
-            if gone():
-                raise _Stopped()  # between steps: a trial for a model no longer loaded keeps nothing
-
-        def gone() -> bool:
-            return self._stopping or generation != self._load_generation
-
-        def tell(message: str) -> None:
-            # The window (and this engine object) may be gone by the time a step ends: say nothing then.
-            if not gone():
-                try:
-                    self.notice.emit(message)
-                except RuntimeError:  # the engine's C++ object was deleted as the app closed
-                    pass
-
-        def measure() -> None:
-            from birdid_app.core.int8 import Int8Unavailable, convert_in_a_process
-            from birdid_app.core.precision import candidate_precisions
-
-            try:
-                if "int8" in candidate_precisions(device, native_bf16=native_bf16):
-                    tell(CONVERTING_INT8_BESIDE)
-                    try:
-                        convert_in_a_process(checkpoint, should_stop=gone)
-                    except Int8Unavailable as error:  # the trial says so too, and never picks int8
-                        if gone():
-                            return  # the app closing ended the conversion: nothing went wrong
-                        log.warning("%s", error)
-                    if gone():
-                        return
-                choice = choose_precision(
-                    checkpoint, device, native_bf16=native_bf16, pause=MeasureBeside(self),
-                    on_measuring=lambda: tell(MEASURING_PRECISION), on_progress=stop_if_stopping,
-                )
-            except _Stopped:
-                return
-            except Exception as error:  # noqa: BLE001 - a failed measurement leaves the answers as they are
-                if gone():
-                    return
-                traceback.print_exc()
-                tell(f"The fastest precision could not be measured ({type(error).__name__}: {error}); "
-                     f"birdid goes on in {answering_in}.")
-                return
-            with self._wake:
-                if not gone():
-                    self._measured = _Measured(generation, checkpoint, choice, settings)
-                    self._wake.notify()
-
-        threading.Thread(target=measure, name="birdid-precision-trial", daemon=True).start()
-
-    def _switch_to_measured(self, measured: _Measured) -> None:
-        """Run in the mode the trial picked (the model is built again in it; int8 from the kept
-        conversion), and say so once in a line that stays."""
-        from birdid_app.core.inference import Classifier
-
-        if measured.generation != self._load_generation or self.classifier is None:
-            return
-        choice = measured.choice
-        before = self.classifier.precision
-        if choice.precision != before:
-            try:
-                classifier = Classifier(measured.checkpoint, device=measured.settings.device, precision=choice.precision)
-            except Exception as error:  # noqa: BLE001 - e.g. the kept int8 file gone: keep answering as before
-                traceback.print_exc()
-                self.notice.emit(f"Could not switch to {choice.precision} ({error}); birdid goes on in {before}.")
-                return
-            self.classifier = classifier
-        self.classifier.precision_reason = choice.describe()
-        model = self._loaded_model
-        if model is not None:
-            self.model_loaded.emit(self._loaded(model))
-        if choice.precision != before:
-            self.precision_switched.emit(f"Now answering in {choice.precision}, measured fastest on this computer "
-                                         f"({choice.describe()}).")
-        else:
-            self.precision_switched.emit(f"{before} stays: measured fastest on this computer ({choice.describe()}).")
-
-    def _loaded(self, model: InstalledModel) -> LoadedModel:
-        from birdid_app.core.inference import available_devices
-
-        classifier = self._model()
-        return LoadedModel(
-            name=model.name,
-            trust=model.trust_label,
-            device=str(classifier.device),
-            precision=classifier.precision,
-            precision_reason=classifier.precision_reason,
-            class_names=list(classifier.class_names),
-            devices=available_devices(),
-            head=classifier.head_weights(),
-        )
 
     def _model(self) -> Classifier:
         """The loaded model, for work that runs only once one is (`_starting` has checked)."""
@@ -740,7 +497,8 @@ class Engine(QThread):
             if self._was_cancelled(request):
                 return
             (identification,) = self._model().identify_images([image], [request.source])
-            outcome = self._outcome(request, identification, image, started)
+            outcome = identify_outcome(self._model(), self._range_prior, request, identification, image, started,
+                                       self.notice.emit)
         except BirdidError as error:
             self.failed.emit(request.request_id, str(error))
             return
@@ -758,55 +516,6 @@ class Engine(QThread):
             self.notice.emit(classifier.notice)
             classifier.notice = None
         self.identified.emit(outcome)
-
-    def _outcome(self, request: IdentifyRequest, identification, image, started: float) -> IdentifyOutcome:
-        """`identification` of `image` as the window shows it: ranked, doubted, with the picture
-        the model saw, placed (where and when, and the answer with the range prior), and the
-        seconds since `started`."""
-        from birdid_app.core.inference import doubt
-        from birdid_app.core.preprocess import squash_to_input_size
-
-        ranked = identification.ranked()
-        model_view = qimage_from_pil(squash_to_input_size(image, self._model().image_size))
-        place = self._placed(request, identification)
-        return IdentifyOutcome(request, identification, ranked, doubt(ranked), model_view, time.perf_counter() - started,
-                               **place)
-
-    def _placed(self, request: IdentifyRequest, identification) -> dict:
-        """IdentifyOutcome's place fields for a request: where and when as `birdid identify`
-        resolves it, and the answer with the range prior. Nothing without a range prior."""
-        from birdid_app.core.inference import doubt
-        from birdid_app.core.photo import photo_metadata
-        from birdid_app.core.place import PlaceError, place_name, resolve_where
-
-        prior = self._range_prior
-        if prior is None:
-            return {}
-        taken_at, latitude, longitude = photo_metadata(request.path) if request.path is not None else (None,) * 3
-        assigned = request.assigned_place
-        where, notes = resolve_where(
-            option_place=None, option_date=None, photo_taken_at=taken_at, photo_latitude=latitude,
-            photo_longitude=longitude, assigned_place=assigned[:2] if assigned else None,
-            assigned_source=assigned[2] if assigned else "person", settings_place=request.home_place,
-        )
-        placed: dict = {"range_model": prior.geomodel.sha256, "where_notes": notes}
-        if where is None:
-            return placed
-        try:
-            answer = prior.answer(identification.probabilities, where)
-        except Exception as error:  # noqa: BLE001 - the range model failing on one place must not lose the picture's answer
-            traceback.print_exc()
-            self.notice.emit(f"The range model failed on this place ({type(error).__name__}): ranked by the picture alone.")
-            return {}
-        try:
-            words = place_name(where.latitude, where.longitude)  # the first call reads the list of towns: ~1 s
-        except PlaceError:
-            words = None  # the offline list of towns is unreadable: the place is shown as coordinates
-        by_place = answer.ranked()
-        return placed | {
-            "place_answer": answer, "place_words": words, "place_ranked": by_place,
-            "place_by_picture": answer.ranked_by_picture(), "place_doubt": doubt(by_place),
-        }
 
     def _decode(self, request: IdentifyRequest | ExplainRequest | CheckRequest | ZoomRequest):
         """The upright RGB image the request is about: decoded, and cropped to its region."""
@@ -838,7 +547,9 @@ class Engine(QThread):
             (identification,) = self._model().identify_images([crop], [request.source])
             region_request = IdentifyRequest(request.request_id, request.source, request.path, request.image, found.box,
                                              request.assigned_place, request.home_place)
-            return ZoomOutcome(found.box, found.reason, self._outcome(region_request, identification, crop, started))
+            outcome = identify_outcome(self._model(), self._range_prior, region_request, identification, crop, started,
+                                       self.notice.emit)
+            return ZoomOutcome(found.box, found.reason, outcome)
 
         self._run_request(request, work, self.zoomed)
 
