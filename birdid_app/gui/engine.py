@@ -95,10 +95,8 @@ _RELOAD_RANGE_PRIOR = object()
 # The command slots, most urgent first: the priority table above.
 PRIORITY = ("load", "identify", "zoom", "explain", "check")
 _REQUEST_SLOTS = PRIORITY[1:]  # the slots whose commands are requests, with ids, that can be cancelled
-_SLOT_OF = {
-    LoadModel: "load", IdentifyRequest: "identify", ZoomRequest: "zoom", ExplainRequest: "explain",
-    CheckRequest: "check",
-}
+_SLOT_OF = {LoadModel: "load", IdentifyRequest: "identify", ZoomRequest: "zoom", ExplainRequest: "explain",
+            CheckRequest: "check"}
 
 
 class Engine(QThread):
