@@ -118,3 +118,33 @@ def test_every_request_ends_exactly_once_even_when_the_engine_stops(qtbot, small
     qtbot.wait(50)  # signals emitted on the engine thread are delivered here
     assert endings.by_id == {1: ["cancelled"], 2: ["cancelled"], 3: ["cancelled"]}
     assert Counter(len(e) for e in endings.by_id.values()) == Counter({1: 3})
+
+
+def test_settling_the_heap_frees_what_a_replaced_model_left_in_cycles_and_freezes_the_rest():
+    """After a model change the engine collects once and freezes what is alive, so later full
+    collections (which hold the GIL, stalling the window) do not walk the model's objects; what a
+    previous freeze kept must still be freed once it is garbage."""
+    import gc
+    import weakref
+
+    from birdid_app.gui.engine_precision import settle_heap
+
+    class Node:
+        pass
+
+    old = Node()
+    old.itself = old  # a cycle: reference counting alone never frees it
+    gone = weakref.ref(old)
+    gc.freeze()  # as the previous model's settle left the heap
+    del old
+    try:
+        settle_heap()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+        survivor = Node()
+        survivor.itself = survivor
+        before = gc.get_freeze_count()
+        gc.collect()
+        assert gc.get_freeze_count() == before  # collections leave the frozen objects alone
+    finally:
+        gc.unfreeze()

@@ -60,6 +60,7 @@ from birdid_app.gui.engine_precision import (  # noqa: F401 - re-exported: the w
     MEASURING_PRECISION,
     _Measured,
     measure_in_background,
+    settle_heap,
     switch_to_measured,
 )
 from birdid_app.gui.engine_requests import (  # noqa: F401 - re-exported: the window and tests import them from here
@@ -95,8 +96,7 @@ _RELOAD_RANGE_PRIOR = object()
 # The command slots, most urgent first: the priority table above.
 PRIORITY = ("load", "identify", "zoom", "explain", "check")
 _REQUEST_SLOTS = PRIORITY[1:]  # the slots whose commands are requests, with ids, that can be cancelled
-_SLOT_OF = {LoadModel: "load", IdentifyRequest: "identify", ZoomRequest: "zoom", ExplainRequest: "explain",
-            CheckRequest: "check"}
+_SLOT_OF = {LoadModel: "load", IdentifyRequest: "identify", ZoomRequest: "zoom", ExplainRequest: "explain", CheckRequest: "check"}
 
 
 class Engine(QThread):
@@ -438,6 +438,7 @@ class Engine(QThread):
             self.model_failed.emit(f"The model could not be loaded: {type(error).__name__}: {error}")
             return
         self._loaded_model = model
+        settle_heap()  # a collection now, then none walking the model's objects later
         self.model_loaded.emit(loaded_model(model, self._model()))
         self._load_range_prior()
 
