@@ -174,10 +174,8 @@ def shown_name(text: str, limit: int = 60) -> str:
 
 
 def _spaced_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def _scientific_key(name: str) -> str:
+    """`name` with its capitals and its runs of white space made irrelevant: how a typed name
+    and a scientific name are compared."""
     return " ".join(name.split()).casefold()
 
 
@@ -260,7 +258,7 @@ def _label_index(labels: tuple[GeoLabel, ...]) -> _LabelIndex:
     by_name: dict[str, int] = {}
     by_name_and_scientific: dict[tuple[str, str], int] = {}
     for index, label in enumerate(labels):
-        scientific = _scientific_key(label.scientific)
+        scientific = _spaced_key(label.scientific)
         name = normalised_name(label.common)
         by_scientific.setdefault(scientific, index)
         if name:
@@ -270,7 +268,7 @@ def _label_index(labels: tuple[GeoLabel, ...]) -> _LabelIndex:
 
 
 def _find(class_name: str, index: _LabelIndex, alias_table: dict[str, _AliasTarget]) -> tuple[int, str] | None:
-    scientific = _scientific_key(class_name)
+    scientific = _spaced_key(class_name)
     if scientific in index.by_scientific:
         return index.by_scientific[scientific], BY_SCIENTIFIC
     words = scientific.split(" ")
@@ -285,7 +283,7 @@ def _find(class_name: str, index: _LabelIndex, alias_table: dict[str, _AliasTarg
     target = alias_table.get(name)
     if target is not None:
         target_name = normalised_name(target.common)
-        found = index.by_name_and_scientific.get((target_name, _scientific_key(target.scientific)))
+        found = index.by_name_and_scientific.get((target_name, _spaced_key(target.scientific)))
         if found is None:
             found = index.by_name.get(target_name)
         if found is not None:
