@@ -1,6 +1,6 @@
 """Attention kernels at the base model's real shapes: SDPA's fused (flash) kernel, SDPA's unfused
 maths, and plain matmul-softmax-matmul, in fp32 and bf16 on this machine's CPU. This is what
-`birdid_app.core.hiera.attention` chooses by.
+`birdid_app.core.model.hiera.attention` chooses by.
 
 Run: `.venv/bin/python benchmarks/attention.py [--repeats 20]`
 """
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from speed import BASE
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from birdid_app.core import hiera
+from birdid_app.core.model import hiera
 from machine import machine_description  # benchmarks/machine.py
 
 

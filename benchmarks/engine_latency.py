@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QCoreApplication, Qt
 
-from birdid_app.core.checkpoint import write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
+from birdid_app.core.model.checkpoint import write_checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
@@ -80,8 +80,8 @@ def main() -> None:
         root = Path(scratch)
         os.environ["BIRDID_DATA_DIR"] = str(root / "data")
         os.environ["BIRDID_CONFIG_DIR"] = str(root / "config")
-        from birdid_app.core.inference import Classifier
-        from birdid_app.core.model_store import ModelStore
+        from birdid_app.core.model.inference import Classifier
+        from birdid_app.core.model.model_store import ModelStore
         from birdid_app.gui import engine as engine_module
 
         write_checkpoint(root / "base.pt", Hiera(BASE).eval(), [f"species {i}" for i in range(707)], (0.5,) * 3, (0.5,) * 3)

@@ -59,9 +59,9 @@ def main() -> None:
     print(machine_description())
     print(cpu_flags())
 
-    from birdid_app.core.checkpoint import write_checkpoint
-    from birdid_app.core.hiera import Hiera, HieraConfig
-    from birdid_app.core.inference import cpu_has_native_bf16
+    from birdid_app.core.model.checkpoint import write_checkpoint
+    from birdid_app.core.model.hiera import Hiera, HieraConfig
+    from birdid_app.core.model.inference import cpu_has_native_bf16
     from birdid_app.core.paths import sample_picture
 
     with tempfile.TemporaryDirectory(prefix="birdid-first-answer-") as scratch:

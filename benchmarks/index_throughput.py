@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from birdid_app.core.checkpoint import Checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
-from birdid_app.core.inference import Classifier, cpu_has_native_bf16
+from birdid_app.core.insight.trust import index_identifier
 from birdid_app.core.library import BATCH_SIZE, IndexJob, Library
-from birdid_app.core.trust import index_identifier
+from birdid_app.core.model.checkpoint import Checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
+from birdid_app.core.model.inference import Classifier, cpu_has_native_bf16
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))

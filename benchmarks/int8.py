@@ -3,9 +3,9 @@
 Base-size Hiera (384x384, 707 species, random weights with the classifier scaled so logits are
 confident and separated), one picture per forward, the median of --repeats. Candidates: torch's
 dynamic int8 on nn.Linear (torch.ao.quantization, deprecated) and ONNX Runtime's dynamic int8,
-per-tensor and per-channel weights (per-channel is what birdid's "int8" runs, core/int8.py);
+per-tensor and per-channel weights (per-channel is what birdid's "int8" runs, core/model/int8.py);
 ONNX Runtime fp32 on the same exported graph for comparison. Each mode's agreement with birdid
-fp32 on 4 pictures is printed by the precision trial's rule (core/precision.py).
+fp32 on 4 pictures is printed by the precision trial's rule (core/model/precision.py).
 
 With --emulate-avx2 the torch rows run again in a child process with ATEN_CPU_CAPABILITY=avx2
 ONEDNN_MAX_CPU_ISA=AVX2 and MKL_ENABLE_INSTRUCTIONS=AVX2: torch's kernels as an AVX2-only CPU gets them. ONNX Runtime's MLAS
@@ -28,11 +28,11 @@ import warnings
 import numpy as np
 import torch
 
-from birdid_app.core.checkpoint import Checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
-from birdid_app.core.inference import cpu_has_native_bf16
-from birdid_app.core.int8 import Int8Model, convert, export, quantise
-from birdid_app.core.precision import MIN_COSINE
+from birdid_app.core.model.checkpoint import Checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
+from birdid_app.core.model.inference import cpu_has_native_bf16
+from birdid_app.core.model.int8 import Int8Model, convert, export, quantise
+from birdid_app.core.model.precision import MIN_COSINE
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))

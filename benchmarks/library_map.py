@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from birdid_app.core import library_map as maps
 from birdid_app.core.library import Library
+from birdid_app.core.library import map as maps
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 MODEL = "hiera_abswin_base_mim-intermediate-eu-common"

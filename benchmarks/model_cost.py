@@ -13,7 +13,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from birdid_app.core.hiera import Hiera, HieraConfig
+from birdid_app.core.model.hiera import Hiera, HieraConfig
 from machine import machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))

@@ -1,5 +1,5 @@
 """Near-duplicate groups at scale: the exact all-pairs scan (VectorIndex.all_pairs_groups)
-beside the clustered one (birdid_app.core.groups.near_duplicate_groups), and burst groups.
+beside the clustered one (birdid_app.core.library.groups.near_duplicate_groups), and burst groups.
 
 The data is built to look like a photo library's embeddings (seeded, 768-d float32 unit rows):
 - 700 species in 60 families: a family centre f and a species' own direction r, both random
@@ -29,9 +29,9 @@ import time
 
 import numpy as np
 
-from birdid_app.core import groups
-from birdid_app.core.groups import burst_groups, near_duplicate_groups
-from birdid_app.core.vectors import VectorIndex
+from birdid_app.core.library import groups
+from birdid_app.core.library.groups import burst_groups, near_duplicate_groups
+from birdid_app.core.library.vectors import VectorIndex
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 DIM = 768

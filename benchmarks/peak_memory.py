@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from birdid_app.core.checkpoint import write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
+from birdid_app.core.model.checkpoint import write_checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
@@ -64,7 +64,7 @@ WINDOW_MEASURE = (
     "os.environ['BIRDID_CONFIG_DIR'] = str(scratch / 'config')\n"
     "from PySide6.QtCore import QTimer\n"
     "from PySide6.QtWidgets import QApplication\n"
-    "from birdid_app.core.model_store import ModelStore\n"
+    "from birdid_app.core.model.model_store import ModelStore\n"
     "from birdid_app.core.settings import Settings, save_settings\n"
     "save_settings(Settings(device='cpu', precision='fp32'))\n"
     "ModelStore().import_file(Path(sys.argv[1]))\n"

@@ -1,4 +1,4 @@
-"""The precision trial (core/precision.py) on a quiet machine and beside busy neighbours, in one run.
+"""The precision trial (core/model/precision.py) on a quiet machine and beside busy neighbours, in one run.
 
 Base-size Hiera (384x384, 707 species, random weights written as a real checkpoint, so the int8
 conversion is kept in the data folder as a person's is). The classifier's bias puts the same five
@@ -54,12 +54,12 @@ def measure(args: argparse.Namespace, scratch: Path) -> None:
     import torch
     from int8 import time_round_robin  # benchmarks/int8.py: the side-by-side measurement
 
-    from birdid_app.core import precision
-    from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
-    from birdid_app.core.hiera import Hiera, HieraConfig
-    from birdid_app.core.inference import DTYPES, cpu_has_native_bf16
-    from birdid_app.core.int8 import prepare_int8
-    from birdid_app.core.preprocess import to_model_input
+    from birdid_app.core.model import precision
+    from birdid_app.core.model.checkpoint import read_checkpoint, write_checkpoint
+    from birdid_app.core.model.hiera import Hiera, HieraConfig
+    from birdid_app.core.model.inference import DTYPES, cpu_has_native_bf16
+    from birdid_app.core.model.int8 import prepare_int8
+    from birdid_app.core.model.preprocess import to_model_input
     from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
     cpu = torch.device("cpu")
@@ -150,9 +150,9 @@ def old_rule(checkpoint, device, candidates: list[str], forwards: dict) -> dict[
     (its agreement run), then the fastest of two single-picture forwards."""
     import torch
 
-    from birdid_app.core import precision
-    from birdid_app.core.inference import DTYPES
-    from birdid_app.core.preprocess import to_model_input
+    from birdid_app.core.model import precision
+    from birdid_app.core.model.inference import DTYPES
+    from birdid_app.core.model.preprocess import to_model_input
 
     batch = torch.stack([to_model_input(p, checkpoint.image_size, checkpoint.rgb_mean, checkpoint.rgb_std)
                          for p in precision.sample_pictures()])

@@ -59,11 +59,11 @@ def main() -> None:
     print(machine_description())
     print(cpu_flags())
 
-    from birdid_app.core.geomodel import load_geomodel_files
-    from birdid_app.core.photo import photo_metadata
-    from birdid_app.core.place import resolve_where
-    from birdid_app.core.range_prior import RangePrior
-    from birdid_app.core.species_names import published_labels
+    from birdid_app.core.model.species_names import published_labels
+    from birdid_app.core.photos.photo import photo_metadata
+    from birdid_app.core.places.geomodel import load_geomodel_files
+    from birdid_app.core.places.place import resolve_where
+    from birdid_app.core.places.range_prior import RangePrior
     from geomodel_files import photo_taken_at
 
     labels = published_labels()

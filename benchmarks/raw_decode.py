@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from birdid_app.core.photo import decode_photo, decode_thumbnail
+from birdid_app.core.photos.photo import decode_photo, decode_thumbnail
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

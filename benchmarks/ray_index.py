@@ -23,11 +23,11 @@ import ray
 import torch
 
 from birdid_app.cluster import run_ray_index
-from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
-from birdid_app.core.hiera import Hiera
-from birdid_app.core.inference import Classifier
 from birdid_app.core.library import IndexJob, Library
-from birdid_app.core.shards import decode_batch, import_shards, shard_files
+from birdid_app.core.library.shards import decode_batch, import_shards, shard_files
+from birdid_app.core.model.checkpoint import read_checkpoint, write_checkpoint
+from birdid_app.core.model.hiera import Hiera
+from birdid_app.core.model.inference import Classifier
 from index_throughput import BASE, camera_jpeg  # benchmarks/index_throughput.py
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from birdid_app.core.vectors import VectorIndex
+from birdid_app.core.library.vectors import VectorIndex
 from machine import machine_description  # benchmarks/machine.py
 
 DIM = 768
@@ -166,7 +166,7 @@ RESIDENT = """
 import sys, time, numpy as np
 sys.path.insert(0, {benchmarks!r})
 from search_latency import DIM, GENERATE_CHUNK_ROWS, RowsOnDisk, random_unit_vectors
-from birdid_app.core.vectors import VectorIndex
+from birdid_app.core.library.vectors import VectorIndex
 def rss_mb():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from birdid_app.core.checkpoint import Checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
-from birdid_app.core.inference import Classifier
-from birdid_app.core.preprocess import to_model_input
+from birdid_app.core.model.checkpoint import Checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
+from birdid_app.core.model.inference import Classifier
+from birdid_app.core.model.preprocess import to_model_input
 from machine import machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from birdid_app.core.checkpoint import Checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
-from birdid_app.core.inference import Classifier
+from birdid_app.core.model.checkpoint import Checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
+from birdid_app.core.model.inference import Classifier
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))

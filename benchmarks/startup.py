@@ -40,7 +40,7 @@ app.exec()
 MODEL = """
 import sys, time
 started = time.perf_counter()
-from birdid_app.core.inference import Classifier
+from birdid_app.core.model.inference import Classifier
 imported = time.perf_counter()
 classifier = Classifier.from_file(sys.argv[1], device="cpu")
 loaded = time.perf_counter()
@@ -58,8 +58,8 @@ def base_model_file(folder: Path) -> Path:
     import torch
     from speed import BASE  # benchmarks/speed.py: the base model's configuration
 
-    from birdid_app.core.checkpoint import write_checkpoint
-    from birdid_app.core.hiera import Hiera
+    from birdid_app.core.model.checkpoint import write_checkpoint
+    from birdid_app.core.model.hiera import Hiera
 
     torch.manual_seed(0)
     path = folder / "base.pt"

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from birdid_app.core import trust
-from birdid_app.core.checkpoint import write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
+from birdid_app.core.insight import trust
+from birdid_app.core.model.checkpoint import write_checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
 from machine import cpu_flags, machine_description  # benchmarks/machine.py
 
 BASE = HieraConfig(embed_dim=96, depths=(2, 3, 16, 3), num_heads=1, num_classes=707, image_size=(384, 384))
@@ -46,8 +46,8 @@ def main() -> None:
     print(machine_description())
     print(cpu_flags())
 
-    from birdid_app.core.inference import Classifier
-    from birdid_app.core.photo import decode_photo
+    from birdid_app.core.model.inference import Classifier
+    from birdid_app.core.photos.photo import decode_photo
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -25,9 +25,8 @@ from typing import Any
 
 import ray
 
-from birdid_app.core import shards
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.library import _pair_companions, _scan
+from birdid_app.core.library import _pair_companions, _scan, shards
 
 # Photos per decode task and per forward pass on a worker; the forward batch is the indexer's.
 DECODE_BATCH = 16

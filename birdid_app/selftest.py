@@ -43,7 +43,7 @@ def identify_sample(
     model_path: Path, device: str, precision: str, top_k: int = 5, *, check_crc: bool = True
 ) -> list[str]:
     """`check_crc=False` for an installed model's path, which the model store has checked."""
-    from birdid_app.core.inference import Classifier
+    from birdid_app.core.model.inference import Classifier
 
     started = time.perf_counter()
     classifier = Classifier.from_file(model_path, device=device, precision=precision, check_crc=check_crc)
@@ -82,7 +82,7 @@ def identify_sample_in_window(model_path: Path, device: str = "auto", precision:
 def _run_window(model_path: Path) -> list[str]:
     from PySide6.QtCore import QTimer
 
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from birdid_app.gui.app import configure_application, running_application
     from birdid_app.gui.main_window import MainWindow
 

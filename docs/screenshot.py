@@ -32,8 +32,8 @@ SPECIES = [
 
 
 def demo_model(path: Path) -> None:
-    from birdid_app.core.checkpoint import write_checkpoint
-    from birdid_app.core.hiera import Hiera, HieraConfig
+    from birdid_app.core.model.checkpoint import write_checkpoint
+    from birdid_app.core.model.hiera import Hiera, HieraConfig
 
     torch.manual_seed(3)
     model = Hiera(HieraConfig(embed_dim=48, depths=(1, 2, 3, 1), num_heads=1, num_classes=len(SPECIES),
@@ -59,7 +59,7 @@ def main() -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from birdid_app.gui.main_window import MainWindow
 
     ModelStore().import_file(scratch / "birdid-demo-random-weights.pt")

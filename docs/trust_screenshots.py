@@ -34,8 +34,8 @@ def red_sighted_model(path: Path) -> None:
     keep how red, not only whether): every species' score is a line in that redness."""
     import torch
 
-    from birdid_app.core.checkpoint import write_checkpoint
-    from birdid_app.core.hiera import Hiera, HieraConfig
+    from birdid_app.core.model.checkpoint import write_checkpoint
+    from birdid_app.core.model.hiera import Hiera, HieraConfig
 
     model = Hiera(HieraConfig(embed_dim=32, depths=(1, 1, 2, 1), num_heads=1, num_classes=len(SPECIES),
                               image_size=(224, 224)))
@@ -118,7 +118,7 @@ def main() -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from birdid_app.core.settings import Settings, save_settings
     from birdid_app.gui.engine import ZoomOutcome
     from birdid_app.gui.main_window import MainWindow

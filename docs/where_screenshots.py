@@ -37,8 +37,8 @@ def lookalike_model(path: Path) -> None:
 
     import torch
 
-    from birdid_app.core.checkpoint import write_checkpoint
-    from birdid_app.core.hiera import Hiera, HieraConfig
+    from birdid_app.core.model.checkpoint import write_checkpoint
+    from birdid_app.core.model.hiera import Hiera, HieraConfig
 
     config = HieraConfig(embed_dim=32, depths=(1, 1, 2, 1), num_heads=1, num_classes=len(SPECIES_BIASES),
                          image_size=(224, 224))
@@ -90,7 +90,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from birdid_app.cli import main as birdid
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from birdid_app.core.settings import Settings, save_settings
     from birdid_app.gui.main_window import MainWindow
     from geomodel_files import default_spec, write_geomodel

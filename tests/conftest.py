@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from birdid_app.core.checkpoint import write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
+from birdid_app.core.model.checkpoint import write_checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
 
 SPECIES = [
     "Eurasian Blue Tit",
@@ -130,7 +130,7 @@ def isolated_user_folders(tmp_path_factory, monkeypatch):
 # One int8 conversion per model (by its file's SHA-256) for the whole session: a fresh data folder
 # would otherwise export and quantise the same small model again in every test that loads it at
 # "auto" (a few seconds each, more beside other work). What a test gets is what a real conversion
-# of the same bytes gave, kept by core/int8.py's own code as after a conversion. Tests marked
+# of the same bytes gave, kept by core/model/int8.py's own code as after a conversion. Tests marked
 # int8_real convert for real every time (tests/test_int8.py).
 _INT8_CONVERTED: dict[str, bytes] = {}  # model SHA-256 -> convert()'s bytes
 _INT8_KEPT: dict[str, bytes] = {}  # model SHA-256 -> a kept conversion's bytes (bound to that SHA-256)
@@ -140,7 +140,7 @@ def _keep_session_int8(checkpoint, convert_now) -> bool:
     """The session's int8 conversion of `checkpoint`'s model file kept in this test's data folder,
     made now by `convert_now(checkpoint)` when the session has none; False when it has none and
     `convert_now` is None, or the model has no file."""
-    from birdid_app.core import int8
+    from birdid_app.core.model import int8
 
     kept = int8.kept_file(checkpoint)
     if kept is None:
@@ -161,7 +161,7 @@ def _keep_session_int8(checkpoint, convert_now) -> bool:
 def int8_converted_once_per_session(request, monkeypatch):
     if request.node.get_closest_marker("int8_real"):
         return
-    from birdid_app.core import int8
+    from birdid_app.core.model import int8
 
     real_convert, real_convert_in_a_process = int8.convert, int8.convert_in_a_process
 
@@ -192,8 +192,8 @@ def small_model_int8_kept(small_model_file):
     """small_model_file's int8 conversion kept in this test's data folder, as a first `birdid`
     command at "auto" leaves it: for the `birdid` processes a test starts, which the session's
     patches do not reach."""
-    from birdid_app.core import int8
-    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.model import int8
+    from birdid_app.core.model.checkpoint import read_checkpoint
 
     _keep_session_int8(read_checkpoint(small_model_file), int8.convert)
     return small_model_file
@@ -202,9 +202,9 @@ def small_model_int8_kept(small_model_file):
 @pytest.fixture(autouse=True)
 def quiet_computer(monkeypatch):
     """The precision trial sees a quiet computer, whatever else runs beside the tests: a trial
-    taken while other programs are busy is measured again at the next load (core/precision.py),
+    taken while other programs are busy is measured again at the next load (core/model/precision.py),
     which tests that expect a kept trial to be reused must not depend on."""
-    from birdid_app.core import precision
+    from birdid_app.core.model import precision
 
     monkeypatch.setattr(precision, "others_cpu_share", lambda: lambda: 0.0)
 
@@ -277,7 +277,7 @@ def hub(small_model_file, tmp_path, monkeypatch):
     is told to expect; the hub cache and endpoint point at this test's own places."""
     import dataclasses
 
-    from birdid_app.core import model_store
+    from birdid_app.core.model import model_store
     from hub_server import FakeHub
 
     published = model_store.PUBLISHED_MODEL

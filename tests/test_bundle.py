@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from birdid_app import __version__
-from birdid_app.core.model_store import PUBLISHED_MODEL
+from birdid_app.core.model.model_store import PUBLISHED_MODEL
 from conftest import SPECIES, make_photo
 from hub_server import FakeHub
 

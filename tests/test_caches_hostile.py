@@ -23,7 +23,7 @@ import pytest
 from test_raw import _ifd0, write_dng
 
 from birdid_app.core.errors import PhotoError
-from birdid_app.core.photo import decode_photo, decode_thumbnail
+from birdid_app.core.photos.photo import decode_photo, decode_thumbnail
 from test_photo_hostile import needs_fifo, outcome_within_time_limit
 
 # --- 5. a RAW pixel bomb -----------------------------------------------------------------------
@@ -156,8 +156,8 @@ def fifo_unblocker(path: Path):
 @needs_fifo
 @pytest.mark.parametrize("kind", ["named pipe", "link to /dev/zero", "header claiming 10^12 rows"])
 def test_a_kept_map_that_is_not_one_is_deleted_with_a_log_line_and_made_again(mapped_library, kind):
-    from birdid_app.core import library_map as maps
     from birdid_app.core.library import Library
+    from birdid_app.core.library import map as maps
 
     cache = maps.map_cache_path(mapped_library, MAP_MODEL)
     if kind == "named pipe":
@@ -171,7 +171,7 @@ def test_a_kept_map_that_is_not_one_is_deleted_with_a_log_line_and_made_again(ma
         with Library(mapped_library, model=MAP_MODEL) as library:
             return maps.cached_map(library)
 
-    with logged("birdid_app.core.library_map") as lines:
+    with logged("birdid_app.core.library.map") as lines:
         assert outcome_within_time_limit(kept_map, unblock=fifo_unblocker(cache)) == ("returned", None)
     assert not os.path.lexists(cache)  # deleted, not left to fail again at every look
     assert len(lines) == 1 and lines[0].startswith(f"The kept map {cache} cannot be used (")
@@ -183,12 +183,12 @@ def test_a_kept_map_that_is_not_one_is_deleted_with_a_log_line_and_made_again(ma
 
 
 def test_a_kept_map_whose_arrays_do_not_fit_together_is_made_again(mapped_library):
-    from birdid_app.core import library_map as maps
     from birdid_app.core.library import Library
+    from birdid_app.core.library import map as maps
 
     cache = maps.map_cache_path(mapped_library, MAP_MODEL)
     write_kept_map(cache, maps._cache_key(MAP_MODEL), np.arange(40, 0, -1, dtype=np.int64))  # ids not ascending
-    with Library(mapped_library, model=MAP_MODEL) as library, logged("birdid_app.core.library_map") as lines:
+    with Library(mapped_library, model=MAP_MODEL) as library, logged("birdid_app.core.library.map") as lines:
         assert maps.cached_map(library) is None
     assert not cache.exists() and "do not fit together" in lines[0]
 
@@ -212,7 +212,7 @@ def tiny_graph() -> bytes:
 @pytest.fixture
 def conversions(monkeypatch):
     """The checkpoints converted (by path) while the test runs, each into tiny_graph()."""
-    from birdid_app.core import int8
+    from birdid_app.core.model import int8
 
     converted: list[Path] = []
 
@@ -231,8 +231,8 @@ def _digest_path(kept: Path) -> Path:
 @pytest.mark.parametrize("digest", ["plain", "naming this model"])
 def test_another_models_int8_copy_with_a_digest_to_match_is_converted_again(small_model_file, red_model_file,
                                                                             conversions, digest):
-    from birdid_app.core.checkpoint import read_checkpoint
-    from birdid_app.core.int8 import kept_file, model_digest, prepare_int8
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.int8 import kept_file, model_digest, prepare_int8
 
     other, this = read_checkpoint(small_model_file), read_checkpoint(red_model_file)
     prepare_int8(other)
@@ -249,7 +249,7 @@ def test_another_models_int8_copy_with_a_digest_to_match_is_converted_again(smal
         encoding="ascii",
     )
     told = []
-    with logged("birdid_app.core.int8") as lines:
+    with logged("birdid_app.core.model.int8") as lines:
         prepare_int8(this, on_converting=lambda: told.append(1))
     assert told == [1] and conversions == [small_model_file, red_model_file]  # not run under this model's name
     assert len(lines) == 1 and "converted again" in lines[0], lines
@@ -263,8 +263,8 @@ def test_another_models_int8_copy_with_a_digest_to_match_is_converted_again(smal
 @pytest.mark.parametrize("where", ["model a named pipe", "model a link to /dev/zero", "digest a named pipe"])
 def test_a_special_file_in_place_of_the_kept_int8_model_is_converted_again_not_waited_on(
         small_model_file, conversions, where):
-    from birdid_app.core.checkpoint import read_checkpoint
-    from birdid_app.core.int8 import kept_file, prepare_int8
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.int8 import kept_file, prepare_int8
 
     checkpoint = read_checkpoint(small_model_file)
     prepare_int8(checkpoint)  # a sound conversion and digest, then one of them replaced
@@ -275,7 +275,7 @@ def test_a_special_file_in_place_of_the_kept_int8_model_is_converted_again_not_w
         os.mkfifo(target)
     else:
         target.symlink_to("/dev/zero")
-    with logged("birdid_app.core.int8") as lines:
+    with logged("birdid_app.core.model.int8") as lines:
         outcome = outcome_within_time_limit(prepare_int8, checkpoint, unblock=fifo_unblocker(target))
     assert outcome[0] == "returned", outcome
     assert conversions == [small_model_file, small_model_file]
@@ -397,20 +397,20 @@ def test_a_read_only_library_can_be_searched_and_exported_and_refuses_changes_in
 
 
 def _read_model(pipe: Path):
-    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.model.checkpoint import read_checkpoint
 
     return read_checkpoint(pipe)
 
 
 def _read_model_index(pipe: Path):
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     pipe.rename(pipe.with_name("models.json"))
     return ModelStore(pipe.parent).models()
 
 
 def _read_alias_table(pipe: Path):
-    from birdid_app.core import species_names
+    from birdid_app.core.model import species_names
 
     original = species_names.aliases_path
     species_names.aliases_path = lambda: pipe
@@ -421,7 +421,7 @@ def _read_alias_table(pipe: Path):
 
 
 def _read_place_data(pipe: Path):
-    from birdid_app.core import place_names
+    from birdid_app.core.places import place_names
 
     return place_names._read_packaged(pipe, 1 << 20)
 
@@ -443,7 +443,7 @@ def test_a_named_pipe_in_place_of_a_file_birdid_reads_is_one_sentence_not_a_hang
 
 @needs_fifo
 def test_the_model_store_says_a_named_pipe_in_place_of_a_model_is_not_the_model(tmp_path, small_model_file):
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     store = ModelStore(tmp_path / "models")
     model = store.import_file(small_model_file)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from birdid_app.core.checkpoint import read_checkpoint
 from birdid_app.core.errors import CheckpointError
-from birdid_app.core.hiera import Hiera
+from birdid_app.core.model.checkpoint import read_checkpoint
+from birdid_app.core.model.hiera import Hiera
 from conftest import SMALL_CONFIG, SPECIES
 
 

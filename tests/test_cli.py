@@ -231,8 +231,8 @@ def test_explain_replaces_an_older_picture_whole(small_model_file, photo_dir, tm
 
 
 def test_progress_reads_the_same_for_downloads_and_indexing():
-    from birdid_app.core.download import DownloadProgress
     from birdid_app.core.library import IndexProgress
+    from birdid_app.core.model.download import DownloadProgress
     from birdid_app.core.progress import describe_progress
 
     download = DownloadProgress(done=12_500_000, total=194_900_000, bytes_per_second=3_100_000, seconds_left=62.4,
@@ -261,7 +261,7 @@ def test_progress_off_a_terminal_is_a_line_every_tenth():
 
 
 def test_one_photo_does_not_pay_for_a_precision_trial_and_says_so(small_model_file, photo_dir, capsys):
-    from birdid_app.core.precision import kept_choices
+    from birdid_app.core.model.precision import kept_choices
 
     code = main(["identify", "--model", str(small_model_file), str(photo_dir / "robin.png"), "--json"])
     err = capsys.readouterr().err

@@ -235,7 +235,7 @@ def test_the_window_and_the_default_commands_never_import_ray():
 
 
 def test_shard_files_are_found_in_folders_and_by_name(tmp_path):
-    from birdid_app.core.shards import shard_files
+    from birdid_app.core.library.shards import shard_files
 
     (tmp_path / "a").mkdir()
     for name in ("2.parquet", "1.parquet", "notes.txt"):

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from birdid_app import APP_ID, __version__
-from birdid_app.core.photo import IMAGE_SUFFIXES
+from birdid_app.core.photos.photo import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP_FILE = ROOT / "packaging" / "linux" / f"{APP_ID}.desktop"

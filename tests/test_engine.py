@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 from PySide6.QtCore import Qt
 
-from birdid_app.core import inference
 from birdid_app.core.library import Library
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model import inference
+from birdid_app.core.model.model_store import ModelStore
 from birdid_app.gui.engine import Engine, EngineSettings, ExplainRequest, IdentifyRequest
 from conftest import make_photo
 

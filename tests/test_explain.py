@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from birdid_app.core.explain import (
+from birdid_app.core.insight.explain import (
     UnknownSpecies,
     activation_strength,
     apply_colormap,
@@ -26,7 +26,7 @@ from birdid_app.core.explain import (
     single_channel,
     species_index,
 )
-from birdid_app.core.preprocess import to_model_input
+from birdid_app.core.model.preprocess import to_model_input
 from conftest import red_evidence_model
 
 
@@ -142,7 +142,7 @@ def test_species_index_ignores_capitals_and_names_an_unknown_species():
 
 
 def test_cam_for_draws_a_map_per_stage_from_a_real_checkpoint(small_model_file):
-    from birdid_app.core.inference import Classifier
+    from birdid_app.core.model.inference import Classifier
 
     classifier = Classifier.from_file(small_model_file, device="cpu", precision="fp32")
     photo = Image.new("RGB", (500, 300), (30, 120, 60))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from birdid_app.cli import main
-from birdid_app.core import geomodel as geomodel_module
-from birdid_app.core.geomodel import GeomodelError, GeomodelStore, load_geomodel_files
-from birdid_app.core.place import birdnet_week
-from birdid_app.core.range_prior import FLOOR, UNUSUAL_BELOW, combine, prior_weights
-from birdid_app.core.species_names import LabelsError, published_labels
+from birdid_app.core.model.species_names import LabelsError, published_labels
+from birdid_app.core.places import geomodel as geomodel_module
+from birdid_app.core.places.geomodel import GeomodelError, GeomodelStore, load_geomodel_files
+from birdid_app.core.places.place import birdnet_week
+from birdid_app.core.places.range_prior import FLOOR, UNUSUAL_BELOW, combine, prior_weights
 from conftest import LOOKALIKES
 from geomodel_files import GeomodelSpec, default_spec, photo_taken_at, write_geomodel
 
@@ -146,7 +146,7 @@ def test_an_installed_model_changed_on_disk_is_refused(installed):
 
 
 def test_download_is_verified_against_the_hash_the_hub_publishes(tmp_path, monkeypatch, capsys):
-    from birdid_app.core.geomodel import PUBLISHED_GEOMODEL
+    from birdid_app.core.places.geomodel import PUBLISHED_GEOMODEL
     from hub_server import FakeHub
 
     labels = [tuple(label) for label in published_labels()]
@@ -270,7 +270,7 @@ def test_a_damaged_range_model_leaves_the_picture_answering(installed, lookalike
 
 
 def test_labels_error_names_the_line(tmp_path):
-    from birdid_app.core.species_names import parse_labels
+    from birdid_app.core.model.species_names import parse_labels
 
     with pytest.raises(LabelsError, match="Line 2"):
         parse_labels("a\tB c\tD\nbroken\n", tmp_path / "labels.txt")

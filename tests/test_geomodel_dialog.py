@@ -10,10 +10,10 @@ import onnx
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from birdid_app.core.geomodel import ATTRIBUTION, PUBLISHED_GEOMODEL, GeomodelStore
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model.model_store import ModelStore
+from birdid_app.core.model.species_names import published_labels
+from birdid_app.core.places.geomodel import ATTRIBUTION, PUBLISHED_GEOMODEL, GeomodelStore
 from birdid_app.core.settings import Settings, save_settings
-from birdid_app.core.species_names import published_labels
 from conftest import WINDOW_WAIT_MS, open_ready_window, open_window
 from geomodel_files import default_spec, write_geomodel
 

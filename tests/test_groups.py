@@ -1,4 +1,4 @@
-"""Near-duplicate and burst groups (core/groups.py): every fast path checked against an exact scan.
+"""Near-duplicate and burst groups (core/library/groups.py): every fast path checked against an exact scan.
 
 Near duplicates: the clustered method against VectorIndex.all_pairs_groups (the exact
 float32 scan, tile by tile) on seeded sets, with the clustering forced on small sets, in
@@ -19,11 +19,10 @@ import pytest
 from PIL import Image
 
 from birdid_app.cli import main
-from birdid_app.core import groups
-from birdid_app.core.groups import LINK_TOLERANCE, burst_groups, capture_seconds, near_duplicate_groups
-from birdid_app.core.library import Library, default_library_path
-from birdid_app.core.model_store import ModelStore
-from birdid_app.core.vectors import VectorIndex
+from birdid_app.core.library import Library, default_library_path, groups
+from birdid_app.core.library.groups import LINK_TOLERANCE, burst_groups, capture_seconds, near_duplicate_groups
+from birdid_app.core.library.vectors import VectorIndex
+from birdid_app.core.model.model_store import ModelStore
 from conftest import make_photo, open_ready_window
 
 WAIT_MS = 60_000

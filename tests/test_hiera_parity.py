@@ -8,9 +8,9 @@ from birder.common import fs_ops
 from birder.conf import settings as birder_settings
 from birder.net.hiera import Hiera as ReferenceHiera
 
-from birdid_app.core import hiera
-from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig, attention
+from birdid_app.core.model import hiera
+from birdid_app.core.model.checkpoint import read_checkpoint, write_checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig, attention
 from conftest import RGB_MEAN, RGB_STD, SMALL_CONFIG, SPECIES, randomise
 
 TOLERANCE = 1e-4  # max abs difference, fp32

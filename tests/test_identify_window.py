@@ -12,10 +12,10 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, 
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from birdid_app.cli import main
-from birdid_app.core import inference
-from birdid_app.core.inference import Classifier
-from birdid_app.core.model_store import ModelStore
-from birdid_app.core.photo import crop_region, decode_photo
+from birdid_app.core.model import inference
+from birdid_app.core.model.inference import Classifier
+from birdid_app.core.model.model_store import ModelStore
+from birdid_app.core.photos.photo import crop_region, decode_photo
 from birdid_app.core.settings import load_settings
 from birdid_app.gui.images import pil_from_qimage
 from birdid_app.gui.main_window import MainWindow
@@ -330,7 +330,7 @@ def test_auto_answers_the_first_photo_at_once_and_measures_beside_it(qtbot, inst
     import json
     import threading
 
-    from birdid_app.core import precision
+    from birdid_app.core.model import precision
 
     release = threading.Event()
     original = precision.measure_precisions

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from birdid_app.core.errors import BirdidError, PhotoError
-from birdid_app.core.inference import Classifier, check_precision, resolve_device
-from birdid_app.core.photo import decode_photo
+from birdid_app.core.model.inference import Classifier, check_precision, resolve_device
+from birdid_app.core.photos.photo import decode_photo
 from conftest import SPECIES
 
 
@@ -42,7 +42,7 @@ def test_matches_the_model_run_by_hand(classifier, photo_dir):
 
 def test_without_stage_maps_the_model_builds_none_and_the_answer_is_the_same(classifier, photo_dir, monkeypatch):
     # Indexing asks for no maps: the model must not build them (no reroll), not just not copy them.
-    from birdid_app.core import hiera
+    from birdid_app.core.model import hiera
 
     rerolls = []
     real_reroll = hiera.reroll
@@ -133,7 +133,7 @@ def test_an_image_from_memory_needs_no_file(classifier):
 
 
 def test_doubt_flags_low_and_close_answers():
-    from birdid_app.core.inference import SpeciesScore, doubt
+    from birdid_app.core.model.inference import SpeciesScore, doubt
 
     assert doubt([SpeciesScore("Great Tit", 0.9), SpeciesScore("Blue Tit", 0.05)]) is None
     assert doubt([SpeciesScore("Great Tit", 0.3), SpeciesScore("Blue Tit", 0.1)]) == "the best match has only 30%"
@@ -155,7 +155,7 @@ HASWELL_FLAGS = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma\n"
 
 
 def test_bf16_support_is_read_from_the_cpu_flags():
-    from birdid_app.core.inference import cpu_has_native_bf16
+    from birdid_app.core.model.inference import cpu_has_native_bf16
 
     assert cpu_has_native_bf16(ZEN4_FLAGS)
     assert cpu_has_native_bf16("flags\t: avx2 amx_bf16 amx_tile\n")

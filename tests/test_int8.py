@@ -1,4 +1,4 @@
-"""int8 on the CPU (core/int8.py): ONNX Runtime's quantised graph agrees with fp32 by the
+"""int8 on the CPU (core/model/int8.py): ONNX Runtime's quantised graph agrees with fp32 by the
 precision trial's rule on a trained model, is tried by "auto" on every CPU, is converted once
 and kept, a damaged kept file is converted again, and `birdid identify --precision int8` works."""
 
@@ -11,11 +11,17 @@ import pytest
 import torch
 
 from birdid_app.cli import main
-from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
-from birdid_app.core.explain import cam_for
-from birdid_app.core.inference import Classifier
-from birdid_app.core.int8 import Int8Unavailable, kept_file, prepare_int8
-from birdid_app.core.precision import MIN_COSINE, TIE_FRACTION, choose_precision, measure_precisions, sample_pictures
+from birdid_app.core.insight.explain import cam_for
+from birdid_app.core.model.checkpoint import read_checkpoint, write_checkpoint
+from birdid_app.core.model.inference import Classifier
+from birdid_app.core.model.int8 import Int8Unavailable, kept_file, prepare_int8
+from birdid_app.core.model.precision import (
+    MIN_COSINE,
+    TIE_FRACTION,
+    choose_precision,
+    measure_precisions,
+    sample_pictures,
+)
 from conftest import RGB_MEAN, RGB_STD, SPECIES, make_photo, make_small_model
 
 CPU = torch.device("cpu")
@@ -29,7 +35,7 @@ def trained(tmp_path_factory):
     photos = [make_photo(folder / f"bird-{i}.jpg", size=(320, 240), seed=i, quality=92) for i in range(len(SPECIES))]
     model = make_small_model(seed=5, classifier_scale=1.0).train()
     probe = Classifier(read_checkpoint(_write(model, folder / "untrained.pt")), device="cpu", precision="fp32")
-    from birdid_app.core.photo import decode_photo
+    from birdid_app.core.photos.photo import decode_photo
 
     inputs = torch.stack([probe.model_input(decode_photo(p)) for p in photos])
     labels = torch.arange(len(SPECIES))
@@ -95,7 +101,7 @@ def test_auto_tries_int8_on_a_cpu_without_native_bf16(trained):
     # int8 only when more than TIE_FRACTION faster than fp32: the simpler mode wins a tie.
     assert choice.precision == ("int8" if int8.seconds < fp32.seconds / (1 + TIE_FRACTION) else "fp32")
     # The Classifier runs what was chosen, from the kept conversion: nothing converted again.
-    from birdid_app.core import inference
+    from birdid_app.core.model import inference
 
     classifier = inference.Classifier.from_file(path, device="cpu", precision="auto", on_converting=lambda: told.append(2))
     assert told == [1] and classifier.precision in ("fp32", "int8", "bf16")
@@ -142,7 +148,7 @@ def test_identify_with_int8_from_the_command_line(small_model_file, photo_dir, c
 
     # A photo's answer does not depend on the photos beside it in a batch (dynamic quantisation
     # scales each run's activations by their largest value): alone or with others, the same.
-    from birdid_app.core.inference import Classifier
+    from birdid_app.core.model.inference import Classifier
 
     classifier = Classifier.from_file(small_model_file, device="cpu", precision="int8")  # the kept conversion
     photos = sorted(photo_dir.glob("*.jpg"))
@@ -158,7 +164,7 @@ def test_identify_with_int8_from_the_command_line(small_model_file, photo_dir, c
 def test_the_conversion_runs_in_a_process_of_its_own_and_can_be_stopped(small_model_file, tmp_path):
     """What the window's engine does on a first start: torch.export in a spawned child (it cannot
     run beside the engine's forwards), the result kept where prepare_int8 then finds it."""
-    from birdid_app.core.int8 import convert_in_a_process
+    from birdid_app.core.model.int8 import convert_in_a_process
 
     model = tmp_path / "copy.pt"
     model.write_bytes(small_model_file.read_bytes())

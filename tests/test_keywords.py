@@ -53,7 +53,7 @@ def test_a_card_of_raws_and_jpegs_is_indexed_labelled_and_keyworded(tmp_path, sm
 
 
 def test_keywords_an_editor_wrote_become_labels_when_indexed(tmp_path, small_model_file):
-    from birdid_app.core.sidecar import write_keywords
+    from birdid_app.core.photos.sidecar import write_keywords
 
     folder = tmp_path / "lightroom"
     tagged = make_photo(folder / "tagged.jpg", size=(320, 240), seed=4)
@@ -80,7 +80,7 @@ def test_keywords_an_editor_wrote_become_labels_when_indexed(tmp_path, small_mod
 
 def test_the_library_tab_writes_keywords(qtbot, tmp_path, small_model_file):
     from birdid_app.core.library import default_library_path
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from conftest import WINDOW_WAIT_MS, open_ready_window
 
     folder = tmp_path / "birds"

@@ -92,7 +92,7 @@ def test_a_label_survives_a_change_of_model(indexed, tmp_path, capsys):
 
 def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, tmp_path, small_model_file, photo_dir):
     from birdid_app.core.library import default_library_path
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from conftest import WINDOW_WAIT_MS, open_ready_window
 
     folder = tmp_path / "birds"
@@ -133,7 +133,7 @@ def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, t
 
 
 def test_the_library_tab_lists_labelled_photos_first_and_marks_them(qtbot, tmp_path, small_model_file):
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
     from conftest import WINDOW_WAIT_MS, open_ready_window
 
     folder = tmp_path / "birds"
@@ -158,7 +158,7 @@ def test_a_pasted_paragraph_is_not_echoed_and_a_class_name_with_stray_spaces_can
     assert main(["label", str(folder / "p1.jpg"), "x" * 10_000, *common]) == 2
     error = capsys.readouterr().err
     assert "The model knows no species called “xxx" in error and "…”" in error and len(error) < 300
-    from birdid_app.core.species_names import typed_species
+    from birdid_app.core.model.species_names import typed_species
 
     names = ["\tEurasian Wren", "Great  Tit", "Robin"]
     assert typed_species("eurasian wren", names) == "\tEurasian Wren"  # the model's own spelling back

@@ -29,8 +29,8 @@ def test_no_core_source_file_imports_qt():
 
 
 def test_importing_all_of_core_loads_no_qt():
-    modules = [f"birdid_app.core.{m.name}" for m in pkgutil.iter_modules([str(CORE_DIR)])]
-    assert "birdid_app.core.inference" in modules
+    modules = [m.name for m in pkgutil.walk_packages([str(CORE_DIR)], prefix="birdid_app.core.")]
+    assert "birdid_app.core.model.inference" in modules
     code = (
         f"import sys, importlib\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
@@ -125,10 +125,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_finds_what_it_should():
     graph = import_graph()
-    assert "birdid_app.core.inference" in graph["birdid_app.gui.engine"]
+    assert "birdid_app.core.model.inference" in graph["birdid_app.gui.engine"]
     # imported inside a method, and `from birdid_app.core import paths` names a submodule
     assert "birdid_app.gui.library_map_view" in graph["birdid_app.gui.library_view"]
-    assert "birdid_app.core.paths" in graph["birdid_app.core.precision"]
+    assert "birdid_app.core.paths" in graph["birdid_app.core.model.precision"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
@@ -137,3 +137,47 @@ def test_no_import_cycle_in_birdid_app():
     """Function-level imports count: a cycle hidden in a function is still a cycle."""
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+# core's folders, lowest first: each imports only from the folders before it and from core's own
+# modules (the shared base: errors, files, atomic, paths...). `settings` is the app's settings and
+# reads every folder's options, so it may import any of them, and none of them imports it.
+CORE_LAYERS = ("base", "photos", "model", "places", "library", "insight", "settings")
+
+
+def _core_layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[:2] != ["birdid_app", "core"] or len(parts) < 3:
+        return None
+    if parts[2] == "settings":
+        return "settings"
+    return parts[2] if parts[2] in CORE_LAYERS else "base"
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        layer = _core_layer(module)
+        for target in sorted(targets):
+            to = _core_layer(target)
+            if layer and to and CORE_LAYERS.index(to) > CORE_LAYERS.index(layer):
+                wrong.append(f"{module} ({layer}) imports {target} ({to})")
+    return wrong
+
+
+def test_core_folders_import_one_way():
+    graph = import_graph()
+    assert {_core_layer(m) for m in graph} >= set(CORE_LAYERS), "a layer has no module: update CORE_LAYERS"
+    assert upward_imports(graph) == []
+
+
+def test_the_layer_check_sees_an_upward_import():
+    graph = {
+        "birdid_app.core.photos.photo": {"birdid_app.core.errors", "birdid_app.core.model.inference"},
+        "birdid_app.core.insight.trust": {"birdid_app.core.library.library"},
+        "birdid_app.core.settings": {"birdid_app.core.places.place"},
+        "birdid_app.gui.engine": {"birdid_app.core.settings"},
+    }
+    assert upward_imports(graph) == [
+        "birdid_app.core.photos.photo (photos) imports birdid_app.core.model.inference (model)"
+    ]

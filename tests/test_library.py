@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from birdid_app.cli import main
-from birdid_app.core.inference import Classifier
+from birdid_app.core.insight.trust import index_identifier
 from birdid_app.core.library import IndexJob, Library, LibraryError
-from birdid_app.core.trust import index_identifier
+from birdid_app.core.model.inference import Classifier
 from conftest import make_photo
 
 
@@ -273,7 +273,7 @@ def test_killed_while_indexing_the_next_run_finishes_consistently(tmp_path, smal
 def test_a_large_librarys_index_holds_float16_and_reads_its_candidates_back_from_the_file(
     tmp_path, folder, classifier, monkeypatch
 ):
-    from birdid_app.core import vectors as vectors_module
+    from birdid_app.core.library import vectors as vectors_module
 
     with Library(tmp_path / "library.sqlite3") as library:
         library.add_folder(folder)

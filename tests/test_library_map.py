@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from birdid_app.cli import main
-from birdid_app.core import library_map as maps
 from birdid_app.core.library import Library
+from birdid_app.core.library import map as maps
 
 MODEL = "test-model"
 

@@ -11,9 +11,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QInputDialog
 
-from birdid_app.core import library_map as maps
 from birdid_app.core.library import Library, default_library_path
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.library import map as maps
+from birdid_app.core.model.model_store import ModelStore
 from birdid_app.core.settings import Settings, save_settings
 from birdid_app.gui.library_map_view import inside_polygon
 from conftest import SPECIES, make_photo, open_ready_window

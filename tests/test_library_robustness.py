@@ -17,9 +17,6 @@ import numpy as np
 import pytest
 
 from birdid_app.cli import main
-from birdid_app.core.checkpoint import write_checkpoint
-from birdid_app.core.hiera import Hiera, HieraConfig
-from birdid_app.core.inference import Classifier
 from birdid_app.core.library import (
     _SCHEMA_V1,
     SCHEMA_VERSION,
@@ -29,7 +26,10 @@ from birdid_app.core.library import (
     Library,
     LibraryError,
 )
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model.checkpoint import write_checkpoint
+from birdid_app.core.model.hiera import Hiera, HieraConfig
+from birdid_app.core.model.inference import Classifier
+from birdid_app.core.model.model_store import ModelStore
 from conftest import RGB_MEAN, RGB_STD, SPECIES, make_photo, randomise
 
 # A second model, of another width: its embeddings have 384 values where the small model's have

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from birdid_app.core import inference
 from birdid_app.core.library import Library, default_library_path
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model import inference
+from birdid_app.core.model.model_store import ModelStore
 from conftest import make_photo, open_ready_window
 
 WAIT_MS = 60_000

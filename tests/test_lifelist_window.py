@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from birdid_app.cli import main
 from birdid_app.core.library import Library, default_library_path
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model.model_store import ModelStore
 from birdid_app.core.settings import Settings, save_settings
 from conftest import WINDOW_WAIT_MS, open_ready_window
 from geomodel_files import photo_taken_at

@@ -9,10 +9,10 @@ import sys
 import huggingface_hub
 import pytest
 
-from birdid_app.core import download as download_module
-from birdid_app.core.download import DownloadCancelled, DownloadError, VerificationError, download_published_model
-from birdid_app.core.inference import Classifier
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model import download as download_module
+from birdid_app.core.model.download import DownloadCancelled, DownloadError, VerificationError, download_published_model
+from birdid_app.core.model.inference import Classifier
+from birdid_app.core.model.model_store import ModelStore
 from hub_server import unreachable_url
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from birdid_app.cli import main
-from birdid_app.core import model_store
-from birdid_app.core.checkpoint import read_checkpoint
 from birdid_app.core.errors import CheckpointError
-from birdid_app.core.model_store import ModelStore, ModelStoreError, sha256_file
+from birdid_app.core.model import model_store
+from birdid_app.core.model.checkpoint import read_checkpoint
+from birdid_app.core.model.model_store import ModelStore, ModelStoreError, sha256_file
 from conftest import SPECIES
 
 LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # signature ... file name length, extra field length

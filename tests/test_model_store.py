@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from birdid_app.cli import main
-from birdid_app.core import model_store
 from birdid_app.core.errors import CheckpointError
-from birdid_app.core.model_store import ModelStore, ModelStoreError, sha256_file
+from birdid_app.core.model import model_store
+from birdid_app.core.model.model_store import ModelStore, ModelStoreError, sha256_file
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_model_commands(published_is_small_model, small_model_file, fine_tune, p
 
 
 def test_model_download_command_prints_progress_lines_and_a_clear_error(hub, tmp_path, monkeypatch, capsys):
-    from birdid_app.core import download
+    from birdid_app.core.model import download
 
     monkeypatch.setattr(download, "CHUNK", 64 * 1024)
     monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)

@@ -9,12 +9,12 @@ import pytest
 
 from birdid_app.cli import build_parser
 from birdid_app.core import options
-from birdid_app.core.explain import colormap_lut
+from birdid_app.core.insight.explain import colormap_lut
 from birdid_app.core.settings import Settings, load_settings, save_settings
 
 
 @pytest.mark.parametrize(
-    "module", ["birdid_app.core.options", "birdid_app.core.explain", "birdid_app.cli", "birdid_app.core.precision"]
+    "module", ["birdid_app.core.options", "birdid_app.core.insight.explain", "birdid_app.cli", "birdid_app.core.model.precision"]
 )
 def test_the_lists_and_the_drawing_load_without_torch(module):
     """The window reads the lists, draws overlays, exports pictures and reads or forgets the kept
@@ -26,7 +26,7 @@ def test_the_lists_and_the_drawing_load_without_torch(module):
 
 
 def test_the_lists_agree_with_the_model_code():
-    from birdid_app.core.inference import DEVICES, PRECISIONS
+    from birdid_app.core.model.inference import DEVICES, PRECISIONS
 
     assert DEVICES == options.DEVICES and PRECISIONS == options.PRECISIONS
 

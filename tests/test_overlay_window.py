@@ -9,8 +9,9 @@ from PIL import Image
 from PySide6.QtCore import QRect, QRectF
 from PySide6.QtWidgets import QFileDialog
 
-from birdid_app.core import inference, trust
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.insight import trust
+from birdid_app.core.model import inference
+from birdid_app.core.model.model_store import ModelStore
 from birdid_app.core.settings import load_settings
 from conftest import open_ready_window
 
@@ -20,7 +21,7 @@ WAIT_MS = 30_000
 @pytest.fixture
 def forward_passes(monkeypatch):
     """Counts identification passes the engine makes. The mirror-and-crops check that follows an
-    answer (core/trust.py) only grades it, whenever the engine is free: it is not counted."""
+    answer (core/insight/trust.py) only grades it, whenever the engine is free: it is not counted."""
     calls = []
     original = inference.Classifier.identify_images
 

@@ -1,4 +1,4 @@
-"""Tests of birdid_app.core.photo: decoding every accepted format, and the model input.
+"""Tests of birdid_app.core.photos.photo: decoding every accepted format, and the model input.
 
 Every test image is made here, in tmp_path: a synthetic "photo" (smooth gradients, soft blobs,
 shapes, a little grain) big enough that a turned or mirrored decode would show.
@@ -18,11 +18,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFile
 
-from birdid_app.core import photo as photo_module
-from birdid_app.core import preprocess as preprocess_module
 from birdid_app.core.errors import PhotoError
-from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo
-from birdid_app.core.preprocess import to_model_input
+from birdid_app.core.model import preprocess as preprocess_module
+from birdid_app.core.model.preprocess import to_model_input
+from birdid_app.core.photos import photo as photo_module
+from birdid_app.core.photos.photo import IMAGE_SUFFIXES, decode_photo
 
 HALF_STATS = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 IMAGENET_STATS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

@@ -25,10 +25,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from birdid_app.core import files as files_module
-from birdid_app.core import photo as photo_module
 from birdid_app.core.errors import PhotoError
 from birdid_app.core.files import open_regular_file, problem_from_os_error
-from birdid_app.core.photo import decode_photo, photo_metadata
+from birdid_app.core.photos import photo as photo_module
+from birdid_app.core.photos.photo import decode_photo, photo_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 TIME_LIMIT = 20  # seconds; each call here takes well under one
@@ -349,7 +349,7 @@ def test_decoder_warnings_become_one_log_line_naming_the_file_on_any_thread(tmp_
         import warnings
         from concurrent.futures import ThreadPoolExecutor
         from PIL import Image
-        from birdid_app.core.photo import decode_photo, photo_metadata
+        from birdid_app.core.photos.photo import decode_photo, photo_metadata
 
         paths = {[str(p) for pair in zip(corrupt, good, strict=True) for p in pair]!r}
         with ThreadPoolExecutor(4) as pool:

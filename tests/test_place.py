@@ -1,4 +1,4 @@
-"""Tests of birdid_app.core.place: BirdNET's weeks, positions and dates as people type them, which
+"""Tests of birdid_app.core.places.place: BirdNET's weeks, positions and dates as people type them, which
 place and date a photo is given, and place names from the offline GeoNames list.
 
 The real list is loaded once for the whole session (the module keeps it); the tests of loading
@@ -24,10 +24,10 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from birdid_app.core import place_names
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.photo import photo_metadata
-from birdid_app.core.place import (
+from birdid_app.core.photos.photo import photo_metadata
+from birdid_app.core.places import place_names
+from birdid_app.core.places.place import (
     WHOLE_YEAR,
     NamedPlace,
     PlaceError,
@@ -59,7 +59,7 @@ def place_list() -> float:
 def test_importing_the_module_loads_neither_qt_nor_torch_nor_the_list():
     """The command line reads places before (and without) the model; the list waits for a name."""
     code = (
-        "import sys, birdid_app.core.place; "
+        "import sys, birdid_app.core.places.place; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'PySide6', 'scipy', 'reverse_geocode'}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

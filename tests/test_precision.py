@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from birdid_app.cli import main
-from birdid_app.core import paths, precision
-from birdid_app.core.checkpoint import read_checkpoint, write_checkpoint
-from birdid_app.core.inference import Classifier, cpu_has_native_bf16
-from birdid_app.core.model_store import ModelStore
-from birdid_app.core.precision import MIN_COSINE, candidate_precisions, choose_precision, pick
+from birdid_app.core import paths
+from birdid_app.core.model import precision
+from birdid_app.core.model.checkpoint import read_checkpoint, write_checkpoint
+from birdid_app.core.model.inference import Classifier, cpu_has_native_bf16
+from birdid_app.core.model.model_store import ModelStore
+from birdid_app.core.model.precision import MIN_COSINE, candidate_precisions, choose_precision, pick
 from conftest import RGB_MEAN, RGB_STD, SPECIES, make_small_model
 
 CPU = torch.device("cpu")
@@ -73,7 +74,7 @@ def test_a_mode_that_disagrees_with_fp32_is_never_picked(tmp_path):
 
 
 def test_a_classifier_on_auto_runs_the_chosen_mode_and_says_why(small_model_file, monkeypatch):
-    from birdid_app.core import inference
+    from birdid_app.core.model import inference
 
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
     classifier = Classifier.from_file(small_model_file, device="cpu", precision="auto")

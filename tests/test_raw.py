@@ -19,8 +19,8 @@ from pidng.dng import DNGTags, Tag, Type
 from PIL import Image
 
 from birdid_app.core.errors import PhotoError
-from birdid_app.core.photo import IMAGE_SUFFIXES, decode_photo, decode_thumbnail, photo_metadata
-from birdid_app.core.raw import RAW_SUFFIXES
+from birdid_app.core.photos.photo import IMAGE_SUFFIXES, decode_photo, decode_thumbnail, photo_metadata
+from birdid_app.core.photos.raw import RAW_SUFFIXES
 
 SENSOR = (1024, 768)  # width, height of the Bayer data
 _EXIF_IFD, _GPS_IFD = 34665, 34853

@@ -343,9 +343,9 @@ def test_every_setting_has_a_name_and_a_label_with_a_shortcut(open_dialog):
 def test_measure_again_forgets_the_kept_precision_trial_and_asks_for_a_reload(qtbot, open_dialog, small_model_file, monkeypatch):
     import torch
 
-    from birdid_app.core import precision
-    from birdid_app.core.checkpoint import read_checkpoint
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model import precision
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.model_store import ModelStore
 
     monkeypatch.setattr(precision, "candidate_precisions", lambda device, native_bf16: ["fp32", "bf16"])
     model = ModelStore().import_file(small_model_file)

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from birdid_app.cli import main
-from birdid_app.core.keywords import write_library_keywords
 from birdid_app.core.library import Library
-from birdid_app.core.shards import SHARD_SCHEMA, import_shards
+from birdid_app.core.library.keywords import write_library_keywords
+from birdid_app.core.library.shards import SHARD_SCHEMA, import_shards
 from conftest import SPECIES, make_photo
 
 MODEL = "small-hiera"
@@ -264,7 +264,7 @@ def test_csv_exports_neutralise_formulas_but_keep_birdids_own_numbers(tmp_path, 
 
 
 def test_the_ebird_and_life_list_files_neutralise_a_place_name(tmp_path, archive, capsys):
-    from birdid_app.core.sightings import write_ebird_csv
+    from birdid_app.core.library.sightings import write_ebird_csv
 
     folder, library = archive
     shard = write_shard(tmp_path / "s.parquet", [row(folder / "heron.jpg", seed=1, taken_at="2024-05-01T07:12:03",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from birdid_app.core.sidecar import SidecarError, read_keywords, sidecar_path, write_keywords
+from birdid_app.core.photos.sidecar import SidecarError, read_keywords, sidecar_path, write_keywords
 from conftest import make_photo
 
 # As darktable 4.x writes it: attributes for simple values, a Seq of attribute-only structs for

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import pytest
 from test_sidecar import DARKTABLE_SIDECAR, NOTE, as_list, tags
 
-from birdid_app.core.keywords import write_library_keywords
-from birdid_app.core.sidecar import SidecarError, read_keywords, write_keywords
+from birdid_app.core.library.keywords import write_library_keywords
+from birdid_app.core.photos.sidecar import SidecarError, read_keywords, write_keywords
 from conftest import make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,8 +133,8 @@ CHILD = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
     from pathlib import Path
     from types import SimpleNamespace
-    from birdid_app.core.keywords import write_library_keywords
-    from birdid_app.core.sidecar import SidecarError, read_keywords
+    from birdid_app.core.library.keywords import write_library_keywords
+    from birdid_app.core.photos.sidecar import SidecarError, read_keywords
     photos = sys.argv[1:]
     rows = [SimpleNamespace(path=Path(p), error=None, label="Eurasian Wren", species=[]) for p in photos]
     folders = sorted({Path(p).parent for p in photos})
@@ -323,7 +323,7 @@ def test_a_sidecar_in_an_unknown_encoding_is_refused(tmp_path):
 
 def test_exiv2_complaints_go_to_the_debug_log_not_stderr(tmp_path, capfd):
     hostile = jpeg_with_packet(tmp_path / "doctype.jpg", DOCTYPE_PACKET)
-    exiv2_log, birdid_log = logging.getLogger("exiv2"), logging.getLogger("birdid_app.core.sidecar")
+    exiv2_log, birdid_log = logging.getLogger("exiv2"), logging.getLogger("birdid_app.core.photos.sidecar")
     seen_from_exiv2: list[logging.LogRecord] = []
     seen_by_birdid: list[logging.LogRecord] = []
 

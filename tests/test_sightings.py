@@ -13,7 +13,7 @@ from PIL.TiffImagePlugin import IFDRational
 
 from birdid_app.cli import main
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
-from birdid_app.core.sightings import EBIRD_COLUMNS, life_list, places_list, write_ebird_csv
+from birdid_app.core.library.sightings import EBIRD_COLUMNS, life_list, places_list, write_ebird_csv
 from conftest import make_photo
 
 AMSTERDAM = (52.3731, 4.8922)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from birdid_app.core import species_names
-from birdid_app.core.species_names import (
+from birdid_app.core.model import species_names
+from birdid_app.core.model.species_names import (
     GeoLabel,
     LabelsError,
     Match,
@@ -765,7 +765,7 @@ def test_alias_rows_may_leave_the_note_out():
 
 
 def test_the_module_loads_no_qt_torch_or_onnxruntime():
-    probe = ("import sys, birdid_app.core.species_names as s; s.match_species(['Robin'], s.published_labels()); "
+    probe = ("import sys, birdid_app.core.model.species_names as s; s.match_species(['Robin'], s.published_labels()); "
              "print(sorted(m for m in ('torch', 'onnxruntime', 'PySide6') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"

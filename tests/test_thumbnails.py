@@ -1,4 +1,4 @@
-"""The one thumbnail cache (core/thumbnails.py): what the Library tab, the map and the Identify
+"""The one thumbnail cache (core/photos/thumbnails.py): what the Library tab, the map and the Identify
 strip show, kept whole, and made again when what is kept cannot be read."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import threading
 
 from PIL import Image
 
-from birdid_app.core.thumbnails import THUMBNAIL_SIDE, cache_path, thumbnail, thumbnail_file
+from birdid_app.core.photos.thumbnails import THUMBNAIL_SIDE, cache_path, thumbnail, thumbnail_file
 from conftest import make_photo
 
 

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from birdid_app.cli import main
-from birdid_app.core import trust
-from birdid_app.core.inference import Classifier
+from birdid_app.core.insight import trust
 from birdid_app.core.library import Library
+from birdid_app.core.model.inference import Classifier
 from conftest import OTHER_SPECIES, RED_PATCH, RED_SPECIES, make_photo
 
 RED, OTHER = RED_SPECIES, OTHER_SPECIES

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from birdid_app.cli import main
 from birdid_app.core.library import Library, default_library_path
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model.model_store import ModelStore
 from birdid_app.core.settings import Settings, save_settings
 from birdid_app.gui.engine import ZoomOutcome
 from conftest import OTHER_SPECIES, RED_PATCH, RED_SPECIES, make_photo, open_ready_window
@@ -147,7 +147,7 @@ def test_with_the_setting_the_windows_indexer_keeps_the_answer_the_model_is_sure
 def test_a_zoom_under_way_can_be_cancelled_even_with_every_photo_zoomed(qtbot, tmp_path, red_model_file, monkeypatch):
     import time
 
-    from birdid_app.core import trust
+    from birdid_app.core.insight import trust
 
     original = trust.zoom_box_for
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from birdid_app.core.vectors import VectorIndex
+from birdid_app.core.library.vectors import VectorIndex
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -311,13 +311,13 @@ def test_near_duplicate_groups_link_through_a_chain():
 
 
 def test_module_loads_without_torch():
-    code = "import sys, birdid_app.core.vectors; print('torch' in sys.modules)"
+    code = "import sys, birdid_app.core.library.vectors; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 
 def test_the_two_pass_search_is_exact(monkeypatch):
-    from birdid_app.core import vectors as vectors_module
+    from birdid_app.core.library import vectors as vectors_module
 
     monkeypatch.setattr(vectors_module, "TWO_PASS_MIN_ROWS", 0)  # use it even for a small index
     rng = np.random.default_rng(11)
@@ -345,7 +345,7 @@ def test_the_two_pass_search_is_exact(monkeypatch):
 def test_float16_scores_stay_well_inside_the_bound_the_two_pass_search_relies_on():
     import torch
 
-    from birdid_app.core.vectors import FLOAT16_SCORE_ERROR
+    from birdid_app.core.library.vectors import FLOAT16_SCORE_ERROR
 
     rng = np.random.default_rng(5)
     matrix = rng.standard_normal((20000, 768)).astype(np.float32)
@@ -365,7 +365,7 @@ def assert_same_hits(found, expected):
 
 
 def test_an_index_that_reads_back_float32_holds_float16_only_and_answers_the_same(monkeypatch):
-    from birdid_app.core import vectors as vectors_module
+    from birdid_app.core.library import vectors as vectors_module
 
     monkeypatch.setattr(vectors_module, "TWO_PASS_MIN_ROWS", 1000)
     rng = np.random.default_rng(12)

@@ -15,9 +15,9 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from birdid_app.cli import main
-from birdid_app.core.geomodel import ATTRIBUTION, GeomodelStore
-from birdid_app.core.model_store import ModelStore
-from birdid_app.core.place import birdnet_week
+from birdid_app.core.model.model_store import ModelStore
+from birdid_app.core.places.geomodel import ATTRIBUTION, GeomodelStore
+from birdid_app.core.places.place import birdnet_week
 from birdid_app.core.settings import Settings, load_settings, save_settings
 from birdid_app.gui.results_panel import (
     INSTALL_LINE,

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from birdid_app.core import model_store
-from birdid_app.core.model_store import ModelStore, sha256_file
+from birdid_app.core.model import model_store
+from birdid_app.core.model.model_store import ModelStore, sha256_file
 from birdid_app.gui.main_window import MainWindow
 from birdid_app.gui.model_about import ModelAboutDialog
 from conftest import open_window
@@ -21,9 +21,9 @@ def auto_precision_on_cpu(model_path) -> str:
     the window must say so."""
     import torch
 
-    from birdid_app.core.checkpoint import read_checkpoint
-    from birdid_app.core.inference import cpu_has_native_bf16
-    from birdid_app.core.precision import choose_precision
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.inference import cpu_has_native_bf16
+    from birdid_app.core.model.precision import choose_precision
 
     choice = choose_precision(read_checkpoint(model_path), torch.device("cpu"), native_bf16=cpu_has_native_bf16())
     assert not choice.measured_now  # the engine's trial was kept, and is reused
@@ -158,7 +158,7 @@ def test_an_imported_fine_tune_is_labelled_unverified(window, qtbot, small_model
 
 
 def test_the_window_says_when_it_measures_the_fastest_precision(window, qtbot, small_model_file, monkeypatch):
-    from birdid_app.core import inference
+    from birdid_app.core.model import inference
 
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)  # so there are two modes to compare
     model = ModelStore().import_file(small_model_file)
@@ -185,7 +185,7 @@ def test_measure_again_in_settings_reloads_the_model_and_measures(window, qtbot,
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from birdid_app.core import inference, precision
+    from birdid_app.core.model import inference, precision
     from birdid_app.gui.settings_dialog import SettingsDialog
 
     monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)

@@ -13,7 +13,7 @@ import pytest
 
 from birdid_app.cli import main
 from birdid_app.core.library import IndexLock, Library, default_library_path
-from birdid_app.core.model_store import ModelStore
+from birdid_app.core.model.model_store import ModelStore
 from birdid_app.core.settings import load_settings
 from conftest import WINDOW_WAIT_MS, make_photo, open_ready_window, open_window
 

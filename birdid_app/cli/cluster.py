@@ -48,7 +48,7 @@ def add_commands(commands) -> None:
 def _cluster_modules():
     try:
         from birdid_app import cluster
-        from birdid_app.core import shards
+        from birdid_app.core.library import shards
     except ImportError as error:
         raise Failure(f"{CLUSTER_EXTRA} ({error}).") from None
     return cluster, shards
@@ -61,8 +61,8 @@ def index_on_ray(args: argparse.Namespace) -> int:
     if not args.folders:
         raise Failure("--engine ray indexes the folders named: name at least one.")
     cluster, _ = _cluster_modules()
-    from birdid_app.core.checkpoint import read_checkpoint
     from birdid_app.core.library import Library, default_library_path
+    from birdid_app.core.model.checkpoint import read_checkpoint
 
     chosen = choose_model(args.model)
     model_name = chosen.info["name"]
@@ -99,7 +99,7 @@ def import_shards(args: argparse.Namespace) -> int:
     files = shards.shard_files(args.shards)
     if not files:
         raise Failure(f"No shards (.parquet files) in {', '.join(str(p) for p in args.shards)}.")
-    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.model.checkpoint import read_checkpoint
 
     chosen = choose_model(args.model)
     model_name = chosen.info["name"]

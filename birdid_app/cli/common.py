@@ -87,7 +87,7 @@ class ChosenModel(NamedTuple):
 def choose_model(model_arg: Path | None) -> ChosenModel:
     """The --model file, else the active model."""
     from birdid_app.core.errors import NoModelError
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     store = ModelStore()
     if model_arg is not None:
@@ -119,9 +119,9 @@ def load_classifier(args: argparse.Namespace, photos: int | None = None):
     "auto", fewer than PHOTOS_WORTH_A_TRIAL and no trial kept run in the mode that needs no
     preparation, and say so."""
     # torch: only once a command runs the model.
-    from birdid_app.core.checkpoint import read_checkpoint
-    from birdid_app.core.inference import Classifier, cpu_has_native_bf16, resolve_device
-    from birdid_app.core.precision import kept_choice, ready_precision
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.inference import Classifier, cpu_has_native_bf16, resolve_device
+    from birdid_app.core.model.precision import kept_choice, ready_precision
 
     chosen = choose_model(args.model)
     checkpoint = read_checkpoint(chosen.path, check_crc=not chosen.crc_checked)

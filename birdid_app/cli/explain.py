@@ -35,8 +35,8 @@ def add_commands(commands) -> None:
 
 
 def explain_photo(args: argparse.Namespace) -> int:
-    from birdid_app.core import explain
-    from birdid_app.core.photo import crop_region, decode_photo
+    from birdid_app.core.insight import explain
+    from birdid_app.core.photos.photo import crop_region, decode_photo
 
     view, colon, argument = args.mode.partition(":")
     known = view in options.OVERLAY_MODES and (

@@ -35,7 +35,7 @@ def add_commands(commands) -> None:
 
 def download_geomodel(args: argparse.Namespace) -> int:
     from birdid_app.core.errors import BirdidError
-    from birdid_app.core.geomodel import GeomodelStore, download_geomodel
+    from birdid_app.core.places.geomodel import GeomodelStore, download_geomodel
 
     bar = ProgressPrinter(sys.stderr, done_word="downloaded", bar=True)
     try:
@@ -53,7 +53,7 @@ def download_geomodel(args: argparse.Namespace) -> int:
 
 def import_geomodel(args: argparse.Namespace) -> int:
     from birdid_app.core.errors import BirdidError
-    from birdid_app.core.geomodel import GeomodelStore
+    from birdid_app.core.places.geomodel import GeomodelStore
 
     try:
         geomodel = GeomodelStore().install(args.model, args.labels, origin="import", source=str(args.model))
@@ -64,7 +64,7 @@ def import_geomodel(args: argparse.Namespace) -> int:
 
 
 def remove_geomodel(args: argparse.Namespace) -> int:
-    from birdid_app.core.geomodel import GeomodelStore
+    from birdid_app.core.places.geomodel import GeomodelStore
 
     removed = GeomodelStore().remove()
     print("range model: removed" if removed else "No range model is installed.")
@@ -72,8 +72,8 @@ def remove_geomodel(args: argparse.Namespace) -> int:
 
 
 def geomodel_status(args: argparse.Namespace) -> int:
-    from birdid_app.core.geomodel import ATTRIBUTION, GeomodelStore
-    from birdid_app.core.range_prior import RangePrior
+    from birdid_app.core.places.geomodel import ATTRIBUTION, GeomodelStore
+    from birdid_app.core.places.range_prior import RangePrior
 
     store = GeomodelStore()
     record = store.record()
@@ -110,8 +110,8 @@ def geomodel_status(args: argparse.Namespace) -> int:
 def _image_model_classes(model_arg: Path | None) -> tuple[list[str] | None, str | None]:
     """The species of --model or the installed model; (None, None) when there is no model."""
     from birdid_app.cli.common import choose_model
-    from birdid_app.core.checkpoint import read_checkpoint
     from birdid_app.core.errors import NoModelError
+    from birdid_app.core.model.checkpoint import read_checkpoint
 
     try:
         chosen = choose_model(model_arg)

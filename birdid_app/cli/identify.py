@@ -63,7 +63,7 @@ def add_selftest(commands) -> None:
 
 def place_argument(text: str) -> tuple[float, float, str]:
     """--at: coordinates (at once), else a town's name (the offline city list loads, ~1 s)."""
-    from birdid_app.core.place import PlaceError, parse_coordinates, place_from_text
+    from birdid_app.core.places.place import PlaceError, parse_coordinates, place_from_text
 
     try:
         return (*parse_coordinates(text), text)
@@ -76,7 +76,7 @@ def place_argument(text: str) -> tuple[float, float, str]:
 
 
 def date_argument(text: str):
-    from birdid_app.core.place import PlaceError, parse_date
+    from birdid_app.core.places.place import PlaceError, parse_date
 
     try:
         return parse_date(text)
@@ -122,8 +122,8 @@ class _PlaceContext:
 
     def __init__(self, args: argparse.Namespace, class_names) -> None:
         from birdid_app.core.errors import BirdidError
-        from birdid_app.core.geomodel import GeomodelStore
-        from birdid_app.core.range_prior import RangePrior
+        from birdid_app.core.places.geomodel import GeomodelStore
+        from birdid_app.core.places.range_prior import RangePrior
         from birdid_app.core.settings import load_settings
 
         self.option_place = args.at[:2] if args.at else None
@@ -143,7 +143,7 @@ class _PlaceContext:
     def ranked(self, path: Path, identification, top_k: int) -> dict:
         """The record's "where", "where_notes", "species" and "species_by_picture"."""
         from birdid_app.core.library import photo_where
-        from birdid_app.core.photo import photo_metadata
+        from birdid_app.core.photos.photo import photo_metadata
 
         where, notes = photo_where(
             self.assigned, Path(path).resolve(), *photo_metadata(path), home_place=self.home_place,
@@ -171,7 +171,7 @@ def _plain(score) -> dict:
 
 
 def _week_words(week: int) -> str:
-    from birdid_app.core.range_prior import week_words
+    from birdid_app.core.places.range_prior import week_words
 
     return week_words(week)
 
@@ -194,9 +194,9 @@ def _identify_carefully(args: argparse.Namespace, classifier, chosen, places: _P
     """identify --zoom / --trust: one photo at a time, decoded at full resolution for the zoom."""
     import numpy as np
 
-    from birdid_app.core import trust
     from birdid_app.core.errors import PhotoError
-    from birdid_app.core.photo import decode_photo
+    from birdid_app.core.insight import trust
+    from birdid_app.core.photos.photo import decode_photo
 
     library = _library_for_trust(args) if args.trust else None
     head = classifier.head_weights() if args.trust else None
@@ -309,7 +309,7 @@ def _print_species(species_list: list[dict], week_words: str | None = None) -> N
 
 
 def _print_where(record: dict) -> None:
-    from birdid_app.core.place import place_name
+    from birdid_app.core.places.place import place_name
 
     where = record["where"]
     name = place_name(where["latitude"], where["longitude"])

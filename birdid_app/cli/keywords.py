@@ -34,7 +34,7 @@ def add_commands(commands) -> None:
 
 def write_keywords(args: argparse.Namespace) -> int:
     from birdid_app.cli.common import open_library
-    from birdid_app.core.keywords import write_library_keywords
+    from birdid_app.core.library.keywords import write_library_keywords
     from birdid_app.core.settings import load_settings
 
     settings = load_settings()

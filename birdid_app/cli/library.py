@@ -94,8 +94,8 @@ def add_commands(commands) -> None:
 
 
 def index_folders(args: argparse.Namespace) -> int:
+    from birdid_app.core.insight.trust import index_identifier
     from birdid_app.core.library import IndexJob, Library, default_library_path, rebuild_library
-    from birdid_app.core.trust import index_identifier
 
     for folder in args.folders:
         if not folder.is_dir():
@@ -156,8 +156,8 @@ def _range_prior(class_names):
     when are stored beside the picture's own when a range model is installed. A damaged range
     model is said once and the index goes on without it."""
     from birdid_app.core.errors import BirdidError
-    from birdid_app.core.geomodel import GeomodelStore
-    from birdid_app.core.range_prior import RangePrior
+    from birdid_app.core.places.geomodel import GeomodelStore
+    from birdid_app.core.places.range_prior import RangePrior
     from birdid_app.core.settings import load_settings
 
     home = load_settings().home_place
@@ -223,9 +223,9 @@ def _found_line(record: dict) -> str:
 
 
 def label_photo(args: argparse.Namespace) -> int:
-    from birdid_app.core.checkpoint import read_checkpoint
     from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
-    from birdid_app.core.species_names import shown_name, typed_species
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.species_names import shown_name, typed_species
 
     if args.clear == (args.species is not None):
         raise Failure("Name a SPECIES for the photo, or --clear its label.")

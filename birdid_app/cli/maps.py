@@ -35,8 +35,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def draw_library_map(args: argparse.Namespace) -> int:
     from birdid_app.cli.common import open_library
-    from birdid_app.core.explain import save_png
-    from birdid_app.core.library_map import draw_map, library_map, map_cache_path, point_keys
+    from birdid_app.core.insight.explain import save_png
+    from birdid_app.core.library.map import draw_map, library_map, map_cache_path, point_keys
 
     with open_library(args) as library:
         if not len(library.vectors()):

@@ -39,8 +39,8 @@ def add_commands(commands) -> None:
 
 
 def download_model(args: argparse.Namespace) -> int:
-    from birdid_app.core.download import DownloadError, download_published_model
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.download import DownloadError, download_published_model
+    from birdid_app.core.model.model_store import ModelStore
 
     store = ModelStore()
     bar = ProgressPrinter(sys.stderr, done_word="downloaded", bar=True)
@@ -59,7 +59,7 @@ def download_model(args: argparse.Namespace) -> int:
 
 def import_model(args: argparse.Namespace) -> int:
     from birdid_app.core.errors import BirdidError
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     try:
         model = ModelStore().import_file(args.file)
@@ -70,8 +70,8 @@ def import_model(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from birdid_app.core.model_store import ModelStore
-    from birdid_app.core.precision import kept_choices  # reads the kept trials without torch
+    from birdid_app.core.model.model_store import ModelStore
+    from birdid_app.core.model.precision import kept_choices  # reads the kept trials without torch
 
     store = ModelStore()
     active = store.active()
@@ -87,7 +87,7 @@ def list_models(args: argparse.Namespace) -> int:
 
 
 def verify_models(args: argparse.Namespace) -> int:
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     store = ModelStore()
     models = [store.get(args.name)] if args.name else store.models()
@@ -106,7 +106,7 @@ def verify_models(args: argparse.Namespace) -> int:
 
 
 def use_model(args: argparse.Namespace) -> int:
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     model = ModelStore().set_active(args.name)
     print(f"{model.name} is now the active model ({model.trust_label})")
@@ -114,7 +114,7 @@ def use_model(args: argparse.Namespace) -> int:
 
 
 def remove_model(args: argparse.Namespace) -> int:
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     model = ModelStore().remove(args.name)
     kept = "" if not model.path.exists() else f"; the file stays at {model.path} for other tools that use it"
@@ -124,7 +124,7 @@ def remove_model(args: argparse.Namespace) -> int:
 
 def retune_model(args: argparse.Namespace) -> int:
     """Forget the kept precision trial of the model on this device, torch and CPU, and run it now."""
-    from birdid_app.core.model_store import ModelStore
+    from birdid_app.core.model.model_store import ModelStore
 
     store = ModelStore()
     model = store.get(args.name) if args.name else store.active()
@@ -132,9 +132,9 @@ def retune_model(args: argparse.Namespace) -> int:
         raise Failure("No model is installed, so there is nothing to measure: run `birdid model download` "
                       "or `birdid model import FILE`.")
     # torch: only now.
-    from birdid_app.core.checkpoint import read_checkpoint
-    from birdid_app.core.inference import cpu_has_native_bf16, resolve_device
-    from birdid_app.core.precision import choose_precision, forget_trials
+    from birdid_app.core.model.checkpoint import read_checkpoint
+    from birdid_app.core.model.inference import cpu_has_native_bf16, resolve_device
+    from birdid_app.core.model.precision import choose_precision, forget_trials
 
     checkpoint = read_checkpoint(store.checked_path(model), check_crc=False)
     device = resolve_device(args.device)

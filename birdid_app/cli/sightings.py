@@ -44,7 +44,7 @@ def year_number(text: str) -> int:
 
 
 def export_ebird(args: argparse.Namespace) -> int:
-    from birdid_app.core.sightings import write_ebird_csv
+    from birdid_app.core.library.sightings import write_ebird_csv
 
     with open_library(args) as library:
         written = write_ebird_csv(library, args.ebird, year=args.year)
@@ -53,7 +53,7 @@ def export_ebird(args: argparse.Namespace) -> int:
 
 
 def show_life_list(args: argparse.Namespace) -> int:
-    from birdid_app.core.sightings import LifeList, PlacesList, life_list, places_list
+    from birdid_app.core.library.sightings import LifeList, PlacesList, life_list, places_list
 
     listed: LifeList | PlacesList
     with open_library(args) as library:

@@ -8,7 +8,7 @@ answers without loading anything else.
 from __future__ import annotations
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and "cuda:N", one GPU by its index
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the CPU only (core/int8.py)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the CPU only (core/model/int8.py)
 DEFAULT_DEVICE = "auto"
 DEFAULT_PRECISION = "auto"
 
@@ -20,6 +20,6 @@ DEFAULT_OVERLAY_MODE = "pca"
 DEFAULT_COLORMAP = "viridis"
 DEFAULT_OPACITY = 0.6
 
-# How new XMP sidecars are named (core/sidecar.py, which imports exiv2): "lightroom" photo.xmp
+# How new XMP sidecars are named (core/photos/sidecar.py, which imports exiv2): "lightroom" photo.xmp
 # (also Capture One), "darktable" photo.ext.xmp (also digiKam).
 SIDECAR_STYLES = ("lightroom", "darktable")

@@ -28,7 +28,7 @@ from birdid_app.core.options import PRECISIONS, STAGES
 from birdid_app.core.paths import config_dir
 
 if TYPE_CHECKING:
-    from birdid_app.core.sidecar import SidecarStyle
+    from birdid_app.core.photos.sidecar import SidecarStyle
 
 SETTINGS_FILE_NAME = "settings.json"
 DEVICE_NAMES = options.DEVICES  # plus "cuda:N", one GPU by its index
@@ -64,17 +64,17 @@ class Settings:
     overlay_opacity: float = options.DEFAULT_OPACITY
     # The main window's size and place when it was last closed: Qt's saveGeometry, in base64.
     window_geometry: str = ""
-    # Keywords for photo editors (core/sidecar.py): the sidecar naming of the editor used
+    # Keywords for photo editors (core/photos/sidecar.py): the sidecar naming of the editor used
     # ("lightroom": photo.xmp, also Capture One; "darktable": photo.ext.xmp, also digiKam), the
     # root of the hierarchical keyword, and whether to write into JPEGs themselves.
     sidecar_style: SidecarStyle = "lightroom"
     keyword_root: str = "Birds"
     embed_in_jpeg: bool = False
-    # Zoom on the bird (core/trust.py) for every photo the window identifies and every photo the
+    # Zoom on the bird (core/insight/trust.py) for every photo the window identifies and every photo the
     # window's indexer adds; off, the window offers it per photo.
     zoom_every_photo: bool = False
     # Where the person usually photographs, [latitude, longitude] or [] for nowhere set: the
-    # range prior's place for a photo with no GPS and no place of its own (core/place.py), and
+    # range prior's place for a photo with no GPS and no place of its own (core/places/place.py), and
     # the name they typed or picked for it.
     home_place: list[float] = field(default_factory=list)
     home_place_name: str = ""
@@ -228,7 +228,7 @@ def _valid_home_place(value: object) -> list[float] | None:
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
     ):
         return None
-    from birdid_app.core.place import checked_position
+    from birdid_app.core.places.place import checked_position
 
     checked = checked_position(value[0], value[1])
     return list(checked) if isinstance(checked, tuple) else None

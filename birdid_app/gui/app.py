@@ -72,5 +72,5 @@ def main() -> None:
     photo or folder to open, as "Open with" passes them."""
     import multiprocessing
 
-    multiprocessing.freeze_support()  # the int8 conversion's spawned child (core/int8.py) starts here too
+    multiprocessing.freeze_support()  # the int8 conversion's spawned child (core/model/int8.py) starts here too
     sys.exit(run_app([Path(argument) for argument in sys.argv[1:]]))

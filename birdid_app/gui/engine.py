@@ -25,7 +25,7 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
   everything the person asked for.
 - Index control (start, pause, cancel, plan again after a folder change) only sets state here;
   the work itself is priority 6.
-- The range prior (the installed range model matched to the model's species, core/range_prior.py)
+- The range prior (the installed range model matched to the model's species, core/places/range_prior.py)
   is built on this thread right after a model loads, and again when `reload_range_prior` asks
   (taken before any waiting command: it takes milliseconds, and what follows should use it). A
   range model that cannot be used is a `notice`, never a failed load: answers are then the
@@ -54,7 +54,7 @@ from PySide6.QtCore import QThread, Signal
 
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.library import LibraryDamaged
-from birdid_app.core.model_store import InstalledModel, ModelStore
+from birdid_app.core.model.model_store import InstalledModel, ModelStore
 from birdid_app.gui.engine_precision import (  # noqa: F401 - re-exported: the window imports them from here
     CONVERTING_INT8,
     MEASURING_PRECISION,
@@ -79,10 +79,10 @@ from birdid_app.gui.engine_requests import (  # noqa: F401 - re-exported: the wi
 )
 
 if TYPE_CHECKING:  # torch is loaded on the engine thread, with the model
-    from birdid_app.core.geomodel import GeomodelStore
-    from birdid_app.core.inference import Classifier
     from birdid_app.core.library import IndexJob, Library
-    from birdid_app.core.range_prior import RangePrior
+    from birdid_app.core.model.inference import Classifier
+    from birdid_app.core.places.geomodel import GeomodelStore
+    from birdid_app.core.places.range_prior import RangePrior
 
 
 # While a library scan walks the folders on a pool thread, the engine looks back at its queue
@@ -350,8 +350,8 @@ class Engine(QThread):
         return 1 if self.classifier is None or self.classifier.device.type == "cpu" else BATCH_SIZE
 
     def _begin_indexing(self, library_path: Path, model_name: str) -> None:
+        from birdid_app.core.insight.trust import index_identifier
         from birdid_app.core.library import IndexJob, Library
-        from birdid_app.core.trust import index_identifier
 
         self._end_indexing()
         if self.classifier is None:
@@ -399,9 +399,9 @@ class Engine(QThread):
         try:
             import torch
 
-            from birdid_app.core.checkpoint import read_checkpoint
-            from birdid_app.core.inference import Classifier, cpu_has_native_bf16, resolve_device
-            from birdid_app.core.precision import kept_choice, ready_precision
+            from birdid_app.core.model.checkpoint import read_checkpoint
+            from birdid_app.core.model.inference import Classifier, cpu_has_native_bf16, resolve_device
+            from birdid_app.core.model.precision import kept_choice, ready_precision
 
             if settings.cpu_threads > 0:
                 torch.set_num_threads(settings.cpu_threads)
@@ -451,7 +451,7 @@ class Engine(QThread):
     def _load_range_prior(self) -> None:
         """The installed range model matched to the loaded model's species, or none: a range model
         that cannot be used is a notice, and the answers are the picture's alone."""
-        from birdid_app.core.geomodel import GeomodelStore, NoGeomodel
+        from birdid_app.core.places.geomodel import GeomodelStore, NoGeomodel
 
         self._range_prior = None
         if self.classifier is None:
@@ -460,7 +460,7 @@ class Engine(QThread):
             self._geomodels = GeomodelStore()
         species = len(self.classifier.class_names)
         try:
-            from birdid_app.core.range_prior import RangePrior
+            from birdid_app.core.places.range_prior import RangePrior
 
             self._range_prior = RangePrior(self._geomodels.load(), self.classifier.class_names)
         except NoGeomodel:
@@ -518,7 +518,7 @@ class Engine(QThread):
 
     def _decode(self, request: IdentifyRequest | ExplainRequest | CheckRequest | ZoomRequest):
         """The upright RGB image the request is about: decoded, and cropped to its region."""
-        from birdid_app.core.photo import crop_region, decode_photo
+        from birdid_app.core.photos.photo import crop_region, decode_photo
 
         region = getattr(request, "region", None)
         image = request.image
@@ -532,8 +532,8 @@ class Engine(QThread):
 
     def _do_zoom(self, request: ZoomRequest) -> None:
         def work():
-            from birdid_app.core.photo import crop_region
-            from birdid_app.core.trust import zoom_box_for
+            from birdid_app.core.insight.trust import zoom_box_for
+            from birdid_app.core.photos.photo import crop_region
 
             started = time.perf_counter()
             image = self._decode(request)
@@ -554,7 +554,7 @@ class Engine(QThread):
 
     def _do_check(self, request: CheckRequest) -> None:
         def work():
-            from birdid_app.core.trust import tta_agreement
+            from birdid_app.core.insight.trust import tta_agreement
 
             image = self._decode(request)
             if self._was_cancelled(request):
@@ -582,7 +582,7 @@ class Engine(QThread):
 
     def _do_explain(self, request: ExplainRequest) -> None:
         def work():
-            from birdid_app.core.explain import cam_for
+            from birdid_app.core.insight.explain import cam_for
 
             image = self._decode(request)
             if self._was_cancelled(request):

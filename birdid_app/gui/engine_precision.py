@@ -24,7 +24,7 @@ MEASURING_PRECISION = (
     "Finding the fastest precision that gives the same answers on this computer, beside your answers "
     "(once for this model)…"
 )
-# Shown while the int8 copy of the model is made (core/int8.py), once per model file.
+# Shown while the int8 copy of the model is made (core/model/int8.py), once per model file.
 CONVERTING_INT8 = "Preparing the int8 copy of the model (once for this model; about half a minute)…"
 CONVERTING_INT8_BESIDE = (
     "Preparing the int8 copy of the model beside your answers, to measure the fastest precision "
@@ -66,7 +66,7 @@ class _Stopped(Exception):
 def measure_in_background(engine: Engine, checkpoint, device, native_bf16: bool, settings: EngineSettings) -> None:
     """Convert int8 (once per model) and run the precision trial on a thread of its own, its
     timing waiting while the engine works (MeasureBeside); its pick comes back as _Measured."""
-    from birdid_app.core.precision import choose_precision
+    from birdid_app.core.model.precision import choose_precision
 
     generation = engine._load_generation
     answering_in = engine._model().precision
@@ -87,8 +87,8 @@ def measure_in_background(engine: Engine, checkpoint, device, native_bf16: bool,
                 pass
 
     def measure() -> None:
-        from birdid_app.core.int8 import Int8Unavailable, convert_in_a_process
-        from birdid_app.core.precision import candidate_precisions
+        from birdid_app.core.model.int8 import Int8Unavailable, convert_in_a_process
+        from birdid_app.core.model.precision import candidate_precisions
 
         try:
             if "int8" in candidate_precisions(device, native_bf16=native_bf16):
@@ -125,7 +125,7 @@ def measure_in_background(engine: Engine, checkpoint, device, native_bf16: bool,
 def switch_to_measured(engine: Engine, measured: _Measured) -> None:
     """Run in the mode the trial picked (the model is built again in it; int8 from the kept
     conversion), and say so once in a line that stays."""
-    from birdid_app.core.inference import Classifier
+    from birdid_app.core.model.inference import Classifier
 
     if measured.generation != engine._load_generation or engine.classifier is None:
         return

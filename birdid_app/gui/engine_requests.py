@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QImage
 
-from birdid_app.core.model_store import InstalledModel
+from birdid_app.core.model.model_store import InstalledModel
 from birdid_app.gui.images import qimage_from_pil
 
 if TYPE_CHECKING:  # torch is loaded on the engine thread, with the model
-    from birdid_app.core.inference import Classifier
-    from birdid_app.core.range_prior import RangePrior
+    from birdid_app.core.model.inference import Classifier
+    from birdid_app.core.places.range_prior import RangePrior
 
 Region = tuple[int, int, int, int]  # x, y, width, height in upright image pixels
 
@@ -140,7 +140,7 @@ class LoadModel:
 
 def loaded_model(model: InstalledModel, classifier: Classifier) -> LoadedModel:
     """What model_loaded says: `model` as `classifier`, the model built from it, runs it."""
-    from birdid_app.core.inference import available_devices
+    from birdid_app.core.model.inference import available_devices
 
     return LoadedModel(
         name=model.name,
@@ -159,8 +159,8 @@ def identify_outcome(classifier: Classifier, prior: RangePrior | None, request: 
     """`identification` of `image` as the window shows it: ranked, doubted, with the picture
     the model saw, placed (where and when, and the answer with the range prior), and the
     seconds since `started`."""
-    from birdid_app.core.inference import doubt
-    from birdid_app.core.preprocess import squash_to_input_size
+    from birdid_app.core.model.inference import doubt
+    from birdid_app.core.model.preprocess import squash_to_input_size
 
     ranked = identification.ranked()
     model_view = qimage_from_pil(squash_to_input_size(image, classifier.image_size))
@@ -173,9 +173,9 @@ def place_fields(prior: RangePrior | None, request: IdentifyRequest, identificat
                  notice: Callable[[str], None]) -> dict:
     """IdentifyOutcome's place fields for a request: where and when as `birdid identify`
     resolves it, and the answer with the range prior. Nothing without a range prior."""
-    from birdid_app.core.inference import doubt
-    from birdid_app.core.photo import photo_metadata
-    from birdid_app.core.place import PlaceError, place_name, resolve_where
+    from birdid_app.core.model.inference import doubt
+    from birdid_app.core.photos.photo import photo_metadata
+    from birdid_app.core.places.place import PlaceError, place_name, resolve_where
 
     if prior is None:
         return {}

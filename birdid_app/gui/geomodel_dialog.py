@@ -25,9 +25,15 @@ from PySide6.QtWidgets import (
 )
 
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.geomodel import ATTRIBUTION, PUBLISHED_GEOMODEL, GeomodelError, GeomodelRecord, GeomodelStore
-from birdid_app.core.place import PLACE_NAMES_ATTRIBUTION
-from birdid_app.core.species_names import BY_ALIAS, BY_NAME, BY_SCIENTIFIC, SpeciesMatch
+from birdid_app.core.model.species_names import BY_ALIAS, BY_NAME, BY_SCIENTIFIC, SpeciesMatch
+from birdid_app.core.places.geomodel import (
+    ATTRIBUTION,
+    PUBLISHED_GEOMODEL,
+    GeomodelError,
+    GeomodelRecord,
+    GeomodelStore,
+)
+from birdid_app.core.places.place import PLACE_NAMES_ATTRIBUTION
 from birdid_app.gui.job_panel import JobPanel
 from birdid_app.gui.jobs import Job
 
@@ -52,7 +58,7 @@ def read_facts(store: GeomodelStore, class_names: list[str] | None):
     matched against its labels (what the engine's range prior will use)."""
 
     def work(report, should_cancel) -> RangeModelFacts:
-        from birdid_app.core.species_names import match_species
+        from birdid_app.core.model.species_names import match_species
 
         record = store.record()
         if record is None:
@@ -215,7 +221,7 @@ class GeomodelDialog(QDialog):
     # --- installing and removing -------------------------------------------------------------
 
     def start_download(self) -> None:
-        from birdid_app.core.geomodel import download_geomodel
+        from birdid_app.core.places.geomodel import download_geomodel
 
         store = self.store
         job = self.panel.start(

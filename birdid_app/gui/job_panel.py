@@ -11,8 +11,8 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from birdid_app.core.download import DownloadProgress
 from birdid_app.core.errors import Cancelled
+from birdid_app.core.model.download import DownloadProgress
 from birdid_app.core.progress import describe_progress
 from birdid_app.gui.jobs import Job, Work
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
-from birdid_app.core.species_names import shown_name, typed_species
+from birdid_app.core.model.species_names import shown_name, typed_species
 
 
 class LabelPanel(QWidget):

@@ -2,7 +2,7 @@
 
 Colour by the model's top species or by your label; hover a point for its thumbnail; click a
 point to open the photo; drag round points (a lasso) to select them, and label them all at once.
-The layout (core/library_map.py) and the colours are made on a worker; this module only draws
+The layout (core/library/map.py) and the colours are made on a worker; this module only draws
 them and answers the mouse. Points are drawn into an image with numpy and found under the mouse
 by one vectorised distance, so 100,000 points stay responsive.
 """
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.species_names import shown_name, typed_species
+from birdid_app.core.model.species_names import shown_name, typed_species
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.map_canvas import MapCanvas, inside_polygon  # noqa: F401 - inside_polygon: re-exported for the tests
 
@@ -55,7 +55,7 @@ def colouring(keys: list[str | None]) -> tuple[np.ndarray, list[tuple[str, int, 
     """[N, 3] uint8 colours for keys, and the legend: core.library_map's palette, grey for none."""
     from collections import Counter
 
-    from birdid_app.core.library_map import NO_KEY_COLOUR, palette
+    from birdid_app.core.library.map import NO_KEY_COLOUR, palette
 
     colours_by_key = palette(keys)
     table = {key: np.array(colour, dtype=np.uint8) for key, colour in colours_by_key.items()}
@@ -74,7 +74,7 @@ def compute_map_data(library_path: Path, model: str | None):
 
     def work(report, should_cancel):
         from birdid_app.core.library import Library
-        from birdid_app.core.library_map import LibraryMap, library_map
+        from birdid_app.core.library.map import LibraryMap, library_map
 
         with Library(library_path, model=model, create=False) as library:
             ids = library.vectors().ids()  # the order library_map's points come in
@@ -94,7 +94,7 @@ def compute_map_data(library_path: Path, model: str | None):
 
 def _described(library, laid_out) -> MapData:
     """`laid_out` with each point's path, keys, colours and the legends."""
-    from birdid_app.core.library_map import COLOUR_BY, point_keys
+    from birdid_app.core.library.map import COLOUR_BY, point_keys
 
     keys = {by: point_keys(library, laid_out, by) for by in COLOUR_BY}
     paths_by_id = library.paths_by_id(laid_out.ids.tolist())
@@ -110,7 +110,7 @@ def relabelled(data: MapData, library_path: Path, model: str | None):
 
     def work(report, should_cancel):
         from birdid_app.core.library import Library
-        from birdid_app.core.library_map import LibraryMap, point_keys
+        from birdid_app.core.library.map import LibraryMap, point_keys
 
         with Library(library_path, model=model, create=False) as library:
             keys = point_keys(library, LibraryMap(data.ids, data.points, model), "label")
@@ -185,7 +185,7 @@ class LibraryMapWindow(QWidget):
 
     def compute(self) -> None:
         """Lay out the library (or take the kept map) on a worker; the window stays responsive."""
-        from birdid_app.core.library_map import MapStopped
+        from birdid_app.core.library.map import MapStopped
 
         if self.job is not None and self.job.running:
             return
@@ -236,7 +236,7 @@ class LibraryMapWindow(QWidget):
             self._show_legend(self.data)
 
     def _show_legend(self, data: MapData) -> None:
-        from birdid_app.core.library_map import NO_KEY_COLOUR
+        from birdid_app.core.library.map import NO_KEY_COLOUR
 
         by = self.colour_by.currentData()
         self.legend.clear()
@@ -280,7 +280,7 @@ class LibraryMapWindow(QWidget):
 
         def work(report, should_cancel):
             from birdid_app.core.errors import PhotoError
-            from birdid_app.core.thumbnails import thumbnail_file
+            from birdid_app.core.photos.thumbnails import thumbnail_file
 
             try:
                 # The mouse swept past: no decoding for points it left.

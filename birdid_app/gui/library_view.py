@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.groups import BURST_SECONDS, BURST_THRESHOLD
 from birdid_app.core.library import IndexProgress, IndexSummary, Library, LibraryDamaged, default_library_path
+from birdid_app.core.library.groups import BURST_SECONDS, BURST_THRESHOLD
 from birdid_app.core.progress import describe_progress
 from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.jobs import Job
@@ -435,7 +435,7 @@ class LibraryView(QWidget):
 
     def _thumbnail(self, item: QListWidgetItem, path: Path, grid: int) -> None:
         def work(report, should_cancel):
-            from birdid_app.core.thumbnails import thumbnail
+            from birdid_app.core.photos.thumbnails import thumbnail
 
             return qimage_from_pil(thumbnail(path))
 

@@ -81,7 +81,7 @@ class LibraryWriter(QObject):
         """Say where a photo (or every photo under a folder) was taken: the range prior's place for
         it before its own GPS. The photo need not be indexed: the library keeps places by path,
         and is made if there is none yet. place_set reports it."""
-        from birdid_app.core.place import checked_position
+        from birdid_app.core.places.place import checked_position
 
         position = checked_position(latitude, longitude)
         if isinstance(position, str):
@@ -137,7 +137,7 @@ class LibraryWriter(QObject):
         keywords_written reports the summary and the sentences of the sidecars that failed."""
 
         def work(report, should_cancel):
-            from birdid_app.core.keywords import write_library_keywords
+            from birdid_app.core.library.keywords import write_library_keywords
 
             problems: list[str] = []
             try:

@@ -1,7 +1,7 @@
 """The life list in a window of its own: the species of the photos you labelled, when and where
 you first photographed each; a year turns it into that year's list; per place, what you saw there;
 and the file for eBird's "Import data". The same lists as `birdid lifelist` and `birdid export
---ebird` (core/sightings.py).
+--ebird` (core/library/sightings.py).
 
 The library is read on a worker, on a connection of its own (place names load a list of towns
 the first time, about a second): the window and the library's reader thread stay free. A library
@@ -36,7 +36,7 @@ from birdid_app.core.errors import Cancelled, FileProblem
 from birdid_app.gui.jobs import Job
 
 if TYPE_CHECKING:
-    from birdid_app.core.sightings import LifeList, PlacesList
+    from birdid_app.core.library.sightings import LifeList, PlacesList
 
 PHOTO_ROLE = Qt.ItemDataRole.UserRole  # the Path of the row's first photo
 UNKNOWN_PLACE = "place unknown"
@@ -60,7 +60,7 @@ def read_lists(library_path: Path, year: int | None):
 
     def work(report, should_cancel):
         from birdid_app.core.library import Library, LibraryDamaged
-        from birdid_app.core.sightings import life_list, places_list, read_sightings
+        from birdid_app.core.library.sightings import life_list, places_list, read_sightings
 
         if not library_path.is_file():
             return None
@@ -85,7 +85,7 @@ def export_ebird(library_path: Path, destination: Path, year: int | None):
 
     def work(report, should_cancel):
         from birdid_app.core.library import Library
-        from birdid_app.core.sightings import write_ebird_csv
+        from birdid_app.core.library.sightings import write_ebird_csv
 
         with Library(library_path, create=False) as library:
             if should_cancel():

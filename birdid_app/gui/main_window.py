@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 
 from birdid_app import APP_NAME
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.model_store import InstalledModel, ModelStore
-from birdid_app.core.photo import IMAGE_SUFFIXES
+from birdid_app.core.model.model_store import InstalledModel, ModelStore
+from birdid_app.core.photos.photo import IMAGE_SUFFIXES
 from birdid_app.core.settings import SettingsError, add_recent_file, load_settings, save_settings
 from birdid_app.gui.collector import GuiThreadCollector
 from birdid_app.gui.engine import (

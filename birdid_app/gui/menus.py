@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
 from birdid_app import APP_NAME, __version__
-from birdid_app.core.model_store import PUBLISHED_MODEL
+from birdid_app.core.model.model_store import PUBLISHED_MODEL
 from birdid_app.gui.model_about import ModelAboutDialog
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _attribution_html() -> str:
     """The range model's and the place names' attribution, as their licences ask."""
     import html
 
-    from birdid_app.core.geomodel import ATTRIBUTION
-    from birdid_app.core.place import PLACE_NAMES_ATTRIBUTION
+    from birdid_app.core.places.geomodel import ATTRIBUTION
+    from birdid_app.core.places.place import PLACE_NAMES_ATTRIBUTION
 
     return f"{html.escape(ATTRIBUTION)}<br>{html.escape(PLACE_NAMES_ATTRIBUTION)}"

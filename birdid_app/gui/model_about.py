@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from birdid_app.core.model_store import InstalledModel, ModelStore
-from birdid_app.core.precision import kept_choices  # no torch: it only reads the kept trials
+from birdid_app.core.model.model_store import InstalledModel, ModelStore
+from birdid_app.core.model.precision import kept_choices  # no torch: it only reads the kept trials
 from birdid_app.gui.jobs import Job
 
 
@@ -106,7 +106,7 @@ class ModelAboutDialog(QDialog):
 
 def _read_checkpoint_work(model: InstalledModel):
     def work(report, should_cancel):
-        from birdid_app.core.checkpoint import read_checkpoint  # imports torch, on the worker thread
+        from birdid_app.core.model.checkpoint import read_checkpoint  # imports torch, on the worker thread
 
         return read_checkpoint(model.path)
 

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.download import download_published_model
-from birdid_app.core.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
+from birdid_app.core.model.download import download_published_model
+from birdid_app.core.model.model_store import PUBLISHED_MODEL, InstalledModel, ModelStore
 from birdid_app.gui.job_panel import JobPanel
 from birdid_app.gui.jobs import Job
 

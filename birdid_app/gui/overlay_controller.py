@@ -91,7 +91,7 @@ def _render_stage(stage_maps, choice: OverlayChoice):
     """A job: the chosen view of one stage map, coloured, as (QImage, values, channel, count)."""
 
     def work(report, should_cancel):
-        from birdid_app.core import explain
+        from birdid_app.core.insight import explain
 
         view = explain.overlay_values(stage_maps, choice.stage, choice.mode, channel_rank=choice.channel_rank)
         picture = qimage_from_rgba(explain.overlay_rgba(view.values, 1.0, choice.colormap))
@@ -102,7 +102,7 @@ def _render_stage(stage_maps, choice: OverlayChoice):
 
 def _render_values(values, choice: OverlayChoice):
     def work(report, should_cancel):
-        from birdid_app.core import explain
+        from birdid_app.core.insight import explain
 
         return qimage_from_rgba(explain.overlay_rgba(values, 1.0, choice.colormap)), values, None, None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from birdid_app.core.photo import IMAGE_SUFFIXES
+from birdid_app.core.photos.photo import IMAGE_SUFFIXES
 from birdid_app.gui.images import qimage_from_pil
 from birdid_app.gui.overlay_panel import OverlayChoice
 from birdid_app.gui.session import PhotoEntry
@@ -30,13 +30,13 @@ def photos_in(paths: list[Path]) -> list[Path]:
 
 def read_place_names(report, should_cancel) -> None:
     """Read the list of towns the engine names places from (a second or so), ahead of the first answer."""
-    from birdid_app.core.place import place_name
+    from birdid_app.core.places.place import place_name
 
     place_name(52.37, 4.89)
 
 
 def opening_words(path: Path) -> str:
-    from birdid_app.core.raw import RAW_SUFFIXES
+    from birdid_app.core.photos.raw import RAW_SUFFIXES
 
     return f"Decoding the RAW {path.name}…" if path.suffix.lower() in RAW_SUFFIXES else f"Opening {path.name}…"
 
@@ -49,7 +49,7 @@ def thumbnail_image(image):
 
 def decode_for_display(path: Path):
     def work(report, should_cancel):
-        from birdid_app.core.photo import decode_photo
+        from birdid_app.core.photos.photo import decode_photo
 
         return qimage_from_pil(decode_photo(path, draft_size=None))
 
@@ -58,7 +58,7 @@ def decode_for_display(path: Path):
 
 def decode_thumbnail(path: Path):
     def work(report, should_cancel):
-        from birdid_app.core.thumbnails import thumbnail
+        from birdid_app.core.photos.thumbnails import thumbnail
 
         return qimage_from_pil(thumbnail(path))  # the Library tab's cache: 256 px, sharp at 96 on high-DPI screens
 
@@ -70,8 +70,8 @@ def export_overlay_png(entry: PhotoEntry, values, choice: OverlayChoice, path: P
     drawn as `birdid explain` draws it."""
 
     def work(report, should_cancel):
-        from birdid_app.core import explain
-        from birdid_app.core.photo import decode_photo
+        from birdid_app.core.insight import explain
+        from birdid_app.core.photos.photo import decode_photo
 
         if blended:
             photo = entry.image if entry.image is not None else decode_photo(entry.file(), draft_size=None)

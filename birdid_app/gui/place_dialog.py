@@ -68,7 +68,7 @@ class PlaceResolver(QObject):
         text = self.text
 
         def work(report, should_cancel):
-            from birdid_app.core.place import PlaceError, place_from_text
+            from birdid_app.core.places.place import PlaceError, place_from_text
 
             try:
                 return text, place_from_text(text), None

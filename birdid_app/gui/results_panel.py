@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.geomodel import ATTRIBUTION
-from birdid_app.core.range_prior import month_of_week
+from birdid_app.core.places.geomodel import ATTRIBUTION
+from birdid_app.core.places.range_prior import month_of_week
 
 MODEL_VIEW_SIZE = 160  # logical pixels of the "what the model saw" preview
 

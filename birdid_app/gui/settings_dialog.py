@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.model_store import ModelStore
-from birdid_app.core.precision import forget_trials  # no torch: it only edits the kept trials
+from birdid_app.core.model.model_store import ModelStore
+from birdid_app.core.model.precision import forget_trials  # no torch: it only edits the kept trials
 from birdid_app.core.settings import (
     AUTOMATIC_CPU_THREADS,
     TOP_K_MAX,
@@ -39,7 +39,7 @@ from birdid_app.gui.place_dialog import PLACE_HINT, PlaceResolver
 # Before the engine has loaded torch nothing more is known to exist.
 DEVICES_BEFORE_ENGINE = [("auto", "Automatic"), ("cpu", "CPU")]
 
-# (value, item text, tooltip). "Automatic" is what core/precision.py measures as fastest and agreeing.
+# (value, item text, tooltip). "Automatic" is what core/model/precision.py measures as fastest and agreeing.
 PRECISION_CHOICES = [
     ("auto", "Automatic", "The fastest mode that gives fp32's answers on this computer, measured once per model"),
     ("fp32", "fp32 – full precision, slowest", "32-bit floats: the reference results, twice the memory of the others"),

@@ -11,7 +11,7 @@ import html
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from birdid_app.core.trust import AGREES, DISAGREES, UNKNOWN, WARNING, TrustSignal
+from birdid_app.core.insight.trust import AGREES, DISAGREES, UNKNOWN, WARNING, TrustSignal
 from birdid_app.gui.results_panel import percent
 
 # How each state is marked: a symbol (readable without colour) and a colour.

@@ -120,7 +120,7 @@ class ZoomTrustController(QObject):
 
     def show_trust(self, entry: PhotoEntry) -> None:
         """The three signals for the answer on screen; those not computed yet are asked for."""
-        from birdid_app.core.trust import Agreement
+        from birdid_app.core.insight.trust import Agreement
 
         outcome = entry.outcome()
         self.trust_panel.show()
@@ -151,7 +151,7 @@ class ZoomTrustController(QObject):
         head = self.head()
         if head is None:
             return
-        from birdid_app.core import trust
+        from birdid_app.core.insight import trust
 
         region, path = entry.region, entry.path
         answer, embedding = outcome.ranked[0].name, outcome.identification.embedding

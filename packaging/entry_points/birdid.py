@@ -4,7 +4,7 @@ import multiprocessing
 
 from birdid_app.cli import main
 
-# The int8 conversion runs in a spawned child (core/int8.py): frozen, the child is this
+# The int8 conversion runs in a spawned child (core/model/int8.py): frozen, the child is this
 # executable again, and freeze_support runs the child's work instead of the command line.
 multiprocessing.freeze_support()
 raise SystemExit(main())

@@ -28,13 +28,13 @@ from birdid_app.core.library.lock import IndexLock
 from birdid_app.core.library.places import photo_where
 from birdid_app.core.library.rows import IndexSummary, _Decoded, _Work, apply_plan, store_rows
 from birdid_app.core.library.scan import _inside_any, _pair_companions, _scan, fingerprint
-from birdid_app.core.photo import decode_photo, photo_metadata
+from birdid_app.core.photos.photo import decode_photo, photo_metadata
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from birdid_app.core.inference import Identification
-    from birdid_app.core.range_prior import PlaceAnswer, RangePrior
+    from birdid_app.core.model.inference import Identification
+    from birdid_app.core.places.range_prior import PlaceAnswer, RangePrior
 
 BATCH_SIZE = 8  # photos per forward pass and per committed transaction
 
@@ -330,7 +330,7 @@ def _decode_for_index(work: _Work, size: tuple[int, int], read_keywords: bool = 
 def _keywords(path: Path) -> tuple[str, ...]:
     """The keywords of the photo and its sidecars; none when they cannot be read (an unreadable
     sidecar is the keywords command's to report, not the indexer's)."""
-    from birdid_app.core.sidecar import SidecarError, read_keywords  # exiv2: only when indexing
+    from birdid_app.core.photos.sidecar import SidecarError, read_keywords  # exiv2: only when indexing
 
     try:
         return tuple(read_keywords(path))

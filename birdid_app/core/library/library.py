@@ -37,7 +37,7 @@ from birdid_app.core.library.schema import (
     LibraryPhoto,
     _utc_now,
 )
-from birdid_app.core.vectors import VectorIndex
+from birdid_app.core.library.vectors import VectorIndex
 
 _VECTOR_LOAD_ROWS = 65_536  # embeddings read per step when the index is loaded (200 MB at 768-d)
 _SQL_VARIABLES = 900  # ids per "IN (...)": SQLite before 3.32 allows at most 999 variables
@@ -482,10 +482,10 @@ class Library:
     def burst_groups(self, seconds: float | None = None, threshold: float | None = None) -> list[list[LibraryPhoto]]:
         """Bursts: photos taken within `seconds` (default BURST_SECONDS, 2) of one another and
         alike (cosine of the reading model's embeddings >= `threshold`, default BURST_THRESHOLD,
-        0.85), chained in time (core/groups.py's burst_groups); each group in time order, groups
+        0.85), chained in time (core/library/groups.py's burst_groups); each group in time order, groups
         by their first frame. Photos without a capture date that can be read, or not identified
         by the reading model, are left out."""
-        from birdid_app.core.groups import BURST_SECONDS, BURST_THRESHOLD, burst_groups, capture_seconds
+        from birdid_app.core.library.groups import BURST_SECONDS, BURST_THRESHOLD, burst_groups, capture_seconds
 
         seconds = BURST_SECONDS if seconds is None else float(seconds)
         threshold = BURST_THRESHOLD if threshold is None else float(threshold)

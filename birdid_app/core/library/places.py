@@ -1,5 +1,5 @@
 """Where a photo was taken, for the range prior: the place a person set for it or its folder,
-else its own GPS, else the home place (core/place.py decides among them)."""
+else its own GPS, else the home place (core/places/place.py decides among them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from birdid_app.core.place import Where
+    from birdid_app.core.places.place import Where
 
 
 def place_set_for(places: dict[str, tuple[float, float, str | None]], path: Path
@@ -31,7 +31,7 @@ def photo_where(places: dict[str, tuple[float, float, str | None]], path: Path, 
                 option_date: datetime.date | None = None) -> tuple[Where | None, list[str]]:
     """core.place.resolve_where for a photo at `path`, with the place a person set for it or its
     folder among `places` (Library.assigned_places()): (Where or None, notes)."""
-    from birdid_app.core.place import resolve_where
+    from birdid_app.core.places.place import resolve_where
 
     assigned = place_set_for(places, path)
     return resolve_where(

@@ -21,9 +21,9 @@ from birdid_app.core.library.schema import TOP_SPECIES, _utc_now
 if TYPE_CHECKING:
     from PIL import Image
 
-    from birdid_app.core.inference import Identification
-    from birdid_app.core.place import Where
-    from birdid_app.core.range_prior import PlaceAnswer, RangePrior
+    from birdid_app.core.model.inference import Identification
+    from birdid_app.core.places.place import Where
+    from birdid_app.core.places.range_prior import PlaceAnswer, RangePrior
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def store_rows(
 ) -> None:
     """Write photos as decoded and identified (`rows` of work, decoded result, Identification or
     None) into the library in one transaction, counting them in `summary`: the desktop indexer's
-    commit, and `birdid library import`'s for rows computed elsewhere (core/shards.py).
+    commit, and `birdid library import`'s for rows computed elsewhere (core/library/shards.py).
     `pairs` maps a RAW path to the JPEG beside it; `species_names` maps lower-case names of the
     model's species to the names, for keywords that become labels. `place_answers`, beside
     `rows`: each photo's core.range_prior.PlaceAnswer (None where no place was known), from the

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from birdid_app.core.files import open_regular_file
-from birdid_app.core.photo import IMAGE_SUFFIXES
-from birdid_app.core.raw import RAW_SUFFIXES
+from birdid_app.core.photos.photo import IMAGE_SUFFIXES
+from birdid_app.core.photos.raw import RAW_SUFFIXES
 
 # What a camera writes beside a RAW file as the same picture.
 COMPANION_SUFFIXES = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".hif"})

@@ -115,7 +115,7 @@ _V3_TO_V4 = [
 ]
 # Version 5: where and when. Places a person set for a folder or a photo (the range prior's place
 # before the photo's GPS), and each identification's answer with the range prior beside the
-# picture's own: the place and week used, and its top species (core/range_prior.py).
+# picture's own: the place and week used, and its top species (core/places/range_prior.py).
 _V4_TO_V5 = [
     """CREATE TABLE assigned_places (
         path TEXT PRIMARY KEY,  -- a folder (every photo under it) or a photo

@@ -5,7 +5,7 @@ week of BirdNET's 48-week year, with the place's source and sentences saying wha
 and the date (an option, the photo's capture date, else the whole year). `parse_coordinates`,
 `parse_date` and `place_from_text` read what a person types.
 
-Place names come from the offline GeoNames list that core/place_names.py reads and searches
+Place names come from the offline GeoNames list that core/places/place_names.py reads and searches
 (`place_name` names a position with it, `find_places` finds towns by name).
 
 No Qt and no torch here.
@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 # EARTH_RADIUS_KM and NamedPlace are imported from here too.
-from birdid_app.core.place_names import EARTH_RADIUS_KM, NamedPlace, PlaceError, _cities, _joined, find_places  # noqa: F401
+from birdid_app.core.places.place_names import EARTH_RADIUS_KM, NamedPlace, PlaceError, _cities, _joined, find_places  # noqa: F401
 
 # Shown wherever place names are (About, the range model's dialog): the list's licence asks for it.
 PLACE_NAMES_ATTRIBUTION = "Place names: GeoNames, CC BY 4.0."

@@ -25,7 +25,7 @@ import torch
 from birdid_app.core import paths
 from birdid_app.core.errors import CheckpointError
 from birdid_app.core.files import open_regular_file
-from birdid_app.core.hiera import GLOBAL_POS_EMBED_STRIDE, Hiera, HieraConfig
+from birdid_app.core.model.hiera import GLOBAL_POS_EMBED_STRIDE, Hiera, HieraConfig
 
 CLASSIFICATION_TASK = "image_classification"
 # Heads cannot be read from tensor shapes (qkv is [3*C, C] whatever the split). A file's own

@@ -40,7 +40,7 @@ from birdid_app.core.library import (
     _Work,
     store_rows,
 )
-from birdid_app.core.preprocess import squash_to_input_size
+from birdid_app.core.model.preprocess import squash_to_input_size
 
 SHARD_SCHEMA = pa.schema([
     ("path", pa.string()),
@@ -112,7 +112,7 @@ class Embedder:
     batch as shard rows (a pyarrow Table in SHARD_SCHEMA), photos deleted since the scan left out."""
 
     def __init__(self, model_path: str, model_name: str, device: str = "cpu", precision: str = "fp32") -> None:
-        from birdid_app.core.inference import Classifier
+        from birdid_app.core.model.inference import Classifier
 
         self.classifier = Classifier.from_file(Path(model_path), device=device, precision=precision)
         self.model_name = model_name
@@ -330,7 +330,7 @@ class _RowCheck:
                     "another model.")
         vector = vector.astype(np.float32)
         with np.errstate(over="ignore", under="ignore"):
-            norm = np.sqrt(np.dot(vector, vector))  # as the search normalises it (core/vectors.py)
+            norm = np.sqrt(np.dot(vector, vector))  # as the search normalises it (core/library/vectors.py)
         if not (np.isfinite(norm) and norm > 0):
             return "Its embedding is all zeros (or too large to compare), which no photo gives."
         species, probabilities = row["species"], row["probabilities"]
@@ -407,7 +407,7 @@ def import_shards(library: Library, files: Sequence[Path], model_name: str,
     those that rows came into become the library's): a shard never adds a folder by itself.
     Species must be `species_names` (the model's classes) where given; embeddings must have
     `embedding_dim` values, else the width the library's embeddings by this model already have."""
-    from birdid_app.core.inference import Identification
+    from birdid_app.core.model.inference import Identification
 
     if embedding_dim is None:
         embedding_dim = library.embedding_width(model_name)

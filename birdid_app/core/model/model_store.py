@@ -166,7 +166,7 @@ class ModelStore:
                 )
             updated = replace(updated, mtime_ns=stat.st_mtime_ns)
         if not model.crc_checked:
-            from birdid_app.core.checkpoint import check_crcs  # torch: only when needed
+            from birdid_app.core.model.checkpoint import check_crcs  # torch: only when needed
 
             check_crcs(path)
             updated = replace(updated, crc_checked=True)
@@ -284,7 +284,7 @@ class ModelStore:
             if sha256 == self.published.sha256:
                 name = self.published.name
             else:
-                from birdid_app.core.checkpoint import read_checkpoint  # torch: only when needed
+                from birdid_app.core.model.checkpoint import read_checkpoint  # torch: only when needed
 
                 try:
                     read_checkpoint(partial, check_crc=True)

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from birdid_app.core.checkpoint import Checkpoint, read_checkpoint
 from birdid_app.core.errors import BirdidError, PhotoError
-from birdid_app.core.int8 import Int8Model, Int8Unavailable, prepare_int8
+from birdid_app.core.model.checkpoint import Checkpoint, read_checkpoint
+from birdid_app.core.model.int8 import Int8Model, Int8Unavailable, prepare_int8
+from birdid_app.core.model.precision import choose_precision, torch_dtype
+from birdid_app.core.model.preprocess import to_model_input
 from birdid_app.core.options import DEVICES, PRECISIONS
-from birdid_app.core.photo import decode_photo
-from birdid_app.core.precision import choose_precision, torch_dtype
-from birdid_app.core.preprocess import to_model_input
+from birdid_app.core.photos.photo import decode_photo
 
 # Photos per forward pass: bounds memory (stage-1 maps are 3.5 MB a photo at 384x384) while
 # still amortising per-call overhead.
@@ -141,11 +141,11 @@ class Classifier:
         on_converting: Callable[[], None] | None = None,
     ) -> None:
         """precision "auto" runs the fastest mode that agrees with fp32 on this computer, or a
-        simpler one as fast (core/precision.py): measured once per model and device (again if
+        simpler one as fast (core/model/precision.py): measured once per model and device (again if
         the computer was busy), a few seconds for the base model, and `on_measuring_precision`
         is called first so a window can say so.
 
-        int8 (the CPU only) runs a quantised copy of the model with ONNX Runtime (core/int8.py),
+        int8 (the CPU only) runs a quantised copy of the model with ONNX Runtime (core/model/int8.py),
         converted once per model file (about half a minute for the base model; `on_converting`
         is called first) and kept; its graph gives the stage maps too, so every answer and map comes
         from it. `self.model` stays the float model in every mode: Grad-CAM's gradients need it."""
@@ -179,7 +179,7 @@ class Classifier:
 
     def _choose_precision(self, on_measuring: Callable[[], None] | None = None) -> None:
         """"auto" on this device: the fastest mode that agrees with fp32, or a simpler one as
-        fast (core/precision.py)."""
+        fast (core/model/precision.py)."""
         choice = choose_precision(
             self.checkpoint, self.device, native_bf16=cpu_has_native_bf16(), on_measuring=on_measuring,
             on_converting=self._on_converting,

@@ -27,8 +27,8 @@ from pathlib import Path
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.csv_cells import text_cell
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
-from birdid_app.core.place import EARTH_RADIUS_KM, capture_date, checked_position, place_name
-from birdid_app.core.species_names import GeoLabel, match_species, published_labels
+from birdid_app.core.model.species_names import GeoLabel, match_species, published_labels
+from birdid_app.core.places.place import EARTH_RADIUS_KM, capture_date, checked_position, place_name
 
 # Photos of one day within this distance of the first photo of a checklist (the earliest that day
 # at that place) are one checklist: eBird's incidental checklist is one date at one location, and a
@@ -333,7 +333,7 @@ def country_code(latitude: float, longitude: float) -> str | None:
     """The two-letter ISO code of the country of the town place_name names the position after
     (the nearest within place.NAMED_WITHIN_KM); None where it names none (at sea). Near a border
     that town can be across it: eBird's import shows each location on a map to confirm."""
-    from birdid_app.core import place_names
+    from birdid_app.core.places import place_names
 
     # place_names.py has no public look-up of the code; its list is loaded once and shared, not read again.
     cities = place_names._cities()

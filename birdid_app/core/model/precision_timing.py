@@ -1,4 +1,4 @@
-"""The timing of precision "auto"'s steady trial (core/precision.py says why it is done this way):
+"""The timing of precision "auto"'s steady trial (core/model/precision.py says why it is done this way):
 the modes are timed interleaved, one single-picture forward each per round in a turning order
 (`round_order`, `time_interleaved`), until the pick by their medians (`pick`) is clear
 (`pick_is_clear`) or the rounds or the time run out; and on Linux, how much of the trial's cores
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 # Simplest first: when two modes are about as fast, the one earlier here is picked. fp32 needs
-# nothing, bf16 and fp16 only a cast, int8 a converted copy of the model (core/int8.py).
+# nothing, bf16 and fp16 only a cast, int8 a converted copy of the model (core/model/int8.py).
 SIMPLICITY = ("fp32", "bf16", "fp16", "int8")
 TIE_FRACTION = 0.05  # medians within 5% of the fastest count as equally fast
 MIN_ROUNDS = 3  # a median of fewer says little

@@ -1,6 +1,6 @@
 """Species as keywords for photo editors, for a whole library: what `birdid keywords write` and
 the Library tab's "Write keywords" both do. Each photo gets the person's label, else the model's
-top species when it is likely enough, written by core/sidecar.py (merged, atomic)."""
+top species when it is likely enough, written by core/photos/sidecar.py (merged, atomic)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
 
 if TYPE_CHECKING:
-    from birdid_app.core.sidecar import SidecarStyle
+    from birdid_app.core.photos.sidecar import SidecarStyle
 
 
 @dataclass
@@ -39,7 +39,7 @@ def write_library_keywords(
     below `min_probability`, take away the keywords birdid wrote before. A photo whose path, its
     links followed, is not inside one of the library's folders (a row from a shard made elsewhere)
     is never written to or beside: `on_error`'s sentence too."""
-    from birdid_app.core.sidecar import SidecarError, write_keywords  # exiv2: only when asked
+    from birdid_app.core.photos.sidecar import SidecarError, write_keywords  # exiv2: only when asked
 
     summary = KeywordsSummary()
     model = library.reading_model() or ""

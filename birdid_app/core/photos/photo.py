@@ -25,7 +25,7 @@ from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from birdid_app.core.errors import PhotoError
 from birdid_app.core.files import open_regular_file, problem_from_os_error
-from birdid_app.core.raw import RAW_SUFFIXES, decode_raw, raw_metadata, raw_problem
+from birdid_app.core.photos.raw import RAW_SUFFIXES, decode_raw, raw_metadata, raw_problem
 
 # Lets Image.open read HEIC/HEIF. Libheif applies the file's rotation and mirroring itself and
 # resets the EXIF orientation to 1, so the exif_transpose below does nothing more for HEIF.
@@ -37,7 +37,7 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".hif"}
 ) | RAW_SUFFIXES
 """Lower-case file suffixes of the photos birdid reads (".hif" is Fujifilm's HEIF; camera RAW
-files, decoded by LibRaw, are recognised by their suffix: see core/raw.py)."""
+files, decoded by LibRaw, are recognised by their suffix: see core/photos/raw.py)."""
 
 # The Pillow formats Image.open may try. The file's content decides the format, not its suffix,
 # but Pillow's readers for rarer formats (PSD, PCX, ICO, ...) are never reached.
@@ -73,7 +73,7 @@ def decode_photo(
     a batch of large photos holds only small images. Pass None for full resolution (to crop
     a small region, say).
 
-    A camera RAW file (see core/raw.py) is decoded from its embedded JPEG preview when that is
+    A camera RAW file (see core/photos/raw.py) is decoded from its embedded JPEG preview when that is
     at least `draft_size`, else demosaiced at half size; with `draft_size` None, demosaiced at
     full size. `raw_preview_any_size`: its preview whatever its size (thumbnails: fast).
 

@@ -5,7 +5,7 @@ missing. The list is loaded on first use, once, behind a lock (the window asks f
 worker threads): about a second for the positions (reading the list, importing scipy, building
 the tree), and as long again the first time a name is searched for.
 
-`find_places` finds towns by name; core/place.py names a position (`place_name`) and reads what a
+`find_places` finds towns by name; core/places/place.py names a position (`place_name`) and reads what a
 person types (`place_from_text`) with them.
 
 No Qt and no torch here.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from birdid_app import __version__
 from birdid_app.core.errors import BirdidError, Cancelled
-from birdid_app.core.model_store import InstalledModel, ModelStore, sha256_file
+from birdid_app.core.model.model_store import InstalledModel, ModelStore, sha256_file
 
 CHUNK = 256 * 1024
 PROGRESS_INTERVAL = 0.1  # seconds between progress reports

@@ -32,8 +32,14 @@ import numpy as np
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import BirdidError, FileProblem
 from birdid_app.core.files import read_regular_file
+from birdid_app.core.model.species_names import (
+    GeoLabel,
+    LabelsError,
+    parse_labels,
+    published_labels,
+    published_labels_path,
+)
 from birdid_app.core.paths import data_dir
-from birdid_app.core.species_names import GeoLabel, LabelsError, parse_labels, published_labels, published_labels_path
 
 GEOMODEL_MAX_BYTES = 64 * 1024 * 1024  # the fp32 build is ~15 MB; a file 4x that is not one
 LABELS_MAX_BYTES = 8 * 1024 * 1024  # 12,012 lines are 0.6 MB
@@ -277,7 +283,7 @@ def download_geomodel(
 ) -> Geomodel:
     """Fetch the published range model (resumable, verified against the SHA-256 the hub
     publishes for it), check it with the published labels and install it."""
-    from birdid_app.core.download import download_hub_file
+    from birdid_app.core.model.download import download_hub_file
 
     published = PUBLISHED_GEOMODEL
     path, source = download_hub_file(

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdid_app.core.geomodel import Geomodel
-from birdid_app.core.species_names import SpeciesMatch, match_species
+from birdid_app.core.model.species_names import SpeciesMatch, match_species
+from birdid_app.core.places.geomodel import Geomodel
 
 FLOOR = 0.05
 FULL_FROM = 0.25

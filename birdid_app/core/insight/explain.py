@@ -20,16 +20,16 @@ from PIL import Image
 
 from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import BirdidError
+from birdid_app.core.model.species_names import shown_name, typed_species
 from birdid_app.core.options import STAGES
-from birdid_app.core.species_names import shown_name, typed_species
 
 # torch only where a gradient pass needs it: the window draws overlays and exports pictures with
 # this module before the engine thread has loaded torch.
 if TYPE_CHECKING:
     import torch
 
-    from birdid_app.core.hiera import Hiera
-    from birdid_app.core.inference import Classifier
+    from birdid_app.core.model.hiera import Hiera
+    from birdid_app.core.model.inference import Classifier
 
 # Colour maps as lookup tables: anchor colours at even steps, interpolated linearly to 256.
 # "viridis" and "magma" anchors are read off the published perceptually uniform maps
@@ -128,7 +128,7 @@ def class_activation_map(model: Hiera, model_input: torch.Tensor, class_index: i
     """
     import torch
 
-    from birdid_app.core.hiera import POOLED_STAGES, reroll
+    from birdid_app.core.model.hiera import POOLED_STAGES, reroll
 
     captured: list[torch.Tensor] = []
 

@@ -360,8 +360,8 @@ class VectorIndex:
     def near_duplicate_groups(self, threshold: float) -> list[list[int]]:
         """Groups of ids linked by cosine >= `threshold`, each sorted, groups sorted by first id:
         connected components, ids with no near duplicate left out. Exact, without comparing every
-        pair (core/groups.py: clusters and the triangle inequality; 100k photos in seconds)."""
-        from birdid_app.core.groups import near_duplicate_groups
+        pair (core/library/groups.py: clusters and the triangle inequality; 100k photos in seconds)."""
+        from birdid_app.core.library.groups import near_duplicate_groups
 
         return near_duplicate_groups(self._row_ids[: self._count], self._live_float32(), threshold)
 

@@ -5,9 +5,9 @@ Agreement: on the sample pictures, a mode's embedding has cosine similarity at l
 to fp32's, and the best species is the same and so are the five best (as a set: two species at
 0.4% each may swap places in bf16, which tells a person nothing). Only modes that can be fast on
 the device are tried (bf16 on a CPU only where it runs natively: emulated it is slower than
-fp32, and fp16 has no fast CPU kernels at all; int8 on every CPU, core/int8.py).
+fp32, and fp16 has no fast CPU kernels at all; int8 on every CPU, core/model/int8.py).
 
-Speed, the steady trial (core/precision_timing.py): the modes that agree are timed interleaved,
+Speed, the steady trial (core/model/precision_timing.py): the modes that agree are timed interleaved,
 one single-picture forward each per round, so that a neighbour's load falls on every mode alike,
 and the order turns every round (`round_order`) so that no mode always runs first, or after the same other. A warm-up round
 is not counted. From MIN_ROUNDS rounds on, the trial stops as soon as the pick is clear
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from birdid_app.core import paths
 
 # The timing's names are imported from here too.
-from birdid_app.core.precision_timing import (  # noqa: F401
+from birdid_app.core.model.precision_timing import (  # noqa: F401
     MAX_ROUNDS,
     MIN_ROUNDS,
     SIMPLICITY,
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from birdid_app.core.checkpoint import Checkpoint
+    from birdid_app.core.model.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class PrecisionChoice:
 
 
 def torch_dtype(precision: str) -> torch.dtype:
-    """The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/int8.py) and
+    """The torch model's dtype in each mode. int8 runs a quantised ONNX graph (core/model/int8.py) and
     keeps the float model for what the graph does not give: stage maps and Grad-CAM."""
     import torch
 
@@ -196,8 +196,8 @@ def measure_precisions(
     All modes stay in memory until the timing ends (the base model: about 400 MB on the CPU)."""
     import torch
 
-    from birdid_app.core.int8 import Int8Unavailable
-    from birdid_app.core.preprocess import to_model_input
+    from birdid_app.core.model.int8 import Int8Unavailable
+    from birdid_app.core.model.preprocess import to_model_input
 
     say = on_progress or (lambda line: None)
     pictures = sample_pictures()
@@ -308,7 +308,7 @@ def ready_precision(device: torch.device, *, native_bf16: bool) -> str:
 def _forward(checkpoint: Checkpoint, device: torch.device, precision: str, on_converting):
     """images [B, 3, H, W] in the mode's dtype -> (logits, embedding), in `precision`."""
     if precision == "int8":
-        from birdid_app.core.int8 import prepare_int8
+        from birdid_app.core.model.int8 import prepare_int8
 
         return prepare_int8(checkpoint, on_converting=on_converting)
 

@@ -21,7 +21,7 @@ from birdid_app.core.atomic import atomic_write
 from birdid_app.core.errors import PhotoError
 from birdid_app.core.files import read_regular_file
 from birdid_app.core.paths import data_dir
-from birdid_app.core.photo import decode_thumbnail
+from birdid_app.core.photos.photo import decode_thumbnail
 
 THUMBNAIL_SIDE = 256  # pixels: twice the largest grid cell (128), sharp on high-DPI screens
 _MAX_BYTES = 4_000_000  # a 256-pixel JPEG is ~20 KB; anything this large is not one of ours

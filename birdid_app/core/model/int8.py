@@ -34,9 +34,9 @@ import torch
 
 from birdid_app.core import paths
 from birdid_app.core.atomic import atomic_write
-from birdid_app.core.checkpoint import Checkpoint
 from birdid_app.core.errors import BirdidError, FileProblem
 from birdid_app.core.files import read_regular_file
+from birdid_app.core.model.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def _convert_and_keep(model_path: str, answer) -> None:
     (the child has the parent's environment, so the same data folder); sends None, or the
     sentence, through `answer` (a Connection)."""
     _quiet_child()
-    from birdid_app.core.checkpoint import read_checkpoint
+    from birdid_app.core.model.checkpoint import read_checkpoint
 
     try:
         prepare_int8(read_checkpoint(model_path, check_crc=False))
@@ -228,7 +228,7 @@ def model_digest(checkpoint: Checkpoint) -> str:
     """The SHA-256 of the model file `checkpoint` was read from: the model store's record when the
     file is an installed model that has not changed since it was hashed, else hashed now (a
     fraction of a second for the base model, once per process)."""
-    from birdid_app.core.model_store import ModelStore, sha256_file
+    from birdid_app.core.model.model_store import ModelStore, sha256_file
 
     if checkpoint.path is None:
         raise ValueError("a model not read from a file has no file to hash")

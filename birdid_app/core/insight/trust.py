@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
-    from birdid_app.core.inference import Classifier, Identification
     from birdid_app.core.library import Library
+    from birdid_app.core.model.inference import Classifier, Identification
 
 Region = tuple[int, int, int, int]  # x, y, width, height in image pixels
 
@@ -107,7 +107,7 @@ def _connected_to(mask: np.ndarray, start: tuple[int, int]) -> np.ndarray:
 def zoom_box_for(classifier: Classifier, image: Image.Image, class_index: int, stage: int = ZOOM_STAGE) -> ZoomBox:
     """Where the evidence for `class_index` lies in `image` (the upright photo, at the resolution
     the crop should have): Grad-CAM, then `evidence_box`."""
-    from birdid_app.core.explain import cam_for
+    from birdid_app.core.insight.explain import cam_for
 
     return evidence_box(cam_for(classifier, image, class_index, stage), image.size)
 
@@ -148,7 +148,7 @@ def index_identifier(classifier: Classifier, *, zoom: bool):
     the model's input size and squashed to it on the decoder threads, or with `zoom`, the answer
     the model is surer of (whole photo or the zoom on its evidence) on photos decoded at full
     resolution, which the crop needs."""
-    from birdid_app.core.preprocess import squash_to_input_size  # torch: not before the window shows
+    from birdid_app.core.model.preprocess import squash_to_input_size  # torch: not before the window shows
 
     if not zoom:
         return ((lambda images: classifier.identify_images(images, keep_stage_maps=False)), classifier.image_size,
