@@ -38,8 +38,9 @@ class IdentifyRequest:
 
 
 @dataclass(frozen=True)
-class ExplainRequest:
-    """A class-activation map for one species on one stage of the photo (or region)."""
+class AnswerRequest:
+    """A question about the answer `class_index` for the photo (or its region): the fields an
+    explanation and a check share."""
 
     request_id: int
     source: str
@@ -47,6 +48,12 @@ class ExplainRequest:
     image: Any
     region: Region | None
     class_index: int
+
+
+@dataclass(frozen=True)
+class ExplainRequest(AnswerRequest):
+    """A class-activation map for one species on one stage of the photo (or region)."""
+
     stage: int  # 1-4
 
 
@@ -64,15 +71,8 @@ class ZoomRequest:
 
 
 @dataclass(frozen=True)
-class CheckRequest:
+class CheckRequest(AnswerRequest):
     """The answer `class_index` checked against the photo (or region) mirrored and cropped twice."""
-
-    request_id: int
-    source: str
-    path: Path | None
-    image: Any
-    region: Region | None
-    class_index: int
 
 
 @dataclass(frozen=True)
