@@ -8,7 +8,8 @@ import threading
 
 from PIL import Image
 
-from birdid_app.core.photos.thumbnails import THUMBNAIL_SIDE, cache_path, thumbnail, thumbnail_file
+from birdid_app.core.photos import thumbnails
+from birdid_app.core.photos.thumbnails import THUMBNAIL_SIDE, cache_path, prune, thumbnail, thumbnail_file
 from conftest import make_photo
 
 
@@ -19,8 +20,10 @@ def test_a_thumbnail_is_kept_and_read_back_fitted_in_its_square(tmp_path):
     kept = cache_path(photo)
     assert kept.is_file()
     os.utime(kept, ns=(1, 1))
+    inode = os.stat(kept).st_ino
     again = thumbnail(photo)
-    assert again.size == first.size and os.stat(kept).st_mtime_ns == 1  # read, not made again
+    assert again.size == first.size and os.stat(kept).st_ino == inode  # read, not made again
+    assert os.stat(kept).st_mtime_ns > 1  # and marked used, so the cache keeps it longest
     assert thumbnail_file(photo, skip_decoding=lambda: True) == kept  # kept: nothing to skip
 
 
@@ -62,3 +65,30 @@ def test_two_windows_asking_at_once_each_get_a_whole_thumbnail(tmp_path):
     with Image.open(cache_path(photo)) as kept:
         kept.load()  # complete: a half-written JPEG raises here
     assert [p.name for p in cache_path(photo).parent.iterdir()] == [cache_path(photo).name]  # no temporaries left
+
+
+def test_the_cache_forgets_the_least_recently_used_thumbnails_past_its_limit(tmp_path):
+    photos = [make_photo(tmp_path / f"p{i}.jpg", size=(640, 480), seed=i) for i in range(6)]
+    kept = [thumbnail_file(photo) for photo in photos]
+    for age, path in enumerate(kept):
+        os.utime(path, ns=(10**18 + age, 10**18 + age))  # p0 used longest ago, p5 last
+    thumbnail_file(photos[0])  # looked at again now: the newest use of all
+    folder = kept[0].parent
+    total = sum(os.stat(p).st_size for p in kept)
+    assert prune(folder, limit_bytes=total) == 0  # at the limit: nothing goes
+    deleted = prune(folder, limit_bytes=total - 1)
+    left = [p for p in kept if p.exists()]
+    assert deleted >= 1 and sum(os.stat(p).st_size for p in left) <= (total - 1) * 9 // 10
+    assert kept[0] in left and kept[5] in left and not kept[1].exists()  # oldest use went first
+    assert len(left) == len(kept) - deleted
+
+
+def test_making_thumbnails_prunes_the_cache_every_few_hundred(tmp_path, monkeypatch):
+    monkeypatch.setattr(thumbnails, "_PRUNE_EVERY", 3)
+    monkeypatch.setattr(thumbnails, "_made_since_prune", 0)
+    monkeypatch.setattr(thumbnails, "CACHE_LIMIT_BYTES", 1)
+    photos = [make_photo(tmp_path / f"p{i}.jpg", size=(320, 240), seed=i) for i in range(3)]
+    thumbnail_file(photos[0]), thumbnail_file(photos[1])
+    assert cache_path(photos[0]).exists() and cache_path(photos[1]).exists()
+    thumbnail_file(photos[2])  # the third one made: the cache is looked at, all over a 1-byte limit
+    assert not any(cache_path(p).exists() for p in photos)
