@@ -32,7 +32,11 @@ def test_a_card_of_raws_and_jpegs_is_indexed_labelled_and_keyworded(tmp_path, sm
     assert main(["label", str(dull), "not a bird", *common]) == 0
     capsys.readouterr()
     assert main(["keywords", "write", "--confirmed-only", *common]) == 0
-    assert "keywords written for 3 photos (2 with a species)" in capsys.readouterr().out
+    # The photo labelled "not a bird" has no sidecar, so nothing is written for it.
+    assert capsys.readouterr().out.startswith(
+        "Keywords written to 2 sidecars: 2 with a species. 1 photo skipped: nothing to write (no label, "
+        "or labelled not a bird or unknown species)."
+    )
 
     after = tags(darktable)  # the darktable sidecar, found and merged, not a second one made
     assert "Grey Heron" in as_list(after.get("XMP-dc:Subject"))
@@ -78,21 +82,28 @@ def test_keywords_an_editor_wrote_become_labels_when_indexed(tmp_path, small_mod
         assert opened.photo_by_path(mine).label == "Great Tit"  # the person's own label wins
 
 
-def test_the_library_tab_writes_keywords(qtbot, tmp_path, small_model_file):
+def test_the_library_tab_says_exactly_what_it_wrote_and_what_it_skipped(qtbot, tmp_path, small_model_file):
     from birdid_app.core.library import default_library_path
     from birdid_app.core.model.model_store import ModelStore
     from conftest import WINDOW_WAIT_MS, open_ready_window
 
     folder = tmp_path / "birds"
     photo = make_photo(folder / "b0.jpg", size=(320, 240), seed=0)
+    empty = make_photo(folder / "b1.jpg", size=(320, 240), seed=1)
+    (folder / "b2.jpg").write_bytes(b"not a JPEG at all")  # indexed as a photo that cannot be read
     ModelStore().import_file(small_model_file)
-    assert main(["index", str(folder), "--device", "cpu"]) == 0
+    main(["index", str(folder), "--device", "cpu"])  # says that b2.jpg could not be read
     assert main(["label", str(photo), "Common Kingfisher"]) == 0
+    assert main(["label", str(empty), "not a bird"]) == 0
     window = open_ready_window(qtbot)
     view = window.library_view
-    with qtbot.waitSignal(view.writer.keywords_written, timeout=WINDOW_WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.keywords_written, timeout=WINDOW_WAIT_MS):
         view.keywords_button.click()
-    assert view.results_label.text().startswith("Keywords written for 1 photos (1 with a species).")
+    assert view.results_label.text() == (
+        "Keywords written to 1 sidecar: 1 with a species. 1 photo skipped: nothing to write (no label and no "
+        "species at 50% or more, or labelled not a bird or unknown species). 1 photo skipped: unreadable when indexed."
+    )
+    assert sorted(p.name for p in folder.glob("*.xmp")) == ["b0.xmp"]
     assert "Birds|Common Kingfisher" in as_list(tags(folder / "b0.xmp").get("XMP-lr:HierarchicalSubject"))
     assert default_library_path().exists()
     window.close()

@@ -110,23 +110,23 @@ def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, t
     window.add_photos([folder / "b1.jpg"])
     qtbot.waitUntil(lambda: panel.isEnabled() and panel.top_species is not None, timeout=WINDOW_WAIT_MS)
     top = window.session.current.outcome().ranked[0].name
-    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.confirm_button.click()
     assert stored_label() == top and panel.state.text() == f"Your label: {top}"
 
     corrected = next(name for name in SPECIES if name != top)
     panel.species.setText(corrected.lower())
-    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.set_button.click()
     assert stored_label() == corrected
 
-    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.clear_button.click()
     assert stored_label() is None
 
     window.add_photos([photo_dir / "robin.png"])  # not in the library: said, not stored
     qtbot.waitUntil(lambda: panel.isEnabled(), timeout=WINDOW_WAIT_MS)
-    with qtbot.waitSignal(window.library_view.writer.failed, timeout=WINDOW_WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.failed, timeout=WINDOW_WAIT_MS):
         panel.confirm_button.click()
     assert "This photo is not in your library" in window.statusBar().currentMessage()
     window.close()
@@ -149,7 +149,8 @@ def test_the_library_tab_lists_labelled_photos_first_and_marks_them(qtbot, tmp_p
     view.find_button.click()
     qtbot.waitUntil(lambda: view.results.count() >= 1, timeout=WINDOW_WAIT_MS)
     first = view.results.item(0)
-    assert first.data(0x0100) == folder / "b3.jpg" and first.text().endswith("yours")
+    species, details, _ = first.text().split("\n")
+    assert first.data(0x0100) == folder / "b3.jpg" and species == "Common Kingfisher" and details.endswith("· yours")
     window.close()
 
 

@@ -157,7 +157,7 @@ def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window,
     assert f"{len(expected)} selected" in map_window.status.text() and map_window.label_button.isEnabled()
 
     monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: (SPECIES[3].lower(), True))
-    with qtbot.waitSignal(window.library_view.writer.labels_set, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.labels_set, timeout=WAIT_MS):
         map_window.label_button.click()
     with Library(default_library_path()) as library:
         labels = library.labels()

@@ -1,5 +1,5 @@
-"""The library in the window, through qtbot: a folder indexed with progress, a species search,
-a similar-image grid, pause and cancel."""
+"""The library in the window, through qtbot: a folder added and indexed with progress, a species
+search, a similar-image grid, what each result says, pause and cancel."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
 from birdid_app.core.library import Library, default_library_path
 from birdid_app.core.model import inference
 from birdid_app.core.model.model_store import ModelStore
-from conftest import make_photo, open_ready_window
+from birdid_app.gui.library_results import probability_text
+from birdid_app.gui.library_view import PHOTO_ROLE
+from conftest import make_photo, open_ready_window, open_window
 
 WAIT_MS = 60_000
 
@@ -25,12 +28,13 @@ def folder(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, small_model_file, folder, monkeypatch):
+def window(qtbot, small_model_file, folder):
+    """The window with `folder` in its library, not yet indexed (each test starts the index)."""
     ModelStore().import_file(small_model_file)
+    with Library(default_library_path()) as library:
+        library.add_folder(folder)
     window = open_ready_window(qtbot)
     window.tabs.setCurrentWidget(window.library_view)
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
-    window.library_view.add_button.click()
     qtbot.waitUntil(lambda: window.library_view.folders.count() == 1, timeout=WAIT_MS)
     return window
 
@@ -119,11 +123,6 @@ def test_removing_a_folder_while_indexing_plans_again_without_it(window, qtbot, 
     for i in range(3):
         make_photo(other / f"g{i}.jpg", size=(320, 240), seed=50 + i)
     view = window.library_view
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(other))
-    with qtbot.waitSignal(window.library_view.writer.folders_changed, timeout=WAIT_MS):
-        view.add_button.click()
-    assert sorted(view.folders.item(i).text() for i in range(view.folders.count())) == [str(folder), str(other)]
-
     original = inference.Classifier.identify_images
 
     def slow(self, *args, **kwargs):
@@ -133,7 +132,11 @@ def test_removing_a_folder_while_indexing_plans_again_without_it(window, qtbot, 
     monkeypatch.setattr(inference.Classifier, "identify_images", slow)
     plans = []
     window.engine.index_started.connect(plans.append)
-    view.index_button.click()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(other))
+    with qtbot.waitSignal(window.library_service.folders_changed, timeout=WAIT_MS):
+        view.add_button.click()  # adding a folder starts indexing: both folders, 15 photos
+    assert sorted(view.folders.item(i).text() for i in range(view.folders.count())) == [str(folder), str(other)]
+    assert view.indexing and not view.index_button.isEnabled()
     qtbot.waitUntil(lambda: view.progress.maximum() == 15, timeout=WAIT_MS)
     view.folders.setCurrentRow([view.folders.item(i).text() for i in range(view.folders.count())].index(str(folder)))
     with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
@@ -191,9 +194,78 @@ def test_near_duplicates_at_the_similarity_the_person_sets(window, qtbot, folder
         view.duplicates_button.click()
         title = f"Near-duplicates (alike ≥ {threshold:.2f}), group by group"
         qtbot.waitUntil(lambda t=title: view.results_label.text() == t, timeout=WAIT_MS)
-        shown = [(str(view.results.item(i).data(0x0100)), int(view.results.item(i).text().split("group ")[1]))
+        shown = [(str(view.results.item(i).data(0x0100)), int(view.results.item(i).text().split("\n")[1].split("group ")[1]))
                  for i in range(view.results.count())]
         assert shown == expected
         shown_at[threshold] = shown
     assert sorted(Path(path).name for path, _ in shown_at[0.99]) == ["b00-copy.jpg", "b00.jpg"]
     assert len(shown_at[0.80]) >= len(shown_at[0.99])
+
+
+def dated_photo(path: Path, seed: int, taken: str) -> Path:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = taken  # the EXIF IFD's DateTimeOriginal, as a camera writes it
+    return make_photo(path, size=(320, 240), seed=seed, exif=exif)
+
+
+def test_each_result_says_its_species_probability_and_date_and_similarity_apart(window, qtbot, folder):
+    dated = dated_photo(folder / "dated.jpg", 20, "2024:05:01 07:12:03")
+    view = window.library_view
+    assert view.hint.isVisible() and view.hint.text() == "Index a folder, then search it."
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS):
+        view.index_button.click()
+    with Library(default_library_path()) as library:
+        photo = library.photo_by_path(dated)
+        species, probability = photo.species[0]
+        similar = library.similar_to_photo(photo.id, 40)
+
+    view.species.setText(species)
+    view.find_button.click()
+    qtbot.waitUntil(lambda: view.results.count() > 0, timeout=WAIT_MS)
+    assert not view.hint.isVisible()  # the grid is full: no hint beside it
+    shown = {view.results.item(i).data(PHOTO_ROLE): view.results.item(i) for i in range(view.results.count())}
+    assert shown[dated].text() == f"{species}\n{probability_text(probability)}\n2024-05-01 07:12"
+    tooltip = shown[dated].toolTip().split("\n")
+    assert tooltip[:2] == [str(dated), "Taken: 2024-05-01 07:12"]
+    assert tooltip[2].startswith(f"The model: {species} {probability_text(probability)}, ")
+
+    # Similar photos: how alike, apart from the probability of each one's species.
+    view.find_similar_to(photo.id, "dated.jpg")
+    qtbot.waitUntil(lambda: view.results_label.text() == "The 12 photos most like dated.jpg", timeout=WAIT_MS)
+    for row, (other, similarity) in enumerate(similar):
+        top, top_probability = other.species[0]
+        assert view.results.item(row).text() == (
+            f"{top}\n{probability_text(top_probability)} · alike {similarity:.2f}\nno date"
+        )
+        assert f"Alike {similarity:.3f}: how alike it looks" in view.results.item(row).toolTip()
+
+    view.species.setText("Dodo")  # no such photo: the grid empties and the hint is back
+    view.find_button.click()
+    qtbot.waitUntil(lambda: view.results_label.text().startswith("0 photos with Dodo"), timeout=WAIT_MS)
+    assert view.results.count() == 0 and view.hint.isVisible()
+
+
+def test_adding_a_folder_indexes_it_at_once(window, qtbot, tmp_path, monkeypatch):
+    other = tmp_path / "garden"
+    for i in range(2):
+        make_photo(other / f"g{i}.jpg", size=(320, 240), seed=60 + i)
+    view = window.library_view
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(other))
+    with qtbot.waitSignal(window.engine.index_finished, timeout=WAIT_MS) as finished:
+        view.add_button.click()
+    assert finished.args[0].embedded == 14  # the new folder's 2 and the 12 not yet indexed
+    assert "Done: 14 photos identified" in view.progress_label.text()
+    assert view.index_button.isEnabled() and not view.indexing
+
+
+def test_adding_a_folder_with_no_model_says_when_it_is_indexed(qtbot, tmp_path, monkeypatch):
+    folder = tmp_path / "birds"
+    make_photo(folder / "b0.jpg", size=(320, 240))
+    window = open_window(qtbot)  # no model installed
+    view = window.library_view
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    view.add_button.click()
+    qtbot.waitUntil(lambda: view.folders.count() == 1, timeout=WAIT_MS)
+    assert view.progress_label.text() == "The folder is added. No model is loaded yet: press Index now once one is."
+    assert not view.indexing and view.index_button.isEnabled()
+    window.close()

@@ -142,15 +142,15 @@ def test_the_life_list_by_species_by_year_and_by_place(qtbot, window, birding):
                     timeout=WINDOW_WAIT_MS)
 
     # A label set in the window is a sighting more: the open list reads itself again.
-    with qtbot.waitSignal(window.library_view.writer.label_set, timeout=WINDOW_WAIT_MS):
-        window.library_view.writer.set_label(window.library_view.library_path, folder / "unlabelled.jpg",
+    with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
+        window.library_service.writer.set_label(window.library_service.path, folder / "unlabelled.jpg",
                                              "Common Blackbird")
     qtbot.waitUntil(lambda: len(rows(life_list)) == 3, timeout=WINDOW_WAIT_MS)
     settle(qtbot, life_list)  # the read's last signal too, before the window goes
     assert rows(life_list)[1][:4] == ["Common Blackbird", "Eurasian Blackbird", "2024-05-01", AMSTERDAM_NAME]
 
     # A place set for the photo without GPS is where its sighting was: the list reads itself again.
-    window.library_view.writer.set_place(window.library_view.library_path, folder / "robin-no-gps.jpg",
+    window.library_service.writer.set_place(window.library_service.path, folder / "robin-no-gps.jpg",
                                          *DEN_BURG, "our holiday cottage")
     qtbot.waitUntil(lambda: [name for name, _ in places(life_list)][-1] != "place unknown (1 species)",
                     timeout=WINDOW_WAIT_MS)

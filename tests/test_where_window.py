@@ -201,7 +201,7 @@ def set_place(qtbot, window, text: str | None, *, folder: bool = False) -> None:
     dialog = window.place_dialog
     assert dialog.isVisible()
     (dialog.whole_folder if folder else dialog.this_photo).setChecked(True)
-    with qtbot.waitSignal(window.library_view.writer.place_set, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.library_service.writer.place_set, timeout=WAIT_MS):
         if text is None:
             dialog.clear_button.click()
         else:

@@ -50,7 +50,7 @@ def test_a_photo_opens_even_when_the_settings_cannot_be_saved(qtbot, small_model
 
 def test_opening_the_window_without_a_model_leaves_no_library_file(qtbot):
     window = open_window(qtbot)
-    window.library_view.reader_pool.waitForDone(5000)  # the folder list was asked for and answered
+    window.library_service.reader_pool.waitForDone(5000)  # the folder list was asked for and answered
     assert window.library_view.folders.count() == 0
     window.close()
     assert not default_library_path().exists()

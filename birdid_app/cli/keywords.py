@@ -46,7 +46,6 @@ def write_keywords(args: argparse.Namespace) -> int:
             root=args.root or settings.keyword_root, embed=embed,
             on_error=lambda message: print(f"birdid: {message}", file=sys.stderr),
         )
-    where = "JPEGs" if embed else f"{style} sidecars"
-    print(f"keywords written for {summary.written} photos ({summary.with_species} with a species) in {where}"
-          + (f"; {summary.failed} could not be written" if summary.failed else ""))
+    files = "JPEG" if embed else "sidecar"  # of the style asked for, or the one the editor made before
+    print(summary.sentence(files=files, min_probability=None if args.confirmed_only else args.min_probability))
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from birdid_app.gui.label_panel import LabelPanel
-from birdid_app.gui.library_view import LibraryView
+from birdid_app.gui.library_service import LibraryService
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 
 
@@ -18,14 +18,14 @@ class LabelController(QObject):
         self,
         session: PhotoSession,
         panel: LabelPanel,
-        library_view: LibraryView,
+        library: LibraryService,
         status: Callable[[str, int], None],  # status(message, milliseconds)
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.session, self.label_panel, self.library_view, self.status = session, panel, library_view, status
+        self.session, self.label_panel, self.library, self.status = session, panel, library, status
         panel.label_chosen.connect(self._label_chosen)
-        library_view.writer.label_set.connect(self._label_set)
+        library.writer.label_set.connect(self._label_set)
 
     def show(self, entry: PhotoEntry | None, top_species: str | None) -> None:
         """The label panel for the photo on screen: its label is read from the library."""
@@ -38,12 +38,13 @@ class LabelController(QObject):
             if entry is self.session.current and photo:
                 self.label_panel.show_label(photo.label)
 
-        self.library_view.read(lambda library: library.photo_by_path(entry.path), shown, when_missing=False)
+        path = entry.path
+        self.library.read(lambda opened: opened.photo_by_path(path), shown, when_missing=False)
 
     def _label_chosen(self, species: str | None) -> None:
         entry = self.session.current
         if entry is not None and entry.path is not None:
-            self.library_view.writer.set_label(self.library_view.library_path, entry.path, species)
+            self.library.writer.set_label(self.library.path, entry.path, species)
 
     def _label_set(self, path: Path, species: str | None) -> None:
         current = self.session.current

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -33,6 +34,9 @@ from PySide6.QtWidgets import (
 from birdid_app.core.model.species_names import shown_name, typed_species
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.map_canvas import MapCanvas, inside_polygon  # noqa: F401 - inside_polygon: re-exported for the tests
+
+if TYPE_CHECKING:
+    from birdid_app.gui.library_service import LibraryService
 
 LEGEND_ENTRIES = 15
 COLOUR_BY_LABELS = {"species": "Top species", "label": "Your label"}
@@ -125,10 +129,10 @@ class LibraryMapWindow(QWidget):
 
     show_photo = Signal(object)  # a Path to open in the identification view
 
-    def __init__(self, library_view, parent: QWidget | None = None) -> None:
+    def __init__(self, library: LibraryService, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Library map")
-        self.library_view = library_view
+        self.library = library
         self.data: MapData | None = None
         self.previews_shown = 0  # layouts so far drawn while t-SNE ran
         self.job: Job | None = None
@@ -177,9 +181,9 @@ class LibraryMapWindow(QWidget):
         self.canvas.photo_clicked.connect(self._open_row)
         self.canvas.hovered.connect(self._hover)
         self.canvas.selection_changed.connect(self._selection_changed)
-        library_view.writer.labels_set.connect(self._labels_set)
+        library.writer.labels_set.connect(self._labels_set)
         # A photo labelled in the identification view changes its colour here too.
-        library_view.writer.label_set.connect(self._label_set)
+        library.writer.label_set.connect(self._label_set)
 
     # --- computing ----------------------------------------------------------------------------
 
@@ -189,8 +193,7 @@ class LibraryMapWindow(QWidget):
 
         if self.job is not None and self.job.running:
             return
-        view = self.library_view
-        self.job = Job(compute_map_data(view.library_path, view.model_name), cancel_errors=(MapStopped,))
+        self.job = Job(compute_map_data(self.library.path, self.library.model_name), cancel_errors=(MapStopped,))
         self.job.progress.connect(self._progress)
         self.job.succeeded.connect(self._show_data)
         self.job.failed.connect(lambda message: self.status.setText(f"The map could not be made: {message}"))
@@ -278,17 +281,6 @@ class LibraryMapWindow(QWidget):
             return
         path = Path(self.data.paths[row])
 
-        def work(report, should_cancel):
-            from birdid_app.core.errors import PhotoError
-            from birdid_app.core.photos.thumbnails import thumbnail_file
-
-            try:
-                # The mouse swept past: no decoding for points it left.
-                cached = thumbnail_file(path, skip_decoding=lambda: self._hover_row != row)
-            except (OSError, PhotoError) as error:  # moved or deleted since it was indexed, say
-                return error
-            return None if cached is None else str(cached)
-
         def loaded(thumbnail) -> None:
             if thumbnail is None:
                 return
@@ -302,9 +294,8 @@ class LibraryMapWindow(QWidget):
             if self._hover_row == row:
                 self._show_tooltip(row)
 
-        job = Job(work)
-        job.succeeded.connect(loaded)
-        job.start()
+        # The mouse swept past: no decoding for points it left.
+        self.library.thumbnail_file(path, loaded, skip_decoding=lambda: self._hover_row != row)
 
     def describe(self, row: int) -> str:
         """The point's photo in a line: its name, the model's top species and the person's label."""
@@ -353,7 +344,7 @@ class LibraryMapWindow(QWidget):
             self.status.setText(f"The model knows no species called {shown_name(species)}; nothing was labelled.")
             return
         ids = self.selected_ids()
-        self.library_view.writer.set_labels(self.library_view.library_path, ids, named)
+        self.library.writer.set_labels(self.library.path, ids, named)
 
     def _label_set(self, path: Path, species: str | None) -> None:
         self._labels_set(None, species)
@@ -364,7 +355,7 @@ class LibraryMapWindow(QWidget):
         if self.data is None:
             return
         data = self.data
-        job = Job(relabelled(data, self.library_view.library_path, self.library_view.model_name))
+        job = Job(relabelled(data, self.library.path, self.library.model_name))
 
         def show(result) -> None:
             if self.data is data:

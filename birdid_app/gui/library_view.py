@@ -1,9 +1,8 @@
 """The library in the window: folders, indexing progress, and searches shown as a thumbnail grid.
 
-Indexing runs on the engine thread (the model is there), a forward at a time behind interactive
-identification; folder changes go to the library's writer thread. Searches read the library on
-one dedicated reader thread that keeps the embedding matrix loaded and reloads it when the
-indexer has committed since.
+A widget over the window's LibraryService (gui/library_service.py), which holds the library:
+searches are its reads, folder changes its writer's, thumbnails its cache's. Indexing runs on the
+engine thread (the model is there), a forward at a time behind interactive identification.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, QThreadPool, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,12 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from birdid_app.core.library import IndexProgress, IndexSummary, Library, LibraryDamaged, default_library_path
+from birdid_app.core.library import IndexProgress, IndexSummary
 from birdid_app.core.library.groups import BURST_SECONDS, BURST_THRESHOLD
 from birdid_app.core.progress import describe_progress
-from birdid_app.gui.images import qimage_from_pil
-from birdid_app.gui.jobs import Job
-from birdid_app.gui.library_writer import LibraryWriter
+from birdid_app.gui.library_results import Score, result_caption, result_tooltip
+from birdid_app.gui.library_service import LibraryService
+from birdid_app.gui.library_writer import KEYWORDS_MIN_PROBABILITY
 from birdid_app.gui.session import Tickets
 
 if TYPE_CHECKING:
@@ -50,38 +49,17 @@ PHOTO_ROLE = Qt.ItemDataRole.UserRole
 PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-class _Reader:
-    """The library opened for searching, through one model's identifications, on the reader
-    thread only. It never creates the file: a window with no library yet leaves none behind."""
-
-    def __init__(self, path: Path, model: str | None) -> None:
-        self.model = model
-        self.library = Library(path, model=model, create=False)
-        self.data_version = self.library.data_version()
-
-    def fresh(self) -> Library:
-        # data_version changes when another connection (the indexer) commits.
-        version = self.library.data_version()
-        if version != self.data_version:
-            self.library.invalidate_vectors()
-            self.data_version = version
-        return self.library
-
-
 class LibraryView(QWidget):
     show_photo = Signal(object)  # a Path to show in the identification view
 
-    def __init__(self, engine, parent: QWidget | None = None) -> None:
+    def __init__(self, engine, library: LibraryService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
-        self.library_path = default_library_path()
-        self.model_name: str | None = None
+        self.library = library
         self.current_embedding = None  # set by the window: the photo (or region) on screen
-        self.reader_pool = QThreadPool(self)
-        self.reader_pool.setMaxThreadCount(1)
-        self.reader_pool.setExpiryTimeout(-1)  # one thread for the reader's SQLite connection, kept
-        self._reader: _Reader | None = None
         self.indexing = False
+        self.index_added_folder = False  # a folder was just added: index it once the change is in
+        self.keywords_embedded = False  # the keywords being written go into JPEGs, not sidecars
         self.tickets = Tickets()  # a grid's thumbnails arriving after a newer search are dropped
 
         self.folders = QListWidget()
@@ -157,7 +135,9 @@ class LibraryView(QWidget):
         self.results.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
         self.results.setGridSize(QSize(THUMBNAIL + 40, THUMBNAIL + 48))
         self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.results_label = QLabel("Index a folder, then search it.")
+        self.results_label = QLabel("")
+        self.results_label.setWordWrap(True)
+        self.hint = QLabel("Index a folder, then search it.")  # while the grid is empty
 
         left = QWidget()
         column = QVBoxLayout(left)
@@ -198,6 +178,7 @@ class LibraryView(QWidget):
         row.addStretch()
         searches.addLayout(row)
         searches.addWidget(self.results_label)
+        searches.addWidget(self.hint)
         searches.addWidget(self.results, 1)
         splitter = QSplitter()
         splitter.addWidget(left)
@@ -227,22 +208,19 @@ class LibraryView(QWidget):
         engine.index_progress.connect(self._index_progress)
         engine.index_finished.connect(self._index_finished)
         engine.index_failed.connect(self._index_failed)
-        engine.library_damaged.connect(self._library_damaged)
-        # Folder changes and rebuilds go to the library's writer thread, not the model's.
-        self.writer = LibraryWriter(self)
-        self.writer.folders_changed.connect(self._folders_changed)
-        self.writer.rebuilt.connect(self._library_rebuilt)
-        self.writer.damaged.connect(self._library_damaged)
-        self.writer.failed.connect(self.progress_label.setText)
-        self.writer.keywords_written.connect(self._keywords_written)
+        library.damaged.connect(self._library_damaged)
+        library.read_failed.connect(self.results_label.setText)
+        library.folders_changed.connect(self._folders_changed)
+        library.rebuilt.connect(self._library_rebuilt)
+        library.writer.failed.connect(self.progress_label.setText)
+        library.writer.keywords_written.connect(self._keywords_written)
         self._set_indexing(False)
-        self.read(lambda library: library.folders(), self._show_folders, when_missing=[])
+        library.read(lambda opened: opened.folders(), self._show_folders, when_missing=[])
 
     # --- the model and its species -----------------------------------------------------------
 
-    def set_model(self, name: str, class_names: list[str]) -> None:
-        """Searches read this model's identifications from now on (the reader reopens with it)."""
-        self.model_name = name
+    def set_species_names(self, class_names: list[str]) -> None:
+        """The loaded model's species, offered as the species search is typed."""
         self.class_names = list(class_names)
         if self.map_window is not None:
             self.map_window.species_names = self.class_names
@@ -256,20 +234,21 @@ class LibraryView(QWidget):
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
         if folder:
-            self.writer.change_folders(self.library_path, add=[Path(folder)])
+            self.index_added_folder = True
+            self.library.change_folders(add=[Path(folder)])
 
     def remove_folder(self) -> None:
         item = self.folders.currentItem()
         if item is not None:
-            self.writer.change_folders(self.library_path, remove=[Path(item.text())])
+            self.library.change_folders(remove=[Path(item.text())])
 
     def start_indexing(self) -> None:
-        if self.model_name is None:
+        if self.library.model_name is None:
             self.progress_label.setText("The model is still loading; try again in a moment.")
             return
         self._set_indexing(True)
         self.progress_label.setText("Looking for photos…")
-        self.engine.start_indexing(self.library_path, self.model_name)
+        self.engine.start_indexing(self.library.path, self.library.model_name)
 
     def _pause_toggled(self, paused: bool) -> None:
         self.engine.pause_indexing(paused)
@@ -307,9 +286,18 @@ class LibraryView(QWidget):
         if not running:
             self.pause_button.setChecked(False)
 
-    def _folders_changed(self, library_path: Path, folders: list[Path]) -> None:
+    def _folders_changed(self, folders: list[Path]) -> None:
+        """The service has told a running index of the change; a folder just added is indexed now."""
         self._show_folders(folders)
-        self.engine.replan_indexing(library_path)
+        if not self.index_added_folder:
+            return
+        self.index_added_folder = False
+        if self.indexing:
+            return  # the running index was planned again with the new folder in it
+        if self.library.model_name is None:
+            self.progress_label.setText("The folder is added. No model is loaded yet: press Index now once one is.")
+            return
+        self.start_indexing()
 
     def _show_folders(self, folders: list[Path]) -> None:
         self.folders.clear()
@@ -323,26 +311,31 @@ class LibraryView(QWidget):
             return
 
         def search(library):
-            return library.find_species(library.species_named(text), in_top=top)
+            named = library.species_named(text)
+            return named, library.find_species(named, in_top=top)
+
+        def show(found) -> None:
+            named, hits = found
+            self._show_hits(hits, f"{len(hits)} photos with {text} {where}", searched=named)
 
         where = "among the top 5" if top == 5 else "as the top species"
-        self.read(search, lambda hits: self._show_hits(hits, f"{len(hits)} photos with {text} {where}"))
+        self.library.read(search, show)
 
     def find_similar(self) -> None:
         embedding = self.current_embedding
         if embedding is None:
             self.results_label.setText("Identify a photo first: its look is what is searched for.")
             return
-        self.read(
+        self.library.read(
             lambda library: library.similar(embedding, SIMILAR_K),
-            lambda hits: self._show_hits(hits, f"The {len(hits)} most similar photos"),
+            lambda hits: self._show_hits(hits, f"The {len(hits)} most similar photos", score="similarity"),
         )
 
     def find_similar_to(self, photo_id: int, name: str) -> None:
         """The photos most like one already in the library, from its stored embedding."""
-        self.read(
+        self.library.read(
             lambda library: library.similar_to_photo(photo_id, SIMILAR_K),
-            lambda hits: self._show_hits(hits, f"The {len(hits)} photos most like {name}"),
+            lambda hits: self._show_hits(hits, f"The {len(hits)} photos most like {name}", score="similarity"),
         )
 
     def find_duplicates(self) -> None:
@@ -352,9 +345,10 @@ class LibraryView(QWidget):
             groups = library.duplicate_groups(threshold)
             return [(photo, number) for number, group in enumerate(groups, 1) for photo in group]
 
-        self.read(
+        self.library.read(
             search,
-            lambda hits: self._show_hits(hits, f"Near-duplicates (alike ≥ {threshold:.2f}), group by group", group=True),
+            lambda hits: self._show_hits(hits, f"Near-duplicates (alike ≥ {threshold:.2f}), group by group",
+                                         score="group"),
         )
 
     def find_bursts(self) -> None:
@@ -362,11 +356,11 @@ class LibraryView(QWidget):
             groups = library.burst_groups(BURST_SECONDS, BURST_THRESHOLD)
             return [(photo, number) for number, group in enumerate(groups, 1) for photo in group]
 
-        self.read(
+        self.library.read(
             search,
             lambda hits: self._show_hits(
                 hits, f"Bursts (taken within {BURST_SECONDS:g} s, alike ≥ {BURST_THRESHOLD:.2f}), group by group",
-                group=True,
+                score="group",
             ),
         )
 
@@ -375,7 +369,7 @@ class LibraryView(QWidget):
         from birdid_app.gui.library_map_view import LibraryMapWindow
 
         if self.map_window is None:
-            self.map_window = LibraryMapWindow(self, self)
+            self.map_window = LibraryMapWindow(self.library, self)
             self.map_window.show_photo.connect(self.show_photo)
         self.map_window.species_names = self.class_names
         self.map_window.show()
@@ -387,9 +381,9 @@ class LibraryView(QWidget):
         from birdid_app.gui.lifelist_view import LifeListWindow
 
         if self.life_list_window is None:
-            self.life_list_window = LifeListWindow(self, self)
+            self.life_list_window = LifeListWindow(self.library, self)
             self.life_list_window.show_photo.connect(self.show_photo)
-            self.life_list_window.damaged.connect(self._library_damaged)
+            self.life_list_window.damaged.connect(self.library.report_damaged)
         self.life_list_window.show()
         self.life_list_window.raise_()
         self.life_list_window.refresh()
@@ -397,55 +391,47 @@ class LibraryView(QWidget):
     def export_csv(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Export the library as CSV", "birdid-library.csv", "CSV (*.csv)")
         if name:
-            self.read(lambda library: library.export_csv(Path(name)),
-                       lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
+            self.library.read(lambda library: library.export_csv(Path(name)),
+                              lambda rows: self.results_label.setText(f"Saved {rows} photos to {name}"))
 
     def write_keywords(self) -> None:
         from birdid_app.core.settings import load_settings
 
         self.keywords_button.setEnabled(False)
         self.results_label.setText("Writing keywords…")
-        self.writer.write_keywords(self.library_path, self.model_name, load_settings())
+        settings = load_settings()
+        self.keywords_embedded = settings.embed_in_jpeg
+        self.library.writer.write_keywords(self.library.path, self.library.model_name, settings)
 
     def _keywords_written(self, summary, problems: list[str]) -> None:
         self.keywords_button.setEnabled(True)
-        text = f"Keywords written for {summary.written} photos ({summary.with_species} with a species)."
+        files = "JPEG" if self.keywords_embedded else "sidecar"
+        text = summary.sentence(files=files, min_probability=KEYWORDS_MIN_PROBABILITY)
         if problems:
-            text += f" {len(problems)} could not be written: {problems[0]}"
+            text = text.removesuffix(".") + f", the first: {problems[0]}"
         self.results_label.setText(text)
 
-    def _show_hits(self, hits, title: str, group: bool = False) -> None:
+    def _show_hits(self, hits, title: str, *, score: Score = "probability", searched: str | None = None) -> None:
+        """The grid: each photo with its species, probability and date (similarity or group too);
+        the tooltip has its path, label and the model's top species."""
         grid = self.tickets.issue("grid")  # thumbnails still on their way belong to the old items
         self.results.clear()
         self.results_label.setText(title)
         for photo, value in hits:
-            if group:
-                detail = f"group {value}"
-            else:
-                detail = "" if value is None or value > 1 else f"{value:.0%}"
-                if photo.label is not None:
-                    detail = f"{detail} · yours".lstrip(" ·")  # labelled so by the person: listed first
-            caption = f"{photo.path.name}\n{detail}"
-            item = QListWidgetItem(caption)
+            item = QListWidgetItem(result_caption(photo, value, score, searched))
             item.setData(PHOTO_ROLE, photo.path)
             item.setData(PHOTO_ID_ROLE, photo.id)
-            item.setToolTip(str(photo.path))
+            item.setToolTip(result_tooltip(photo, value, score))
             self.results.addItem(item)
             self._thumbnail(item, photo.path, grid)
+        self.hint.setVisible(self.results.count() == 0)
 
     def _thumbnail(self, item: QListWidgetItem, path: Path, grid: int) -> None:
-        def work(report, should_cancel):
-            from birdid_app.core.photos.thumbnails import thumbnail
-
-            return qimage_from_pil(thumbnail(path))
-
-        def show(image) -> None:
-            if self.tickets.is_current(grid):  # else the item was cleared with its grid
-                item.setIcon(QIcon(QPixmap.fromImage(image)))
-
-        job = Job(work)
-        job.succeeded.connect(show)
-        job.start()
+        self.library.thumbnail(
+            path,
+            lambda image: item.setIcon(QIcon(QPixmap.fromImage(image))),
+            wanted=lambda: self.tickets.is_current(grid),  # else the item was cleared with its grid
+        )
 
     def _context_menu(self, position) -> None:
         item = self.results.itemAt(position)
@@ -460,46 +446,6 @@ class LibraryView(QWidget):
         menu.addAction("Copy its path", lambda: QGuiApplication.clipboard().setText(str(path)))
         menu.popup(self.results.viewport().mapToGlobal(position))
 
-    # --- the reader thread -------------------------------------------------------------------
-
-    def read(self, query, on_result, *, when_missing=None) -> None:
-        """Run `query(library)` on the reader thread; `on_result` gets its answer here. With no
-        library file yet, `on_result(when_missing)`, or a message when that is None; a damaged
-        file is offered for rebuilding."""
-        path, model = self.library_path, self.model_name
-
-        def work(report, should_cancel):
-            if not path.is_file():
-                return _NO_LIBRARY
-            if self._reader is not None and self._reader.model != model:
-                self._reader.library.close()
-                self._reader = None
-            try:
-                if self._reader is None:
-                    self._reader = _Reader(path, model)
-                return query(self._reader.fresh())
-            except LibraryDamaged as error:
-                if self._reader is not None:
-                    self._reader.library.close()
-                    self._reader = None
-                return error  # as a result, not raised: a failed Job passes on its sentence only
-
-        def answer(result) -> None:
-            if isinstance(result, LibraryDamaged):
-                self._library_damaged(str(result))
-            elif result is _NO_LIBRARY:
-                if when_missing is not None:
-                    on_result(when_missing)
-                else:
-                    self.results_label.setText("The library is empty: add a folder and index it first.")
-            else:
-                on_result(result)
-
-        job = Job(work)
-        job.succeeded.connect(answer)
-        job.failed.connect(self.results_label.setText)
-        job.start(self.reader_pool)
-
     # --- a damaged library -------------------------------------------------------------------
 
     def _library_damaged(self, message: str) -> None:
@@ -509,38 +455,23 @@ class LibraryView(QWidget):
     def rebuild_library(self) -> None:
         self.rebuild_button.hide()
         self.results.clear()
+        self.hint.show()
         self.results_label.setText("Rebuilding the library…")
-        self._close_reader()  # the reader's connection must not hold the damaged file open
-        self.engine.cancel_indexing()  # nor an index job's (it stops between two forwards)
-        self.writer.rebuild(self.library_path)
+        self.library.rebuild()
 
     def _library_rebuilt(self, damaged: Path, folders: list[Path]) -> None:
         self.results_label.setText(
             f"The damaged library was set aside as {damaged}. A new one is made with {len(folders)} folders; "
             "indexing them again fills it."
         )
-        if self.model_name is not None and folders:
+        if self.library.model_name is not None and folders:
             self.start_indexing()
 
-    def _close_reader(self) -> None:
-        def close(report, should_cancel):
-            if self._reader is not None:
-                self._reader.library.close()
-                self._reader = None
-
-        Job(close).start(self.reader_pool)
-
     def shutdown(self) -> None:
-        """Close the reader's connection on its own thread, then let the thread go."""
+        """Close the windows this tab opened; their work under way stops (the service is the window's)."""
         if self.map_window is not None:
             self.map_window.cancel()  # a layout under way stops within a few of its iterations
             self.map_window.close()
         if self.life_list_window is not None:
             self.life_list_window.cancel()
             self.life_list_window.close()
-        self._close_reader()
-        self.reader_pool.waitForDone(5000)
-        self.writer.shutdown()
-
-
-_NO_LIBRARY = object()  # a reader's answer when there is no library file yet

@@ -37,6 +37,7 @@ from birdid_app.gui.jobs import Job
 
 if TYPE_CHECKING:
     from birdid_app.core.library.sightings import LifeList, PlacesList
+    from birdid_app.gui.library_service import LibraryService
 
 PHOTO_ROLE = Qt.ItemDataRole.UserRole  # the Path of the row's first photo
 UNKNOWN_PLACE = "place unknown"
@@ -105,10 +106,10 @@ class LifeListWindow(QWidget):
     show_photo = Signal(object)
     damaged = Signal(str)
 
-    def __init__(self, library_view, parent: QWidget | None = None) -> None:
+    def __init__(self, library: LibraryService, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Life list")
-        self.library_view = library_view
+        self.library = library
         self.lists: Lists | None = None
         self.reading: Job | None = None  # the latest read: an older one's answer is dropped
         self.exporting: Job | None = None
@@ -175,9 +176,7 @@ class LifeListWindow(QWidget):
         self.places_tree.itemActivated.connect(lambda item, column: self._open_item(item))
         # A label set anywhere (the identification view, the map) is a sighting more or less; a place
         # set for a photo or its folder is where its sightings were.
-        for changed in (library_view.writer.label_set, library_view.writer.labels_set,
-                        library_view.writer.place_set, library_view.writer.rebuilt):
-            changed.connect(self._sightings_changed)
+        library.changed.connect(self._sightings_changed)
         self._set_busy()
 
     def selected_year(self) -> int | None:
@@ -189,7 +188,7 @@ class LifeListWindow(QWidget):
         """Read the lists of the year chosen, on a worker; a read under way is stopped for it."""
         if self.reading is not None:
             self.reading.cancel()
-        job = Job(read_lists(self.library_view.library_path, self.selected_year()), cancel_errors=(Cancelled,))
+        job = Job(read_lists(self.library.path, self.selected_year()), cancel_errors=(Cancelled,))
         job.succeeded.connect(lambda result: self._read(job, result))
         job.failed.connect(lambda message: self._ended(job, message))
         job.cancelled.connect(lambda: self._ended(job, "Stopped. Refresh to read your sightings."))
@@ -325,7 +324,7 @@ class LifeListWindow(QWidget):
     def export(self, destination: Path, year: int | None) -> None:
         if self.exporting is not None:
             return
-        job = Job(export_ebird(self.library_view.library_path, destination, year), cancel_errors=(Cancelled,))
+        job = Job(export_ebird(self.library.path, destination, year), cancel_errors=(Cancelled,))
         job.succeeded.connect(lambda written: self.status.setText(written.sentence()))
         job.failed.connect(lambda message: self._ended(job, message))
         job.cancelled.connect(lambda: self._ended(job, f"Stopped: {destination} was not written."))

@@ -41,6 +41,7 @@ from birdid_app.gui.images import pil_from_qimage, qimage_from_pil
 from birdid_app.gui.jobs import Job
 from birdid_app.gui.label_panel import LabelPanel
 from birdid_app.gui.labels import LabelController
+from birdid_app.gui.library_service import LibraryService
 from birdid_app.gui.library_view import LibraryView
 from birdid_app.gui.menus import build_menus
 from birdid_app.gui.model_setup import ModelSetupPage
@@ -204,19 +205,21 @@ class MainWindow(QMainWindow):
         self.identify_view.setStretchFactor(1, 0)
         self.identify_view.setSizes([self.width() - 380, 380])
 
-        self.library_view = LibraryView(self.engine)
+        # The window's one library object, handed to every view and controller that reads or changes it.
+        self.library_service = LibraryService(self.engine, parent=self)
+        self.library_view = LibraryView(self.engine, self.library_service)
         self.zoom_trust = ZoomTrustController(
             self.session, self.zoom_panel, self.trust_panel, self.photo_view,
             zoom_every_photo=lambda: self.settings.zoom_every_photo,
             places=lambda entry: (self.places.assigned_place(entry), self._home_place()),
             head=lambda: self.loaded_model.head if self.loaded_model is not None else None,
-            read_library=self.library_view.read,
+            read_library=self.library_service.read,
             parent=self,
         )
         self.library_view.show_photo.connect(self._show_library_photo)
-        self.labels = LabelController(self.session, self.label_panel, self.library_view, self._status, self)
-        self.library_view.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
-        self.places = PlaceController(self.session, self.library_view, self._status, self._answer_again, self)
+        self.labels = LabelController(self.session, self.label_panel, self.library_service, self._status, self)
+        self.library_service.writer.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        self.places = PlaceController(self.session, self.library_service, self._status, self._answer_again, self)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.identify_view, "&Identify")
         self.tabs.addTab(self.library_view, "&Library")
@@ -257,7 +260,8 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, loaded: LoadedModel) -> None:
         self.loaded_model = loaded
-        self.library_view.set_model(loaded.name, loaded.class_names)
+        self.library_service.set_model(loaded.name)
+        self.library_view.set_species_names(loaded.class_names)
         self.label_panel.set_species_names(loaded.class_names)
         self.model_status.setText(f"{loaded.name} ({loaded.trust}) · {loaded.device} · {loaded.precision}")
         self.model_status.setToolTip(f"Precision: {loaded.precision_reason}")
@@ -568,6 +572,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.library_view.shutdown()
+        self.library_service.shutdown()
         self.engine.stop()  # ends the step under way, then the thread
         QThreadPool.globalInstance().waitForDone(5000)  # decoders finish before the window goes
         self.settings.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")

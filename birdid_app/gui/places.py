@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
-from birdid_app.gui.library_view import LibraryView
+from birdid_app.gui.library_service import LibraryService
 from birdid_app.gui.place_dialog import PlaceDialog, assigned_place_for, resolved_path
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 
@@ -19,21 +19,21 @@ class PlaceController(QObject):
     def __init__(
         self,
         session: PhotoSession,
-        library_view: LibraryView,
+        library: LibraryService,
         status: Callable[[str, int], None],  # status(message, milliseconds)
         answer_again: Callable[[], None],  # the answer on screen drawn again, asked again if placed otherwise
         window: QWidget,
     ) -> None:
         super().__init__(window)
-        self.session, self.library_view, self.status, self.answer_again = session, library_view, status, answer_again
+        self.session, self.library, self.status, self.answer_again = session, library, status, answer_again
         self.window = window  # the Set Place dialog's parent
         # {path: (latitude, longitude, name)} as the library keeps them, and each photo's path with
         # links followed, as places are kept by it.
         self.assigned: dict = {}
         self._resolved_paths: dict[int, Path] = {}
         self.dialog: PlaceDialog | None = None  # Set Place's, kept while it is open
-        library_view.writer.place_set.connect(self._place_set)
-        library_view.writer.rebuilt.connect(lambda *_: self.read())
+        library.writer.place_set.connect(self._place_set)
+        library.rebuilt.connect(lambda *_: self.read())
         self.read()
 
     def _resolved_path(self, entry: PhotoEntry) -> Path:
@@ -48,7 +48,7 @@ class PlaceController(QObject):
         return assigned_place_for(self.assigned, self._resolved_path(entry))
 
     def read(self) -> None:
-        self.library_view.read(lambda library: library.assigned_places(), self._places_read, when_missing={})
+        self.library.read(lambda opened: opened.assigned_places(), self._places_read, when_missing={})
 
     def _places_read(self, places: dict) -> None:
         self.assigned = dict(places)
@@ -69,7 +69,7 @@ class PlaceController(QObject):
         dialog.open()
 
     def _place_chosen(self, dialog: PlaceDialog) -> None:
-        writer, library = self.library_view.writer, self.library_view.library_path
+        writer, library = self.library.writer, self.library.path
         if dialog.target is None:
             return
         if dialog.action == "set" and dialog.place is not None:

@@ -18,9 +18,31 @@ if TYPE_CHECKING:
 
 @dataclass
 class KeywordsSummary:
-    written: int = 0  # photos whose keywords were written (a species, or birdid's taken away)
-    with_species: int = 0
-    failed: int = 0
+    written: int = 0  # files written: sidecars, or the JPEGs themselves when embedding
+    with_species: int = 0  # of those, the ones given a species (the others had birdid's keywords taken out)
+    nothing_to_write: int = 0  # photos with no species to write and no sidecar to take birdid's out of
+    not_read: int = 0  # photos the indexer could not read: no species, nothing written
+    failed: int = 0  # files that could not be written: on_error's sentences
+
+    def sentence(self, *, files: str, min_probability: float | None) -> str:
+        """What was written and what was skipped, and why. `files`: what a file written is called
+        ("sidecar", "JPEG"); `min_probability` None: only the person's labels were written."""
+        text = f"Keywords written to {_count(self.written, files)}: {self.with_species} with a species"
+        cleared = self.written - self.with_species
+        text += f", {cleared} with birdid's keywords taken out." if cleared else "."
+        if self.nothing_to_write:
+            reason = "no label" if min_probability is None else f"no label and no species at {min_probability:.0%} or more"
+            text += (f" {_count(self.nothing_to_write, 'photo')} skipped: nothing to write ({reason}, "
+                     "or labelled not a bird or unknown species).")
+        if self.not_read:
+            text += f" {_count(self.not_read, 'photo')} skipped: unreadable when indexed."
+        if self.failed:
+            text += f" {self.failed} could not be written."
+        return text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def write_library_keywords(
@@ -39,7 +61,7 @@ def write_library_keywords(
     below `min_probability`, take away the keywords birdid wrote before. A photo whose path, its
     links followed, is not inside one of the library's folders (a row from a shard made elsewhere)
     is never written to or beside: `on_error`'s sentence too."""
-    from birdid_app.core.photos.sidecar import SidecarError, write_keywords  # exiv2: only when asked
+    from birdid_app.core.photos.sidecar import SidecarError, sidecar_path, write_keywords  # exiv2: only when asked
 
     summary = KeywordsSummary()
     model = library.reading_model() or ""
@@ -48,6 +70,7 @@ def write_library_keywords(
         if should_stop():
             break
         if photo.error is not None:
+            summary.not_read += 1
             continue
         outside = _outside_folders(photo.path, folders)
         if outside is not None:  # a path from a shard made elsewhere, say: never written to
@@ -61,12 +84,17 @@ def write_library_keywords(
             species, confirmed = photo.species[0][0], False
         else:
             species, confirmed = None, False
+        # With no species and no sidecar yet, the writer makes no file: counted as nothing written.
+        had_sidecar = embed or os.path.lexists(sidecar_path(photo.path, style))
         try:
             write_keywords(photo.path, species, model=model, probability=None if species is None else dict(photo.species).get(species),
                            confirmed=confirmed, root=root, style=style, embed=embed)
         except SidecarError as error:
             summary.failed += 1
             on_error(str(error))
+            continue
+        if species is None and not had_sidecar:
+            summary.nothing_to_write += 1
             continue
         summary.written += 1
         summary.with_species += species is not None
