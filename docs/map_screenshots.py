@@ -80,21 +80,16 @@ def main() -> None:
 
     from PySide6.QtCore import QPointF, Qt, QTimer
     from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication, QWidget
+    from PySide6.QtWidgets import QApplication
 
+    from birdid_app.gui.engine import Engine
     from birdid_app.gui.library_map_view import LibraryMapWindow
-    from birdid_app.gui.library_writer import LibraryWriter
+    from birdid_app.gui.library_service import LibraryService
 
     app = QApplication(sys.argv[:1])
-
-    class LibraryTab(QWidget):  # what the window asks of the Library tab: where the library is, its writer
-        def __init__(self) -> None:
-            super().__init__()
-            self.library_path, self.model_name = library, MODEL
-            self.writer = LibraryWriter(self)
-
-    tab = LibraryTab()
-    window = LibraryMapWindow(tab)
+    service = LibraryService(Engine(), path=library)  # an engine never started: the map asks it nothing
+    service.set_model(MODEL)
+    window = LibraryMapWindow(service)
     window.species_names = SPECIES
     window.colour_by.setCurrentIndex(window.colour_by.findData("species"))
     window.resize(1200, 820)
