@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
             lambda message, ms: self.statusBar().showMessage(message, ms) if message else self.statusBar().clearMessage(),
             self,
         )
+        self.overlay_controller.maps_needed.connect(lambda entry: self._show_current_answer())
         self.overlay.changed.connect(self.update_overlay)
         self.overlay.opacity_changed.connect(self._opacity_changed)
         self.overlay.export_requested.connect(self.export_overlay)
