@@ -126,12 +126,15 @@ class ShortcutsDialog(QDialog):
             for column, text in enumerate((keys_text(entry), entry.description, where)):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         header = self.table.horizontalHeader()
+        # The four arrows with Shift would make the keys column half the table: it wraps instead.
+        self.table.setWordWrap(True)
+        self.table.setColumnWidth(0, 170)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.table.resizeColumnToContents(0)
-        self.table.resizeColumnToContents(2)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.resizeRowsToContents()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(640, 560)
+        self.resize(720, 600)
