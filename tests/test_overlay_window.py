@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 from birdid_app.core.insight import trust
 from birdid_app.core.model import inference
 from birdid_app.core.model.model_store import ModelStore
-from birdid_app.core.settings import load_settings
+from birdid_app.core.settings import Settings, load_settings, save_settings
 from conftest import open_ready_window
 
 WAIT_MS = 30_000
@@ -162,3 +162,23 @@ def test_the_explain_command_writes_the_windows_blended_picture(window, qtbot, p
     with Image.open(from_window) as a, Image.open(from_command) as b:
         assert a.size == b.size == (640, 480)
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_turning_the_overlay_on_for_a_photo_gone_back_to_draws_its_maps(qtbot, small_model_file, photo_dir):
+    """Issue 25 item 3: the maps of a photo not on screen are let go; going back to it with the
+    overlay off shows the kept answer, and turning the overlay on then must fetch the maps again
+    rather than silently draw nothing. (A fixed precision: the "auto" trial's switch identifies
+    the photo on screen again, which would hide the bug.)"""
+    save_settings(Settings(device="cpu", precision="fp32"))
+    ModelStore().import_file(small_model_file)
+    window = open_ready_window(qtbot)
+    identified(qtbot, window, [photo_dir / "robin.png", photo_dir / "heron.jpg"])
+    window.strip.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
+    window.strip.setCurrentRow(0)
+    qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=WAIT_MS)
+    assert window.session.current.whole.identification.stage_maps == ()  # let go while away
+    window.overlay.mode_box.setCurrentIndex(window.overlay.mode_box.findData("mean"))
+    window.overlay.show_box.setChecked(True)
+    qtbot.waitUntil(lambda: window.photo_view.overlay_item().isVisible(), timeout=WAIT_MS)
+    assert window.overlay_controller.values is not None

@@ -7,7 +7,16 @@ window asks the library's writer to store them (library_writer.py).
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
 from birdid_app.core.model.species_names import shown_name, typed_species
@@ -22,23 +31,28 @@ class LabelPanel(QWidget):
         self.top_species: str | None = None
         self.state = QLabel("Your label: none")
         self.state.setAccessibleName("Your label")
-        self.confirm_button = QPushButton("C&onfirm")
+        self.state.setWordWrap(True)
+        self.confirm_button = QPushButton("Confi&rm")
         self.confirm_button.setToolTip("Label this photo with the model's best match")
         self.species = QLineEdit()
         self.species.setPlaceholderText(f"Correct: a species, “{NOT_A_BIRD}” or “{UNKNOWN_SPECIES}”")
         self.species.setAccessibleName("Correct the species")
-        self.set_button = QPushButton("Set &label")
+        self.set_button = QPushButton("Se&t label")
         self.clear_button = QPushButton("Clear")
+        # One thing a row, so the panel fits a side panel 300 pixels wide: the state wraps, and
+        # Confirm (which carries a species name of any length) has a row of its own and never
+        # widens the panel.
+        self.species.setMinimumWidth(80)
+        self.confirm_button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.confirm_button.setMinimumWidth(120)
         row = QHBoxLayout()
         row.addWidget(self.species, 1)
         row.addWidget(self.set_button)
+        row.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        top = QHBoxLayout()
-        top.addWidget(self.state, 1)
-        top.addWidget(self.confirm_button)
-        top.addWidget(self.clear_button)
-        layout.addLayout(top)
+        layout.addWidget(self.state)
+        layout.addWidget(self.confirm_button)
         layout.addLayout(row)
         self.confirm_button.clicked.connect(lambda: self.label_chosen.emit(self.top_species))
         self.set_button.clicked.connect(self._set_typed)
@@ -56,7 +70,7 @@ class LabelPanel(QWidget):
     def show_photo(self, top_species: str | None, label: str | None) -> None:
         """The photo now on screen: its model's best match (to confirm) and its label, if any."""
         self.top_species = top_species
-        self.confirm_button.setText(f"C&onfirm {top_species}" if top_species else "C&onfirm")
+        self.confirm_button.setText(f"Confi&rm {top_species}" if top_species else "Confi&rm")
         self.confirm_button.setEnabled(top_species is not None)
         self.show_label(label)
         self.setEnabled(True)

@@ -66,10 +66,10 @@ class LibraryView(QWidget):
         self.folders.setAccessibleName("Library folders")
         self.add_button = QPushButton("&Add folder…")
         self.remove_button = QPushButton("&Remove")
-        self.index_button = QPushButton("&Index now")
-        self.pause_button = QPushButton("&Pause")
+        self.index_button = QPushButton("Inde&x now")
+        self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
-        self.cancel_button = QPushButton("Cance&l")
+        self.cancel_button = QPushButton("&Cancel")
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Indexing progress")
         self.progress_label = QLabel("")
@@ -79,7 +79,7 @@ class LibraryView(QWidget):
         self.species.setPlaceholderText("Species, e.g. European Robin")
         self.species.setAccessibleName("Species to find")
         self.in_top5 = QCheckBox("in the top &5")
-        self.find_button = QPushButton("&Find")
+        self.find_button = QPushButton("Fi&nd")
         self.similar_button = QPushButton("&Similar to the photo on screen")
         self.duplicates_button = QPushButton("Near-&duplicates")
         # How alike two photos must be (cosine similarity of their embeddings) to count as
@@ -101,7 +101,7 @@ class LibraryView(QWidget):
             f"Photos taken within {BURST_SECONDS:g} s of one another that look alike (≥ {BURST_THRESHOLD:.2f}), "
             "by capture date, to pick the best frame; photos without a date are left out"
         )
-        self.map_button = QPushButton("Ma&p")
+        self.map_button = QPushButton("Map")
         self.map_button.setToolTip(
             "Every photo as a point, alike photos together, coloured by species or by your label: "
             "mislabelled photos and look-alike species show at a glance"
@@ -114,7 +114,7 @@ class LibraryView(QWidget):
         )
         self.life_list_window: LifeListWindow | None = None  # made when first asked for
         self.class_names: list[str] = []
-        self.export_button = QPushButton("&Export CSV…")
+        self.export_button = QPushButton("Exp&ort CSV…")
         self.keywords_button = QPushButton("Write &keywords")
         self.keywords_button.setToolTip(
             "Write each photo's species (your label, else the model's best match from 50%) into its XMP "
@@ -252,7 +252,7 @@ class LibraryView(QWidget):
 
     def _pause_toggled(self, paused: bool) -> None:
         self.engine.pause_indexing(paused)
-        self.pause_button.setText("&Resume" if paused else "&Pause")
+        self.pause_button.setText("Resume" if paused else "Pause")
         if paused:
             self.progress_label.setText(self.progress_label.text() + " — paused")
 

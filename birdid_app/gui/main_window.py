@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
+from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QThreadPool
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -63,6 +64,7 @@ from birdid_app.gui.results_panel import ResultsPanel, place_shown
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
 from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
+from birdid_app.gui.wheel import guard_wheel
 from birdid_app.gui.zoom_trust import ZoomTrustController, zoom_kept
 
 if TYPE_CHECKING:
@@ -80,6 +82,10 @@ class MainWindow(QMainWindow):
     paste_action: QAction
     copy_action: QAction
     region_action: QAction
+    keyboard_region_action: QAction
+    settings_action: QAction
+    shortcuts_action: QAction
+    identify_actions: list[QAction]  # keyed to the Identify tab: enabled only while it is shown
     stop_action: QAction
     place_action: QAction
     life_list_action: QAction
@@ -90,6 +96,9 @@ class MainWindow(QMainWindow):
 
     def __init__(self) -> None:
         super().__init__()
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            guard_wheel(app)  # before any widget is polished: the wheel scrolls, settings stay
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(icon("birdid"))
         self.setAcceptDrops(True)
@@ -174,12 +183,14 @@ class MainWindow(QMainWindow):
         self.results = ResultsPanel()
         self.results.set_rank_by_place(self.settings.rank_by_place)
         self.results.rank_by_place_changed.connect(self._rank_by_place_changed)
+        self.results.copied.connect(lambda words: self.statusBar().showMessage(words, 5000))
         self.overlay = OverlayPanel(self.settings)
         self.overlay_controller = OverlayController(
             self.session, self.overlay, self.photo_view, self._run,
             lambda message, ms: self.statusBar().showMessage(message, ms) if message else self.statusBar().clearMessage(),
             self,
         )
+        self.overlay_controller.maps_needed.connect(lambda entry: self._show_current_answer())
         self.overlay.changed.connect(self.update_overlay)
         self.overlay.opacity_changed.connect(self._opacity_changed)
         self.overlay.export_requested.connect(self.export_overlay)
@@ -194,10 +205,14 @@ class MainWindow(QMainWindow):
         right.addWidget(self.label_panel)
         right.addWidget(self.overlay)
         right.addStretch()
-        scroll = QScrollArea()
+        self.side_panel = column_widget
+        scroll = self.side_scroll = QScrollArea()
         scroll.setWidget(column_widget)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(320)
+        # The panel's widgets wrap and shrink to its width (tests/test_side_panel_layout.py):
+        # nothing may hide behind a horizontal scroll bar.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.identify_view = QSplitter()
         self.identify_view.addWidget(left)
         self.identify_view.addWidget(scroll)

@@ -6,64 +6,81 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox
 
 from birdid_app import APP_NAME, __version__
 from birdid_app.core.model.model_store import PUBLISHED_MODEL
 from birdid_app.gui.model_about import ModelAboutDialog
+from birdid_app.gui.shortcuts import IDENTIFY, ShortcutsDialog, key_sequences, shortcut
 
 if TYPE_CHECKING:
     from birdid_app.gui.main_window import MainWindow
 
 
 def build_menus(window: MainWindow) -> None:
-    """The window's menus and their shortcuts; the actions the window enables, and tests trigger,
-    are kept on it."""
+    """The window's menus; every key comes from the one table (gui/shortcuts.py). The actions the
+    window enables, and tests trigger, are kept on it."""
     bar = window.menuBar()
+    window.identify_actions = []
     file_menu = bar.addMenu("&File")
-    window.open_action = _action(window, "&Open Photos…", window.choose_photos, QKeySequence.StandardKey.Open, file_menu)
+    window.open_action = _action(window, "&Open Photos…", window.choose_photos, "open", file_menu)
     window.recent_menu = file_menu.addMenu("Open &Recent")
     window.recent_menu.aboutToShow.connect(lambda: fill_recent_menu(window))
     file_menu.addSeparator()
-    _action(window, "&Quit", window.close, QKeySequence.StandardKey.Quit, file_menu)
+    _action(window, "&Quit", window.close, "quit", file_menu)
 
     edit_menu = bar.addMenu("&Edit")
-    window.paste_action = _action(window, "&Paste Photo", window.paste, QKeySequence.StandardKey.Paste, edit_menu)
-    window.copy_action = _action(window, "&Copy Result", window.results.copy_result, "Ctrl+Shift+C", edit_menu)
+    window.paste_action = _action(window, "&Paste Photo", window.paste, "paste", edit_menu)
+    window.copy_action = _action(window, "&Copy Result", window.results.copy_result, "copy_result", edit_menu)
 
     view_menu = bar.addMenu("&View")
-    _action(window, "&Fit to Window", window.photo_view.fit_to_view, "Ctrl+0", view_menu)
-    _action(window, "&Actual Size", window.photo_view.actual_size, "Ctrl+1", view_menu)
-    _action(window, "Zoom &In", window.photo_view.zoom_in, QKeySequence.StandardKey.ZoomIn, view_menu)
-    _action(window, "Zoom &Out", window.photo_view.zoom_out, QKeySequence.StandardKey.ZoomOut, view_menu)
+    _action(window, "&Fit to Window", window.photo_view.fit_to_view, "fit", view_menu)
+    _action(window, "&Actual Size", window.photo_view.actual_size, "actual_size", view_menu)
+    _action(window, "Zoom &In", window.photo_view.zoom_in, "zoom_in", view_menu)
+    _action(window, "Zoom &Out", window.photo_view.zoom_out, "zoom_out", view_menu)
     view_menu.addSeparator()
-    window.region_action = _action(window, "Select a &Region", window.photo_view.set_region_mode, "R", view_menu)
+    window.region_action = _action(window, "Select a &Region", window.photo_view.set_region_mode, "region", view_menu)
     window.region_action.setCheckable(True)
-    _action(window, "&Whole Photo", window.photo_view.clear_region, "W", view_menu)
-    window.stop_action = _action(window, "&Stop Identifying", window.stop_identifying, "Ctrl+.", view_menu)
+    window.keyboard_region_action = _action(window, "Select a Region with the &Keyboard",
+                                            window.photo_view.start_keyboard_region, "keyboard_region", view_menu)
+    _action(window, "&Whole Photo", window.photo_view.clear_region, "whole", view_menu)
+    window.stop_action = _action(window, "&Stop Identifying", window.stop_identifying, "stop", view_menu)
     view_menu.addSeparator()
-    _action(window, "&Next Photo", lambda: window.strip.step(1), "Right", view_menu)
-    _action(window, "&Previous Photo", lambda: window.strip.step(-1), "Left", view_menu)
+    _action(window, "&Next Photo", lambda: window.strip.step(1), "next_photo", view_menu)
+    _action(window, "&Previous Photo", lambda: window.strip.step(-1), "previous_photo", view_menu)
 
     photo_menu = bar.addMenu("&Photo")
-    window.place_action = _action(window, "Set &Place…", window.places.set_place, "Ctrl+L", photo_menu)
+    window.place_action = _action(window, "Set &Place…", window.places.set_place, "place", photo_menu)
     # "Librar&y": Alt+L is the Library tab's.
     library_menu = bar.addMenu("Librar&y")
-    window.life_list_action = _action(window, "&Life List…", window.library_view.open_life_list, "Ctrl+Shift+L",
-                                         library_menu)
+    window.life_list_action = _action(window, "&Life List…", window.library_view.open_life_list, "life_list",
+                                      library_menu)
 
     model_menu = bar.addMenu("&Model")
-    window.download_action = _action(window, 
+    window.download_action = _action(window,
         f"&Download the Model ({PUBLISHED_MODEL.approx_size_mb} MB)", lambda: _download_from_menu(window), menu=model_menu
     )
-    window.import_action = _action(window, "&Import Model File…", lambda: _import_from_menu(window), "Ctrl+Shift+I", model_menu)
+    window.import_action = _action(window, "&Import Model File…", lambda: _import_from_menu(window), "import_model",
+                                   model_menu)
     window.about_model_action = _action(window, "&About the Model…", lambda: show_model_about(window), menu=model_menu)
     window.range_model_action = _action(window, "Range &Model…", lambda: show_range_model(window), menu=model_menu)
     model_menu.addSeparator()
-    _action(window, "&Settings…", window.show_settings, QKeySequence.StandardKey.Preferences, model_menu)
+    window.settings_action = _action(window, "&Settings…", window.show_settings, "settings", model_menu)
     help_menu = bar.addMenu("&Help")
+    window.shortcuts_action = _action(window, "&Keyboard Shortcuts", lambda: ShortcutsDialog(window).open(), "shortcuts",
+                                      help_menu)
     _action(window, f"&About {APP_NAME}", lambda: show_about_app(window), menu=help_menu)
+    window.tabs.currentChanged.connect(lambda _: enable_identify_keys(window))
+    enable_identify_keys(window)
+
+
+def enable_identify_keys(window: MainWindow) -> None:
+    """The Identify tab's actions work only while it is shown: on the Library tab, Left and Right
+    belong to the grid, not to the hidden photo strip."""
+    on = window.tabs.currentWidget() is window.identify_view
+    for action in window.identify_actions:
+        action.setEnabled(on)
 
 
 def show_model_about(window: MainWindow) -> None:
@@ -95,11 +112,14 @@ def _import_from_menu(window: MainWindow) -> None:
     window.setup_page.installer.choose_file_to_import()
 
 
-def _action(window: MainWindow, text: str, slot, shortcut=None, menu=None) -> QAction:
+def _action(window: MainWindow, text: str, slot, keys: str | None = None, menu=None) -> QAction:
+    """An action; `keys`: its name in the shortcut table, whose keys it takes."""
     action = QAction(text, window)
     action.triggered.connect(slot)
-    if shortcut is not None:
-        action.setShortcut(QKeySequence(shortcut))
+    if keys is not None:
+        action.setShortcuts(key_sequences(keys))
+        if shortcut(keys).context == IDENTIFY:
+            window.identify_actions.append(action)
     if menu is not None:
         menu.addAction(action)
     return action

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRectF
+from PySide6.QtCore import QObject, QRectF, Signal
 
 from birdid_app.gui.engine import ExplainRequest
 from birdid_app.gui.images import qimage_from_rgba
@@ -22,6 +22,10 @@ COMPUTING_CAM = "Computing the class-activation map…"
 
 
 class OverlayController(QObject):
+    # The photo on screen has an answer whose stage maps were let go (PhotoEntry.forget_maps, on
+    # leaving it) and the overlay is asked for: the window identifies it again for its maps.
+    maps_needed = Signal(object)  # the PhotoEntry
+
     def __init__(
         self,
         session: PhotoSession,
@@ -48,6 +52,8 @@ class OverlayController(QObject):
             self.session.tickets.withdraw("overlay")
             self.photo_view.set_overlay(None)
             self.values = None
+            if choice.enabled and outcome is not None:
+                self.maps_needed.emit(entry)  # else nothing would ever be drawn on this photo
             return
         if choice.mode == "cam":
             key = (entry.region, choice.class_index, choice.stage)

@@ -24,13 +24,24 @@ MAX_ZOOM = 32.0
 # A smaller rectangle is almost always a click or a slip, not a bird.
 MIN_REGION_SIDE = 8
 OUTSIDE_REGION_SHADE = QColor(0, 0, 0, 140)
+# Choosing a region with the keys: each press moves or resizes the band by this share of the
+# photo's side (20 presses cross it), fine enough for a bird, few enough to get anywhere.
+KEYBOARD_STEP = 0.05
+_ARROWS = {
+    Qt.Key.Key_Left: (-1, 0),
+    Qt.Key.Key_Right: (1, 0),
+    Qt.Key.Key_Up: (0, -1),
+    Qt.Key.Key_Down: (0, 1),
+}
+_KEYBOARD_REGION_KEYS = {*_ARROWS, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape}
 
 
 class PhotoView(QGraphicsView):
     """Shows one photo. Wheel or pinch zooms, left-drag pans.
 
     A region is drawn by a left-drag with Shift held, or by a plain left-drag while region mode
-    is on; Esc clears it.
+    is on; Esc clears it. Without a mouse, start_keyboard_region puts a band on the photo that
+    the arrows move, Shift+arrows resize, Enter accepts and Esc drops.
     """
 
     region_selected = Signal(QRect)
@@ -72,6 +83,7 @@ class PhotoView(QGraphicsView):
         self._region: QRect | None = None
         self._band_origin: QPointF | None = None
         self._band: QRectF | None = None
+        self._keyboard_band = False  # the band is being moved with the keys, not dragged
         self._evidence_box: QRect | None = None  # where a zoom found the evidence, drawn dashed
         self.waiting_text: str | None = None  # shown instead of the drop hint while a photo decodes
 
@@ -84,6 +96,7 @@ class PhotoView(QGraphicsView):
         self.setSceneRect(self._photo_item.boundingRect())
         self._region = self._evidence_box = None
         self._band_origin = self._band = None
+        self._keyboard_band = False
         self.fit_to_view()
 
     def clear_photo(self, waiting: str | None = None) -> None:
@@ -95,6 +108,7 @@ class PhotoView(QGraphicsView):
         self.setSceneRect(QRectF())
         self._region = None
         self._band_origin = self._band = None
+        self._keyboard_band = False
         self._evidence_box = None
         self.viewport().update()
 
@@ -239,6 +253,7 @@ class PhotoView(QGraphicsView):
     def mousePressEvent(self, event) -> None:
         starts_region = self._region_mode or event.modifiers() & Qt.KeyboardModifier.ShiftModifier
         if event.button() == Qt.MouseButton.LeftButton and starts_region and self.photo_size() is not None:
+            self._keyboard_band = False  # a drag takes over from the keys
             self._band_origin = self._image_point(event.position())
             self._band = QRectF(self._band_origin, self._band_origin)
             event.accept()
@@ -266,7 +281,79 @@ class PhotoView(QGraphicsView):
         self.viewport().update()
         event.accept()
 
+    # The region, by keyboard
+
+    def start_keyboard_region(self) -> None:
+        """Start choosing a region with the keys: a band over the region marked, or over the middle
+        half of the photo; the view takes the focus so the arrows reach it."""
+        size = self.photo_size()
+        if size is None:
+            return
+        if self._region is not None:
+            self._band = QRectF(self._region)
+        else:
+            width, height = size.width() / 2, size.height() / 2
+            self._band = QRectF(width / 2, height / 2, width, height)
+        self._band_origin = None
+        self._keyboard_band = True
+        self.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.viewport().update()
+
+    def choosing_by_keyboard(self) -> bool:
+        return self._keyboard_band
+
+    def band(self) -> QRectF | None:
+        """The region being chosen (image pixels), before it is accepted."""
+        return QRectF(self._band) if self._band is not None else None
+
+    def _step_band(self, dx: int, dy: int, resize: bool) -> None:
+        size = self.photo_size()
+        if size is None or self._band is None:
+            return
+        step_x, step_y = size.width() * KEYBOARD_STEP, size.height() * KEYBOARD_STEP
+        band = QRectF(self._band)
+        if resize:  # Right and Down grow it, Left and Up shrink it; the top-left corner stays
+            band.setWidth(min(max(band.width() + dx * step_x, MIN_REGION_SIDE), size.width() - band.left()))
+            band.setHeight(min(max(band.height() + dy * step_y, MIN_REGION_SIDE), size.height() - band.top()))
+        else:  # moved, and held inside the photo
+            band.moveLeft(min(max(band.left() + dx * step_x, 0.0), size.width() - band.width()))
+            band.moveTop(min(max(band.top() + dy * step_y, 0.0), size.height() - band.height()))
+        self._band = band
+        self.viewport().update()
+
+    def _accept_keyboard_band(self) -> None:
+        band, self._band, self._keyboard_band = self._band, None, False
+        if band is not None:
+            rect = QRect(round(band.left()), round(band.top()), round(band.width()), round(band.height()))
+            self._region = rect
+            self.region_selected.emit(QRect(rect))
+        self.viewport().update()
+
+    def event(self, event) -> bool:
+        # While a band is moved with the keys, the arrows, Enter and Esc are the band's: the
+        # window's Left and Right (previous and next photo) must not take them first.
+        if (event.type() == QEvent.Type.ShortcutOverride and self._keyboard_band
+                and event.key() in _KEYBOARD_REGION_KEYS):
+            event.accept()
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event) -> None:
+        if self._keyboard_band:
+            key = event.key()
+            if key in _ARROWS:
+                dx, dy = _ARROWS[key]
+                self._step_band(dx, dy, resize=bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._accept_keyboard_band()
+            elif key == Qt.Key.Key_Escape:
+                self._band, self._keyboard_band = None, False
+                self.viewport().update()
+            else:
+                super().keyPressEvent(event)
+                return
+            event.accept()
+            return
         if event.key() == Qt.Key.Key_Escape and (self._band_origin is not None or self._region is not None):
             self._band_origin = self._band = None
             self.clear_region()

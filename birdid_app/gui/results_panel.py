@@ -154,6 +154,7 @@ class _Answer:
 
 class ResultsPanel(QWidget):
     rank_by_place_changed = Signal(bool)  # the person turned "Rank by where and when" on or off
+    copied = Signal(str)  # Copy result put the answer on the clipboard: the sentence saying so
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -201,7 +202,8 @@ class ResultsPanel(QWidget):
         self.attribution.setFont(small)
 
         self.rows = QGridLayout()
-        self.rows.setColumnStretch(1, 1)
+        self.rows.setColumnStretch(0, 3)  # names get the room; bars keep a readable width
+        self.rows.setColumnStretch(1, 2)
         self.row_names: list[QLabel] = []
         self.row_bars: list[QProgressBar] = []
 
@@ -335,7 +337,12 @@ class ResultsPanel(QWidget):
     # --- actions -----------------------------------------------------------------------------
 
     def copy_result(self) -> None:
+        if not self.copy_text:
+            self.copied.emit("No answer to copy yet.")
+            return
         QGuiApplication.clipboard().setText(self.copy_text)
+        best = self.ranked[0].name if self.ranked else ""
+        self.copied.emit(f"Copied the answer ({best}, {len(self.copy_text.splitlines())} lines) to the clipboard.")
 
     def show_all_species(self) -> None:
         place = self._answer.place if self._answer is not None else None
@@ -351,6 +358,8 @@ class ResultsPanel(QWidget):
         while len(self.row_names) < len(ranked):
             row = len(self.row_names)
             name, bar = QLabel(), QProgressBar()
+            name.setWordWrap(True)  # a long name and its line about the place wrap, not widen the panel
+            bar.setMinimumWidth(60)
             bar.setRange(0, 1000)
             bar.setTextVisible(True)
             self.rows.addWidget(name, row, 0)

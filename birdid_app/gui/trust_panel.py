@@ -51,10 +51,10 @@ class ZoomPanel(QWidget):
         self.zoom_button.clicked.connect(self.zoom_requested)
         self.keep_button = QPushButton("&Keep the zoomed answer")
         self.keep_button.clicked.connect(self.keep_requested)
-        self.whole_button = QPushButton("Back to the &whole photo")
+        self.whole_button = QPushButton("&Back to the whole photo")
         self.whole_button.clicked.connect(self.whole_requested)
         # A zoom runs a gradient pass and a full-resolution crop: seconds on a CPU, so it can be stopped.
-        self.cancel_button = QPushButton("&Cancel")
+        self.cancel_button = QPushButton("Ca&ncel")
         self.cancel_button.clicked.connect(self.cancel_requested)
         buttons = QHBoxLayout()
         for button in (self.zoom_button, self.keep_button, self.whole_button, self.cancel_button):
