@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QThreadPool
+from PySide6.QtCore import QByteArray, QRect, QSize, QThreadPool
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -63,6 +62,7 @@ from birdid_app.gui.resources import icon
 from birdid_app.gui.results_panel import ResultsPanel, place_shown
 from birdid_app.gui.session import PhotoEntry, PhotoSession
 from birdid_app.gui.settings_dialog import SettingsDialog
+from birdid_app.gui.side_panel import side_panel
 from birdid_app.gui.trust_panel import TrustPanel, ZoomPanel
 from birdid_app.gui.wheel import guard_wheel
 from birdid_app.gui.zoom_trust import ZoomTrustController, zoom_kept
@@ -194,25 +194,12 @@ class MainWindow(QMainWindow):
         self.overlay.changed.connect(self.update_overlay)
         self.overlay.opacity_changed.connect(self._opacity_changed)
         self.overlay.export_requested.connect(self.export_overlay)
-        column_widget = QWidget()
-        right = QVBoxLayout(column_widget)
-        right.addWidget(self.results)
         self.zoom_panel = ZoomPanel()
         self.trust_panel = TrustPanel()
-        right.addWidget(self.zoom_panel)
-        right.addWidget(self.trust_panel)
         self.label_panel = LabelPanel()
-        right.addWidget(self.label_panel)
-        right.addWidget(self.overlay)
-        right.addStretch()
-        self.side_panel = column_widget
-        scroll = self.side_scroll = QScrollArea()
-        scroll.setWidget(column_widget)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(320)
-        # The panel's widgets wrap and shrink to its width (tests/test_side_panel_layout.py):
-        # nothing may hide behind a horizontal scroll bar.
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.side_scroll, self.side_panel = side_panel(
+            [self.results, self.zoom_panel, self.trust_panel, self.label_panel, self.overlay])
+        scroll = self.side_scroll
         self.identify_view = QSplitter()
         self.identify_view.addWidget(left)
         self.identify_view.addWidget(scroll)
