@@ -1,0 +1,85 @@
+"""Finding a species by any part of any of its names: the core matcher, the completion popup
+and `birdid find`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from birdid_app.cli import main
+from birdid_app.core.library import Library
+from birdid_app.core.library.labels import library_species
+from birdid_app.core.model.species_names import (
+    EXACT,
+    SUBSTRING,
+    WORD_PREFIX,
+    SpeciesNames,
+    SpeciesSearch,
+    names_beside,
+    search_key,
+)
+from conftest import SPECIES, make_photo
+
+
+def test_names_match_by_any_part_closest_first_whatever_the_case_and_accents():
+    search = SpeciesSearch([*names_beside(SPECIES), SpeciesNames("Brünnich's Guillemot"), "Robin Accentor"])
+    assert [(hit.name, hit.closeness) for hit in search.matching("ROBIN")] == [
+        ("European Robin", WORD_PREFIX), ("Robin Accentor", WORD_PREFIX)]
+    assert [(hit.name, hit.closeness) for hit in search.matching("robin accentor")] == [("Robin Accentor", EXACT)]
+    assert [(hit.name, hit.closeness) for hit in search.matching("obin")] == [
+        ("European Robin", SUBSTRING), ("Robin Accentor", SUBSTRING)]
+    assert [hit.name for hit in search.matching("eur rob")] == ["European Robin"]
+    assert [hit.name for hit in search.matching("brunnichs")] == ["Brünnich's Guillemot"]
+    assert search_key("  Brünnich’s  GUILLEMOT ") == "brunnichs guillemot"
+    # The names beside the model's: the eBird English name and the scientific name.
+    assert search.matching("gray")[0] == ("Grey Heron", "Gray Heron", WORD_PREFIX)
+    assert search.matching("erithacus")[0] == ("European Robin", "Erithacus rubecula", WORD_PREFIX)
+    # A word start beats a substring, whatever the alphabet says: Grey Heron, then Common Kingfisher.
+    assert [hit.name for hit in search.matching("her")] == ["Grey Heron", "Common Kingfisher"]
+    assert search.matching("") == [] and search.matching(" - ") == [] and search.matching("dodo") == []
+
+
+def test_a_typed_name_means_one_species_or_says_which_it_could_be():
+    search = SpeciesSearch(names_beside(SPECIES))
+    assert search.chosen("robin") == "European Robin"
+    assert search.chosen("great tit") == "Great Tit"
+    assert search.chosen("tit") == ["Eurasian Blue Tit", "Great Tit"]
+    assert search.chosen("dodo") == []
+    assert search.chosen("ardea cinerea") == "Grey Heron"
+
+
+@pytest.fixture
+def indexed(tmp_path, small_model_file, capsys):
+    folder = tmp_path / "photos"
+    for i in range(6):
+        make_photo(folder / f"p{i}.jpg", size=(320, 240), seed=i)
+    library = tmp_path / "library.sqlite3"
+    common = ["--library", str(library), "--model", str(small_model_file)]
+    assert main(["index", str(folder), *common]) == 0
+    capsys.readouterr()
+    return folder, library, common
+
+
+def test_birdid_find_takes_part_of_a_name_and_says_which_species_it_could_mean(indexed, capsys):
+    folder, library, common = indexed
+    assert main(["label", str(folder / "p1.jpg"), "European Robin", *common]) == 0
+    capsys.readouterr()
+    assert main(["find", "robin", "--json", *common]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)[0] == {"path": str(folder / "p1.jpg"), "probability": json.loads(out)[0]["probability"],
+                                  "confirmed": True}
+    assert "Finding European Robin." in err
+    assert main(["find", "Erithacus", "--confirmed", "--json", *common]) == 0  # the scientific name
+    assert [r["path"] for r in json.loads(capsys.readouterr().out)] == [str(folder / "p1.jpg")]
+
+    with Library(library) as opened:
+        tits = [name for name in library_species(opened) if name.endswith("Tit")]
+    if len(tits) < 2:
+        assert main(["label", str(folder / "p2.jpg"), "Great Tit", *common]) == 0
+        assert main(["label", str(folder / "p3.jpg"), "Eurasian Blue Tit", *common]) == 0
+    capsys.readouterr()
+    assert main(["find", "tit", *common]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "birdid: “tit” could be 2 of the species in the library: Eurasian Blue Tit, Great Tit; name one.")
+
