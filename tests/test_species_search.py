@@ -1,11 +1,13 @@
 """Finding a species by any part of any of its names: the core matcher, the completion popup
-and `birdid find`."""
+typed into, and `birdid find`."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
 
 from birdid_app.cli import main
 from birdid_app.core.library import Library
@@ -49,6 +51,27 @@ def test_a_typed_name_means_one_species_or_says_which_it_could_be():
     assert search.chosen("ardea cinerea") == "Grey Heron"
 
 
+def test_completion_offers_species_as_you_type_and_a_row_chosen_fills_the_field(qtbot):
+    from birdid_app.gui.species_completer import NAME_ROLE, SpeciesCompleter
+
+    field = QLineEdit()
+    qtbot.addWidget(field)
+    field.show()
+    completer = SpeciesCompleter(field, ["Not a bird"])
+    with qtbot.waitSignal(completer.names_ready, timeout=10_000):
+        completer.set_class_names(SPECIES)
+    qtbot.keyClicks(field, "ardea")
+    popup = completer.popup()
+    assert popup.isVisible()
+    assert [completer.rows.item(r).text() for r in range(completer.rows.rowCount())] == ["Grey Heron (Ardea cinerea)"]
+    field.clear()
+    qtbot.keyClicks(field, "rob")
+    assert [completer.rows.item(r).data(NAME_ROLE) for r in range(completer.rows.rowCount())] == ["European Robin"]
+    qtbot.keyClick(popup, Qt.Key.Key_Down)
+    qtbot.keyClick(popup, Qt.Key.Key_Return)
+    assert field.text() == "European Robin" and not popup.isVisible()
+
+
 @pytest.fixture
 def indexed(tmp_path, small_model_file, capsys):
     folder = tmp_path / "photos"
@@ -82,4 +105,22 @@ def test_birdid_find_takes_part_of_a_name_and_says_which_species_it_could_mean(i
     assert main(["find", "tit", *common]) == 2
     assert capsys.readouterr().err.strip() == (
         "birdid: “tit” could be 2 of the species in the library: Eurasian Blue Tit, Great Tit; name one.")
+
+
+def test_all_species_filters_by_any_part_of_any_name_as_you_type(qtbot):
+    from types import SimpleNamespace
+
+    from birdid_app.gui.results_panel import SpeciesListDialog
+
+    ranked = [SimpleNamespace(name=name, probability=0.1) for name in SPECIES]
+    dialog = SpeciesListDialog(ranked)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.keyClicks(dialog.filter, "robin")
+    assert dialog.visible_rows() == ["3. European Robin — 10.0%"]
+    dialog.filter.clear()
+    qtbot.keyClicks(dialog.filter, "Gray")  # the eBird name beside the model's Grey Heron
+    assert dialog.visible_rows() == ["10. Grey Heron — 10.0%"]
+    dialog.filter.clear()
+    assert len(dialog.visible_rows()) == len(SPECIES)
 
