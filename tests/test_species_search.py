@@ -124,3 +124,26 @@ def test_all_species_filters_by_any_part_of_any_name_as_you_type(qtbot):
     dialog.filter.clear()
     assert len(dialog.visible_rows()) == len(SPECIES)
 
+
+def test_the_label_field_takes_part_of_a_name_and_says_which_species_it_could_be(qtbot):
+    from birdid_app.gui.label_panel import LabelPanel
+
+    panel = LabelPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_species_names(SPECIES)
+    panel.show_photo("Great Tit", None)
+    assert not panel.confirm_button.isEnabled()  # until the library says the photo is in it
+    panel.set_in_library(True)
+    assert panel.confirm_button.isEnabled()
+    chosen = []
+    panel.label_chosen.connect(chosen.append)
+    qtbot.keyClicks(panel.species, "tit")
+    panel.set_button.click()
+    assert chosen == [] and panel.state.text() == "“tit” could be 2 of the model's species: Eurasian Blue Tit, Great Tit; name one."
+    panel.species.clear()
+    qtbot.keyClicks(panel.species, "not a b")  # the two labels that are not species complete too
+    assert panel.completer.rows.rowCount() == 1
+    panel.species.setText("ROBIN")
+    panel.set_button.click()
+    assert chosen == ["European Robin"] and panel.species.text() == ""
