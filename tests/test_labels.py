@@ -215,3 +215,18 @@ def test_an_error_that_starts_with_the_apps_name_keeps_its_small_letter():
     assert str(FileProblem("/p/a.xmp", "birdid could not write this sidecar.")) == (
         "/p/a.xmp: birdid could not write this sidecar.")
     assert sentence("birdie seen") == "Birdie seen" and sentence("no such file.") == "No such file."
+
+
+def test_labels_put_back_are_as_they_were_when_and_by_whom_and_a_photo_gone_since_is_skipped(indexed):
+    from birdid_app.core.library.labels import StoredLabel, restore_labels, stored_labels
+
+    folder, library, _ = indexed
+    with Library(library) as opened:
+        ids = [opened.photo_by_path(folder / f"p{i}.jpg").id for i in range(3)]
+        opened.set_label(ids[0], "Great Tit", source="keywords")
+        before = stored_labels(opened, [*ids, 10_000])
+        assert before[ids[1]] is None and before[10_000] is None
+        assert before[ids[0]] == StoredLabel("Great Tit", before[ids[0]].set_at, "keywords")
+        opened.set_labels(ids, "Grey Heron")
+        restore_labels(opened, {**before, 10_000: StoredLabel("Grey Heron", "2020-01-01T00:00:00Z", "person")})
+        assert stored_labels(opened, [*ids, 10_000]) == before

@@ -46,24 +46,22 @@ class SpeciesCompleter(QCompleter):
         self.setWidget(field)
         field.textEdited.connect(self.offer)
         self.activated.connect(field.setText)  # the chosen row's completion role: the model's name
-        self._names_job: Job | None = None
+        self._class_names: tuple[str, ...] = ()
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
         """The model's species: searchable by their own names now, by the names beside them
         (read from the shipped label list, off the GUI thread) once names_ready says so."""
-        class_names = list(class_names)
-        self.search = SpeciesSearch([*class_names, *self.extras])
-        if self._names_job is not None:
-            self._names_job.cancel()
-        job = self._names_job = Job(lambda report, should_cancel: names_beside(class_names))
-
-        def found(species: list[SpeciesNames]) -> None:
-            if job is self._names_job and not job._cancel_requested.is_set():
-                self.search = SpeciesSearch([*species, *self.extras])
-                self.names_ready.emit()
-
-        job.succeeded.connect(found)
+        names = self._class_names = tuple(class_names)
+        self.search = SpeciesSearch([*names, *self.extras])
+        job = Job(lambda report, should_cancel: (names, names_beside(names)))
+        job.succeeded.connect(self._names_found)  # a method: not called once the field is gone
         job.start()
+
+    def _names_found(self, found: tuple[tuple[str, ...], list[SpeciesNames]]) -> None:
+        names, species = found
+        if names == self._class_names:  # not those of a model loaded before the one now in use
+            self.search = SpeciesSearch([*species, *self.extras])
+            self.names_ready.emit()
 
     def offer(self, text: str) -> None:
         """The popup for `text`: the species it fits, closest first (hidden when none does)."""
