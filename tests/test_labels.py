@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+from PySide6.QtGui import QKeySequence
 
 from birdid_app.cli import main
 from birdid_app.core.library import NOT_A_BIRD, Library
@@ -108,8 +109,9 @@ def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, t
             return library.photo_by_path(folder / "b1.jpg").label
 
     window.add_photos([folder / "b1.jpg"])
-    qtbot.waitUntil(lambda: panel.isEnabled() and panel.top_species is not None, timeout=WINDOW_WAIT_MS)
+    qtbot.waitUntil(lambda: panel.confirm_button.isEnabled(), timeout=WINDOW_WAIT_MS)
     top = window.session.current.outcome().ranked[0].name
+    assert not window.undo_action.isEnabled() and window.undo_action.text() == "&Undo"
     with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.confirm_button.click()
     assert stored_label() == top and panel.state.text() == f"Your label: {top}"
@@ -119,20 +121,39 @@ def test_the_window_confirms_corrects_and_clears_a_library_photos_label(qtbot, t
     with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.set_button.click()
     assert stored_label() == corrected
+    assert window.undo_action.text() == f"Undo label {corrected} on b1.jpg" and window.undo_action.isEnabled()
 
     with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.clear_button.click()
     assert stored_label() is None
 
-    window.add_photos([photo_dir / "robin.png"])  # not in the library: said, not stored
-    qtbot.waitUntil(lambda: panel.isEnabled(), timeout=WINDOW_WAIT_MS)
-    with qtbot.waitSignal(window.library_service.writer.failed, timeout=WINDOW_WAIT_MS):
-        panel.confirm_button.click()
-    assert "This photo is not in your library" in window.statusBar().currentMessage()
+    # Edit > Undo, three times by its key: the label cleared comes back, then the first one, then none.
+    for expected, text in ((corrected, "clear the label of b1.jpg"), (top, f"label {corrected} on b1.jpg"),
+                           (None, f"label {top} on b1.jpg")):
+        assert window.undo_action.text() == f"Undo {text}"
+        with qtbot.waitSignal(window.library_service.writer.labels_restored, timeout=WINDOW_WAIT_MS):
+            qtbot.keySequence(window, QKeySequence.StandardKey.Undo)
+        assert stored_label() == expected
+        qtbot.waitUntil(lambda shown=f"Your label: {expected or 'none'}": panel.state.text() == shown, timeout=WINDOW_WAIT_MS)
+    assert not window.undo_action.isEnabled() and window.redo_action.text() == f"Redo label {top} on b1.jpg"
+    with qtbot.waitSignal(window.library_service.writer.labels_restored, timeout=WINDOW_WAIT_MS):
+        window.redo_action.trigger()
+    assert stored_label() == top and window.redo_action.text() == f"Redo label {corrected} on b1.jpg"
+    qtbot.waitUntil(lambda: panel.clear_button.isEnabled(), timeout=WINDOW_WAIT_MS)
+    with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
+        panel.clear_button.click()  # a new change: nothing is left to redo
+    assert not window.redo_action.isEnabled() and window.redo_action.text() == "&Redo"
+
+    window.add_photos([photo_dir / "robin.png"])  # in no library: nothing offered, and the tooltip says why
+    qtbot.waitUntil(lambda: panel.isEnabled() and "in no library" in panel.state.text(), timeout=WINDOW_WAIT_MS)
+    assert not panel.confirm_button.isEnabled() and not panel.set_button.isEnabled()
+    assert "in no library" in panel.confirm_button.toolTip()
     window.close()
 
 
 def test_the_library_tab_lists_labelled_photos_first_and_marks_them(qtbot, tmp_path, small_model_file):
+    from PySide6.QtCore import Qt
+
     from birdid_app.core.model.model_store import ModelStore
     from conftest import WINDOW_WAIT_MS, open_ready_window
 
@@ -142,15 +163,37 @@ def test_the_library_tab_lists_labelled_photos_first_and_marks_them(qtbot, tmp_p
     ModelStore().import_file(small_model_file)
     assert main(["index", str(folder), "--device", "cpu"]) == 0
     assert main(["label", str(folder / "b3.jpg"), "Common Kingfisher"]) == 0
+    assert main(["label", str(folder / "b0.jpg"), "Great Tit"]) == 0
+    assert main(["label", str(folder / "b1.jpg"), "Eurasian Blue Tit"]) == 0
     window = open_ready_window(qtbot)
     view = window.library_view
     window.tabs.setCurrentWidget(view)
-    view.species.setText("common kingfisher")
-    view.find_button.click()
+    # Typed as a person types: part of a name, chosen from the popup, then Enter to find.
+    qtbot.waitUntil(lambda: view.species_completer.search.matching("alcedo") != [], timeout=WINDOW_WAIT_MS)
+    qtbot.keyClicks(view.species, "KINGF")
+    popup = view.species_completer.popup()
+    qtbot.waitUntil(popup.isVisible, timeout=WINDOW_WAIT_MS)
+    qtbot.keyClick(popup, Qt.Key.Key_Down)
+    qtbot.keyClick(popup, Qt.Key.Key_Return)
+    assert view.species.text() == "Common Kingfisher"
+    qtbot.keyClick(view.species, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: view.results.count() >= 1, timeout=WINDOW_WAIT_MS)
     first = view.results.item(0)
     species, details, _ = first.text().split("\n")
     assert first.data(0x0100) == folder / "b3.jpg" and species == "Common Kingfisher" and details.endswith("· yours")
+
+    # Find with only part of a name (the scientific one here): the one species it fits is searched.
+    view.results_label.setText("")
+    view.species.setText("alcedo")
+    view.find_button.click()
+    qtbot.waitUntil(lambda: view.results_label.text().endswith("photos with Common Kingfisher as the top species"),
+                    timeout=WINDOW_WAIT_MS)
+    # A part that fits several of the library's species: which, in one sentence.
+    view.species.setText("tit")
+    view.find_button.click()
+    qtbot.waitUntil(lambda: view.results_label.text().startswith("“tit” could be"), timeout=WINDOW_WAIT_MS)
+    assert view.results_label.text() == (
+        "“tit” could be 2 of the species in your library: Eurasian Blue Tit, Great Tit; name one.")
     window.close()
 
 
@@ -173,3 +216,18 @@ def test_an_error_that_starts_with_the_apps_name_keeps_its_small_letter():
     assert str(FileProblem("/p/a.xmp", "birdid could not write this sidecar.")) == (
         "/p/a.xmp: birdid could not write this sidecar.")
     assert sentence("birdie seen") == "Birdie seen" and sentence("no such file.") == "No such file."
+
+
+def test_labels_put_back_are_as_they_were_when_and_by_whom_and_a_photo_gone_since_is_skipped(indexed):
+    from birdid_app.core.library.labels import StoredLabel, restore_labels, stored_labels
+
+    folder, library, _ = indexed
+    with Library(library) as opened:
+        ids = [opened.photo_by_path(folder / f"p{i}.jpg").id for i in range(3)]
+        opened.set_label(ids[0], "Great Tit", source="keywords")
+        before = stored_labels(opened, [*ids, 10_000])
+        assert before[ids[1]] is None and before[10_000] is None
+        assert before[ids[0]] == StoredLabel("Great Tit", before[ids[0]].set_at, "keywords")
+        opened.set_labels(ids, "Grey Heron")
+        restore_labels(opened, {**before, 10_000: StoredLabel("Grey Heron", "2020-01-01T00:00:00Z", "person")})
+        assert stored_labels(opened, [*ids, 10_000]) == before

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QInputDialog
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from birdid_app.core.library import Library, default_library_path
 from birdid_app.core.library import map as maps
@@ -120,7 +120,7 @@ def test_the_map_shows_every_photo_hover_names_it_and_a_click_opens_it(qtbot, wi
 
     # Labelled in the identification view, the photo takes its label's colour on the map too.
     panel = window.label_panel
-    qtbot.waitUntil(lambda: panel.isEnabled() and panel.top_species is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(panel.confirm_button.isEnabled, timeout=WAIT_MS)  # once the library says it holds the photo
     map_window.colour_by.setCurrentIndex(map_window.colour_by.findData("label"))
     assert legend_texts(map_window) == ["unlabelled (24)"]
     panel.confirm_button.click()
@@ -129,7 +129,7 @@ def test_the_map_shows_every_photo_hover_names_it_and_a_click_opens_it(qtbot, wi
     assert tuple(map_window.canvas.colours[row]) != maps.NO_KEY_COLOUR
 
 
-def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window, monkeypatch):
+def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window):
     map_window = open_map(qtbot, window)
     canvas = map_window.canvas
     positions = canvas.screen_positions()
@@ -156,19 +156,38 @@ def test_a_lasso_selects_the_points_inside_it_and_labels_them_all(qtbot, window,
     assert np.array_equal(np.flatnonzero(canvas.selected), expected)
     assert f"{len(expected)} selected" in map_window.status.text() and map_window.label_button.isEnabled()
 
-    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: (SPECIES[3].lower(), True))
+    # The dialog starts empty and offers OK only once the text names one species; its title fits.
+    map_window.label_button.click()
+    dialog = map_window.label_dialog
+    qtbot.waitExposed(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert dialog.field.text() == "" and not ok.isEnabled()
+    assert dialog.width() > dialog.fontMetrics().horizontalAdvance(dialog.windowTitle()) + 100
+    qtbot.keyClicks(dialog.field, "tit")
+    assert not ok.isEnabled() and "could be 2" in dialog.why.text()
+    dialog.field.clear()
+    qtbot.keyClicks(dialog.field, SPECIES[3].lower())
+    assert ok.isEnabled()
     with qtbot.waitSignal(window.library_service.writer.labels_set, timeout=WAIT_MS):
-        map_window.label_button.click()
+        ok.click()
     with Library(default_library_path()) as library:
         labels = library.labels()
     ids = map_window.data.ids[expected].tolist()
     assert sorted(labels) == sorted(ids) and {label for label, _, _ in labels.values()} == {SPECIES[3]}
+    assert window.undo_action.text() == f"Undo label {SPECIES[3]} on {len(expected)} photos"
 
     map_window.colour_by.setCurrentIndex(map_window.colour_by.findData("label"))
     qtbot.waitUntil(lambda: f"{SPECIES[3]} ({len(expected)})" in legend_texts(map_window), timeout=WAIT_MS)
     colours = map_window.canvas.colours
     assert len({tuple(c) for c in colours[expected]}) == 1
     assert {tuple(c) for c in np.delete(colours, expected, axis=0)} == {maps.NO_KEY_COLOUR}
+
+    # Edit > Undo takes the bulk label back from every photo, and the map's colours follow.
+    with qtbot.waitSignal(window.library_service.writer.labels_restored, timeout=WAIT_MS):
+        window.undo_action.trigger()
+    with Library(default_library_path()) as library:
+        assert library.labels() == {}
+    qtbot.waitUntil(lambda: legend_texts(map_window) == ["unlabelled (24)"], timeout=WAIT_MS)
 
 
 def legend_texts(map_window) -> list[str]:

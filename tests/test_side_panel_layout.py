@@ -34,6 +34,7 @@ def test_the_side_panel_fits_with_an_answer_and_a_label(qtbot, tmp_path, small_m
     panel = window.label_panel
     qtbot.waitUntil(lambda: panel.isEnabled() and panel.top_species is not None, timeout=WINDOW_WAIT_MS)
     panel.species.setText(LONGEST)  # the longest name the model knows, as the label
+    qtbot.waitUntil(panel.set_button.isEnabled, timeout=WINDOW_WAIT_MS)  # once the library holds the photo
     with qtbot.waitSignal(window.library_service.writer.label_set, timeout=WINDOW_WAIT_MS):
         panel.set_button.click()
     qtbot.waitUntil(lambda: window.zoom_panel.isVisible(), timeout=WINDOW_WAIT_MS)

@@ -51,7 +51,7 @@ def add_commands(commands) -> None:
     similar.add_argument("--top-k", type=positive_int, default=20, metavar="K")
     similar.set_defaults(run=similar_photos)
     find = commands.add_parser("find", parents=[*reading, json_option()], help="library photos of SPECIES")
-    find.add_argument("species", metavar="SPECIES")
+    find.add_argument("species", metavar="SPECIES", help="any part of any of its names (\"robin\", \"Erithacus\"), in any case")
     find.add_argument("--in-top", type=int, choices=range(1, 6), default=1, metavar="N",
                       help="photos where it is among the top N species (default 1: the top one)")
     find.add_argument("--confirmed", action="store_true", help="only photos you labelled as SPECIES")
@@ -203,7 +203,14 @@ def _warn_if_not_identified_by(library) -> None:
 
 def find_species(args: argparse.Namespace) -> int:
     with open_library(args) as library:
-        species = library.species_named(args.species)
+        from birdid_app.core.library.labels import species_meant
+        from birdid_app.core.model.species_names import ambiguity_sentence, search_key
+
+        species = species_meant(library, args.species)  # any part of any of its names: "robin"
+        if isinstance(species, list):
+            raise Failure(ambiguity_sentence(args.species, species, "the species in the library"))
+        if search_key(species) != search_key(args.species):
+            print(f"birdid: Finding {species}.", file=sys.stderr)  # said, so "robin" is not a surprise
         hits = library.find_species(species, in_top=args.in_top, confirmed_only=args.confirmed, ranking=args.ranking)
         _warn_if_not_identified_by(library)
     records = []

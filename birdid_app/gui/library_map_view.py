@@ -20,7 +20,6 @@ from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -184,6 +183,7 @@ class LibraryMapWindow(QWidget):
         library.writer.labels_set.connect(self._labels_set)
         # A photo labelled in the identification view changes its colour here too.
         library.writer.label_set.connect(self._label_set)
+        library.writer.labels_restored.connect(lambda step, undone: self._labels_set(None, None))  # Undo, Redo
 
     # --- computing ----------------------------------------------------------------------------
 
@@ -326,14 +326,14 @@ class LibraryMapWindow(QWidget):
 
     def ask_label(self) -> None:
         from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES
+        from birdid_app.gui.species_completer import SpeciesDialog
 
         count = len(self.selected_ids())
-        species, chosen = QInputDialog.getItem(
-            self, "Label the selected photos", f"Label all {count} selected photos as:",
-            [*self.species_names, NOT_A_BIRD, UNKNOWN_SPECIES], 0, True,
-        )
-        if chosen and species.strip():
-            self.label_selected(species.strip())
+        # Starts empty: a species is chosen, never taken by default (gui/species_completer.py).
+        dialog = self.label_dialog = SpeciesDialog("Label the selected photos", f"Label all {count} selected photos as:",
+                                                   self.species_names, [NOT_A_BIRD, UNKNOWN_SPECIES], self)
+        dialog.accepted.connect(lambda: self.label_selected(dialog.species() or ""))
+        dialog.open()
 
     def label_selected(self, species: str) -> None:
         """Label every selected photo `species`, on the library's writer thread."""

@@ -14,7 +14,6 @@ from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
-    QCompleter,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
@@ -32,11 +31,14 @@ from PySide6.QtWidgets import (
 
 from birdid_app.core.library import IndexProgress, IndexSummary
 from birdid_app.core.library.groups import BURST_SECONDS, BURST_THRESHOLD
+from birdid_app.core.library.labels import species_meant
+from birdid_app.core.model.species_names import ambiguity_sentence
 from birdid_app.core.progress import describe_progress
 from birdid_app.gui.library_results import Score, result_caption, result_tooltip
 from birdid_app.gui.library_service import LibraryService
 from birdid_app.gui.library_writer import KEYWORDS_MIN_PROBABILITY
 from birdid_app.gui.session import Tickets
+from birdid_app.gui.species_completer import SpeciesCompleter
 
 if TYPE_CHECKING:
     from birdid_app.gui.library_map_view import LibraryMapWindow
@@ -78,6 +80,7 @@ class LibraryView(QWidget):
         self.species = QLineEdit()
         self.species.setPlaceholderText("Species, e.g. European Robin")
         self.species.setAccessibleName("Species to find")
+        self.species_completer = SpeciesCompleter(self.species)  # any part of a name, as you type
         self.in_top5 = QCheckBox("in the top &5")
         self.find_button = QPushButton("Fi&nd")
         self.similar_button = QPushButton("&Similar to the photo on screen")
@@ -224,10 +227,7 @@ class LibraryView(QWidget):
         self.class_names = list(class_names)
         if self.map_window is not None:
             self.map_window.species_names = self.class_names
-        completer = QCompleter(class_names, self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.species.setCompleter(completer)
+        self.species_completer.set_class_names(class_names)
 
     # --- folders and indexing ----------------------------------------------------------------
 
@@ -311,12 +311,15 @@ class LibraryView(QWidget):
             return
 
         def search(library):
-            named = library.species_named(text)
-            return named, library.find_species(named, in_top=top)
+            species = species_meant(library, text)  # "robin": European Robin, if the library has no other
+            return species if isinstance(species, list) else (species, library.find_species(species, in_top=top))
 
         def show(found) -> None:
-            named, hits = found
-            self._show_hits(hits, f"{len(hits)} photos with {text} {where}", searched=named)
+            if isinstance(found, list):
+                self.results_label.setText(ambiguity_sentence(text, found, "the species in your library"))
+                return
+            species, hits = found
+            self._show_hits(hits, f"{len(hits)} photos with {species} {where}", searched=species)
 
         where = "among the top 5" if top == 5 else "as the top species"
         self.library.read(search, show)

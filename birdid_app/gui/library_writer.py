@@ -11,12 +11,24 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from birdid_app.core.errors import BirdidError
 from birdid_app.core.library import Library, LibraryDamaged, rebuild_library
+from birdid_app.core.library.labels import StoredLabel, restore_labels, stored_labels
 from birdid_app.gui.jobs import Job
+
+
+class LabelStep(NamedTuple):
+    """One change of labels a person made, as Edit > Undo takes it back."""
+
+    library_path: Path
+    text: str  # what was done, for the menu: "label European Robin on 12 photos"
+    before: dict[int, StoredLabel | None]  # every touched photo's label before (None: it had none)
+    after: dict[int, StoredLabel | None]
+
 
 KEYWORDS_MIN_PROBABILITY = 0.5  # as `birdid keywords write`: the model's species only from here
 
@@ -28,6 +40,9 @@ class LibraryWriter(QObject):
     failed = Signal(str)
     label_set = Signal(object, object)  # the photo's path, its label now (None: cleared)
     labels_set = Signal(object, object)  # the photos' ids (list[int]), their label now
+    # A LabelStep: a label set or cleared, with every touched photo's label before and after.
+    label_step = Signal(object)
+    labels_restored = Signal(object, object)  # the LabelStep undone or redone, True when undone
     keywords_written = Signal(object, object)  # KeywordsSummary, the sentences of the failures
     # The photo or folder, its place now ((latitude, longitude, name), or None: cleared), and every
     # place set in the library after the change ({path: (latitude, longitude, name)}).
@@ -68,14 +83,20 @@ class LibraryWriter(QObject):
                             f"{photo}: This photo is not in your library: add its folder in the Library tab "
                             "and index it to keep a label."
                         )
+                    before = stored_labels(library, [found.id])
                     library.set_label(found.id, species)
-                    return photo, species
+                    text = f"label {species} on {photo.name}" if species else f"clear the label of {photo.name}"
+                    return photo, species, LabelStep(library_path, text, before, stored_labels(library, [found.id]))
             except LibraryDamaged as error:
                 return error
             except (OSError, sqlite3.Error) as error:
                 raise BirdidError(f"{photo}: The label could not be saved: {error}") from None
 
-        self._run(work, lambda result: self.label_set.emit(*result))
+        def done(result) -> None:
+            self.label_step.emit(result[2])
+            self.label_set.emit(*result[:2])
+
+        self._run(work, done)
 
     def set_place(self, library_path: Path, path: Path, latitude: float, longitude: float, name: str | None) -> None:
         """Say where a photo (or every photo under a folder) was taken: the range prior's place for
@@ -123,14 +144,38 @@ class LibraryWriter(QObject):
         def work(report, should_cancel):
             try:
                 with Library(Path(library_path), create=False) as library:
+                    before = stored_labels(library, photo_ids)
                     library.set_labels(photo_ids, species)
-                    return list(photo_ids), species
+                    count = f"{len(photo_ids):,} photo" + ("" if len(photo_ids) == 1 else "s")
+                    step = LabelStep(library_path, f"label {species} on {count}", before,
+                                     stored_labels(library, photo_ids))
+                    return list(photo_ids), species, step
             except LibraryDamaged as error:
                 return error
             except (OSError, sqlite3.Error) as error:
                 raise BirdidError(f"The labels of {len(photo_ids)} photos could not be saved: {error}") from None
 
-        self._run(work, lambda result: self.labels_set.emit(*result))
+        def done(result) -> None:
+            self.label_step.emit(result[2])
+            self.labels_set.emit(*result[:2])
+
+        self._run(work, done)
+
+    def restore_labels(self, step: LabelStep, undo: bool) -> None:
+        """Undo a label step (put back its labels before) or redo it (its labels after);
+        labels_restored reports it."""
+
+        def work(report, should_cancel):
+            try:
+                with Library(Path(step.library_path), create=False) as library:
+                    restore_labels(library, step.before if undo else step.after)
+                    return step, undo
+            except LibraryDamaged as error:
+                return error
+            except (OSError, sqlite3.Error) as error:
+                raise BirdidError(f"Could not {'undo' if undo else 'redo'} {step.text}: {error}") from None
+
+        self._run(work, lambda result: self.labels_restored.emit(*result))
 
     def write_keywords(self, library_path: Path, model: str | None, settings) -> None:
         """Every library photo's species as keywords for the person's editor (their settings);

@@ -80,6 +80,8 @@ class MainWindow(QMainWindow):
     open_action: QAction
     recent_menu: QMenu
     paste_action: QAction
+    undo_action: QAction
+    redo_action: QAction
     copy_action: QAction
     region_action: QAction
     keyboard_region_action: QAction

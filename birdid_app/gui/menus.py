@@ -31,6 +31,11 @@ def build_menus(window: MainWindow) -> None:
     _action(window, "&Quit", window.close, "quit", file_menu)
 
     edit_menu = bar.addMenu("&Edit")
+    # Undo/Redo take back labels (label_history.py); their text says which label change.
+    window.undo_action = _action(window, "&Undo", window.labels.history.undo, "undo", edit_menu)
+    window.redo_action = _action(window, "&Redo", window.labels.history.redo, "redo", edit_menu)
+    window.labels.history.attach(window.undo_action, window.redo_action)
+    edit_menu.addSeparator()
     window.paste_action = _action(window, "&Paste Photo", window.paste, "paste", edit_menu)
     window.copy_action = _action(window, "&Copy Result", window.results.copy_result, "copy_result", edit_menu)
 

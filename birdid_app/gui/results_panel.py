@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from birdid_app.core.model.species_names import SpeciesSearch, names_beside, search_key
 from birdid_app.core.places.geomodel import ATTRIBUTION
 from birdid_app.core.places.range_prior import month_of_week
 
@@ -406,8 +407,9 @@ class SpeciesListDialog(QDialog):
         for rank, score in enumerate(ranked, start=1):
             prior = getattr(score, "prior", None)
             item = QListWidgetItem(f"{rank}. {score.name} — {percent(score.probability)}" + (f" · {prior}" if prior else ""))
-            item.setData(Qt.ItemDataRole.UserRole, score.name.casefold())  # what the search matches
             self.list.addItem(item)
+        # Any part of any of a species' names, as the label fields and the Library tab's search match.
+        self.search = SpeciesSearch(names_beside([score.name for score in ranked]))
         self.filter.textChanged.connect(self.apply_filter)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -419,10 +421,9 @@ class SpeciesListDialog(QDialog):
         self.resize(420, 560)
 
     def apply_filter(self, text: str) -> None:
-        needle = text.strip().casefold()
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            item.setHidden(bool(needle) and needle not in item.data(Qt.ItemDataRole.UserRole))
+        fitting = {hit.name for hit in self.search.matching(text)}
+        for row, name in enumerate(species.name for species in self.search.species):
+            self.list.item(row).setHidden(bool(search_key(text)) and name not in fitting)
 
     def visible_rows(self) -> list[str]:
         return [self.list.item(r).text() for r in range(self.list.count()) if not self.list.item(r).isHidden()]

@@ -44,8 +44,8 @@ class Shortcut:
 SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("open", ("Ctrl+O",), "Open photos", WINDOW, "File"),
     Shortcut("quit", ("Ctrl+Q",), "Quit", WINDOW, "File"),
-    Shortcut("undo", ("Ctrl+Z",), "Undo the last label", WINDOW, "Edit", reserved=True),
-    Shortcut("redo", ("Ctrl+Shift+Z",), "Redo", WINDOW, "Edit", reserved=True),
+    Shortcut("undo", ("Ctrl+Z",), "Undo the last label change", WINDOW, "Edit"),
+    Shortcut("redo", ("Ctrl+Shift+Z",), "Redo the label change undone", WINDOW, "Edit"),
     Shortcut("paste", ("Ctrl+V",), "Paste a photo, or photos' paths", WINDOW, "Edit"),
     Shortcut("copy_result", ("Ctrl+Shift+C",), "Copy the answer as text", IDENTIFY, "Edit"),
     Shortcut("fit", ("Ctrl+0",), "Fit the photo to the window", IDENTIFY, "View"),

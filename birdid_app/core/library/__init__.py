@@ -10,6 +10,7 @@ One module per job, each importing only those above it in this list:
 - database.py: opening the file (read-only where it must), and SQLite's damage as LibraryDamaged
 - library.py: `Library`, every question asked of the file and every change a person makes to it
 - rows.py: writing what indexing found (store_rows), and refreshing the range prior's answers
+- labels.py: what a typed species name means among the library's species; labels kept and put back (Undo)
 - rebuild.py: a damaged library set aside and started again
 - lock.py: one indexer per library at a time (IndexLock)
 - index_job.py: the indexing pipeline (IndexJob): plan, decode, identify, commit

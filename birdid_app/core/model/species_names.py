@@ -321,3 +321,112 @@ def match_species(class_names: Sequence[str], labels: Sequence[GeoLabel]) -> Spe
             label_index, how = found
             matches[class_name] = Match(label_index, labels[label_index], how)
     return SpeciesMatch(tuple(class_names), matches, tuple(unmatched))
+
+
+# --- finding a species by any part of any of its names ---------------------------------------
+
+# How close a name came to what was typed (SpeciesHit.closeness), closest first.
+EXACT, WORD_PREFIX, SUBSTRING = 0, 1, 2
+
+
+def search_key(text: str) -> str:
+    """`text` as a search compares it: accents dropped (NFKD, combining marks removed), case
+    folded, apostrophes dropped, every other run of punctuation or space one space. Unlike
+    normalised_name, spellings are kept, so "gre" is still the start of "Grey Heron"."""
+    if not text.isascii():
+        text = "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+    return _NOT_WORD.sub(" ", _APOSTROPHES.sub("", text.casefold())).strip()
+
+
+class SpeciesNames(NamedTuple):
+    name: str  # as the model spells it: what a search chooses
+    also: tuple[str, ...] = ()  # the names beside it: its eBird English name, its scientific name
+
+
+class SpeciesHit(NamedTuple):
+    name: str  # the model's name of the species found
+    matched: str  # the name of it that matched: `name`, or one of the names beside it
+    closeness: int  # EXACT, WORD_PREFIX or SUBSTRING
+
+
+def names_beside(class_names: Sequence[str], labels: Sequence[GeoLabel] | None = None) -> list[SpeciesNames]:
+    """Each class with the names it also goes by, found as the range prior finds its label
+    (match_species over `labels`, the shipped list by default): "Grey Heron" with "Gray Heron"
+    and "Ardea cinerea". A class with no label, or shipped lists that cannot be read, leave
+    the class name alone: searching by it still works."""
+    try:
+        matched = match_species(class_names, published_labels() if labels is None else labels)
+    except LabelsError:
+        return [SpeciesNames(name) for name in class_names]
+    species = []
+    for name in class_names:
+        label = matched.ebird(name)
+        others = [] if label is None else [label.common, label.scientific]
+        keys, also = {search_key(name)}, []
+        for other in others:  # "European Robin" is its own eBird name: kept once
+            if search_key(other) not in keys:
+                keys.add(search_key(other))
+                also.append(other)
+        species.append(SpeciesNames(name, tuple(also)))
+    return species
+
+
+class SpeciesSearch:
+    """Ranks species by how closely any of their names fits a typed text: the one matcher
+    behind the Library tab's search, the label fields, "All species…" and `birdid find`."""
+
+    def __init__(self, species: Iterable[SpeciesNames | str]) -> None:
+        self.species: list[SpeciesNames] = [SpeciesNames(s) if isinstance(s, str) else s for s in species]
+        # Per species: (each of its names, that name's key, the key's words), its own name first.
+        self._keys = [
+            [(shown, key, key.split(" ")) for shown in (names.name, *names.also) if (key := search_key(shown))]
+            for names in self.species
+        ]
+
+    def matching(self, text: str) -> list[SpeciesHit]:
+        """Every species any of whose names holds `text`: exact names first, then those with a
+        word starting with each typed word ("eur rob" -> European Robin), then those holding it
+        anywhere ("obin"); within each, the species' own name before the names beside it, then
+        alphabetical. Case, accents and punctuation do not matter. Nothing for an empty text."""
+        query = search_key(text)
+        if not query:
+            return []
+        words = query.split(" ")
+        ranked: list[tuple[int, int, str, SpeciesHit]] = []
+        for names, keys in zip(self.species, self._keys, strict=True):
+            best: tuple[int, int, str] | None = None
+            for which, (shown, key, key_words) in enumerate(keys):
+                if key == query:
+                    closeness = EXACT
+                elif all(any(word.startswith(typed) for word in key_words) for typed in words):
+                    closeness = WORD_PREFIX
+                elif query in key or all(typed in key for typed in words):
+                    closeness = SUBSTRING
+                else:
+                    continue
+                if best is None or (closeness, min(which, 1)) < best[:2]:
+                    best = (closeness, min(which, 1), shown)
+            if best is not None:
+                ranked.append((best[0], best[1], names.name.casefold(), SpeciesHit(names.name, best[2], best[0])))
+        ranked.sort(key=lambda row: row[:3])
+        return [hit for *_, hit in ranked]
+
+    def chosen(self, text: str) -> str | list[str]:
+        """The species `text` names, or the names it could mean (none or several): a species
+        whose own name is `text` (as typed_species compares it) or that alone is the closest fit,
+        else every species at that closest fit, or [] when nothing fits."""
+        own = typed_species(text, [names.name for names in self.species])
+        if own is not None:
+            return own
+        hits = self.matching(text)
+        closest = [hit.name for hit in hits if hit.closeness == hits[0].closeness] if hits else []
+        return closest[0] if len(closest) == 1 else closest
+
+
+def ambiguity_sentence(text: str, names: list[str], where: str = "the model's species", limit: int = 8) -> str:
+    """One sentence for a typed name that fits no species, or several: which, so the person can
+    name one."""
+    if not names:
+        return f"{shown_name(text)} is not a name of any of {where}."
+    listed = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return f"{shown_name(text)} could be {len(names)} of {where}: {listed}; name one."
