@@ -293,3 +293,14 @@ def test_cull_with_no_bursts_says_so(tmp_path, small_model_file, capsys):
     capsys.readouterr()
     assert main(["cull", "--write", *common]) == 0
     assert capsys.readouterr().out == "No bursts: no photos taken within 2 s of each other are 0.85 alike or more.\n"
+
+
+def test_without_a_model_the_bursts_are_still_printed_unscored(tmp_path, card, small_model_file, capsys):
+    library_file = tmp_path / "lib.sqlite3"
+    assert main(["index", "--no-cull", str(card), "--library", str(library_file), "--model", str(small_model_file)]) == 0
+    capsys.readouterr()
+    assert main(["cull", "--threshold", "0.5", "--library", str(library_file)]) == 1  # no model installed
+    captured = capsys.readouterr()
+    assert "No model is installed" in captured.err and "So 4 frames are not scored." in captured.err
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("burst 1: 4 frames; best: ") and sum("not scored" in line for line in lines) == 4

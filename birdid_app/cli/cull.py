@@ -44,10 +44,15 @@ def cull_bursts(args: argparse.Namespace) -> int:
 
     problems = 0
     with open_library(args) as library:
+        if args.write:
+            library.require_writable()  # before any sidecar is written: the two must agree
         bursts = bursts_for_culling(library, args.seconds, args.threshold)
         unscored = {frame.photo.id: frame.photo.path for burst in bursts for frame in burst.frames
                     if frame.sharpness is None}
-        if unscored:
+        if unscored and library.read_only:
+            _say(f"The library {library.path} is read-only, so the {len(unscored)} frames indexed before culling "
+                 "were not scored; make it writable to score them.")
+        elif unscored:
             problems += _score(args, library, unscored)
             bursts = bursts_for_culling(library, args.seconds, args.threshold)
         if not bursts:
@@ -74,11 +79,16 @@ def _name(burst) -> str:
 def _score(args: argparse.Namespace, library, unscored: dict[int, Path]) -> int:
     """Score the burst frames indexed before culling; how many could not be."""
     from birdid_app.cli.common import load_classifier
+    from birdid_app.core.errors import BirdidError
     from birdid_app.core.insight.bird_box import score_photos
     from birdid_app.core.library.cull import set_sharpness
 
     print(f"Scoring the sharpness of {len(unscored)} frames indexed before culling…", file=sys.stderr)
-    classifier, _ = load_classifier(args, photos=len(unscored))
+    try:
+        classifier, _ = load_classifier(args, photos=len(unscored))
+    except BirdidError as error:  # no model, say: the bursts are still worth printing
+        _say(f"{error} So {len(unscored)} frames are not scored.")
+        return len(unscored)
     failed: list[str] = []
     scores = score_photos(classifier, list(unscored.values()), failed.append)
     by_path = {path: pid for pid, path in unscored.items()}
