@@ -304,3 +304,55 @@ def test_without_a_model_the_bursts_are_still_printed_unscored(tmp_path, card, s
     assert "No model is installed" in captured.err and "So 4 frames are not scored." in captured.err
     lines = captured.out.splitlines()
     assert lines[0].startswith("burst 1: 4 frames; best: ") and sum("not scored" in line for line in lines) == 4
+
+
+# Left, top, right, bottom: inside 3x3 of the last stage's 12x12 cells (85.3x64 pixels at 1024x768),
+# 12 pixels in from their edges, so a blurred bird's red stays in the same cells.
+BIRD = (695, 76, 927, 244)
+
+
+def bird_on_background(path: Path, *, bird_sharp: bool) -> Path:
+    """A 1024x768 PNG (no JPEG colour bleed: the red model reads any red at all) with a textured
+    red "bird" at BIRD on a background of as much texture and no red; one of the two blurred."""
+    rng = np.random.default_rng(11)
+    pixels = np.zeros((768, 1024, 3), dtype=np.uint8)
+    pixels[..., 1] = rng.integers(0, 128, (768, 1024), dtype=np.uint8)  # in grey, as much as the bird's
+    background = Image.fromarray(pixels, "RGB")
+    left, top, right, bottom = BIRD
+    bird = np.zeros((bottom - top, right - left, 3), dtype=np.uint8)
+    bird[..., 0] = rng.integers(1, 256, bird.shape[:2], dtype=np.uint8)
+    bird_image = Image.fromarray(bird, "RGB")
+    if bird_sharp:
+        background = background.filter(ImageFilter.GaussianBlur(3))
+    else:
+        bird_image = bird_image.filter(ImageFilter.GaussianBlur(3))
+    background.paste(bird_image, (left, top))
+    background.save(path)
+    return path
+
+
+def test_sharpness_is_scored_on_the_bird_not_the_frame(tmp_path, capsys):
+    """The red model's evidence is exactly its red "bird": indexing scores the frame whose bird is
+    sharp above the frame whose background is sharp, though the centre of the photo (the
+    background) says the opposite."""
+    from birdid_app.core.model.checkpoint import write_checkpoint
+    from conftest import OTHER_SPECIES, RED_SPECIES, red_evidence_model
+
+    model_file = tmp_path / "red-384.pt"  # 12x12 cells of the last stage at 384 (4x4 at 128: too coarse)
+    write_checkpoint(model_file, red_evidence_model((384, 384), other_bias=2.0), [RED_SPECIES, OTHER_SPECIES],
+                     (0.0,) * 3, (1.0,) * 3)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    sharp_bird = bird_on_background(folder / "sharp-bird.png", bird_sharp=True)
+    soft_bird = bird_on_background(folder / "soft-bird.png", bird_sharp=False)
+    library_file = tmp_path / "lib.sqlite3"
+    common = ["--library", str(library_file), "--model", str(model_file), "--device", "cpu", "--precision", "fp32"]
+    assert main(["index", str(folder), *common]) == 0
+    with Library(library_file) as library:
+        ids = {p.path.name: p.id for p in library.all_photos()}
+        scores = sharpness_of(library, ids.values())
+    on_bird = {name: scores[pid] for name, pid in ids.items()}
+    # The box is the bird's cells made square, so some background is in it: the ranking is what counts.
+    assert on_bird["sharp-bird.png"] > 1.3 * on_bird["soft-bird.png"]  # type: ignore[operator]
+    centre = {path.name: sharpness(Image.open(path).convert("RGB")) for path in (sharp_bird, soft_bird)}
+    assert centre["soft-bird.png"] > 3 * centre["sharp-bird.png"]

@@ -7,7 +7,7 @@ the same layer (each cell normalised on its own, the LayerNorm's scale folded in
 the class-activation map (Zhou et al., "Learning Deep Features for Discriminative Localization",
 2016) of the answer, 12x12 cells at 384x384. It is an approximation (the LayerNorm runs on the
 mean, not on each cell) and coarser than the zoom's stage-3 Grad-CAM, but it is free, and
-`evidence_box` turns it into a box exactly as the zoom does. When the box would cover most of the
+`evidence_box` turns it into a box as the zoom does, without the zoom's margin of context. When the box would cover most of the
 photo (the bird fills the frame) or the map is flat, culling scores the centre instead
 (core/photos/sharpness.py's centre_box).
 
@@ -71,7 +71,9 @@ def cull_box(classifier: Classifier) -> Callable[[Identification, tuple[int, int
         if not identification.stage_maps:
             return None
         cam = class_activation_map(identification.stage_maps[-1], weights[int(np.argmax(identification.probabilities))])
-        return evidence_box(cam, size).box
+        # No margin: the zoom grows its box to show the model some context, but sharpness is
+        # wanted on the bird itself, not on the out-of-focus background around it.
+        return evidence_box(cam, size, margin=0.0).box
 
     return box
 
