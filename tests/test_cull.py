@@ -267,6 +267,12 @@ def test_cull_scores_suggests_and_rejects_the_rest(tmp_path, card, small_model_f
         assert by_name == {"f1.jpg": Cull(REJECTED), "f3.jpg": Cull(0, True)}
         source = library.db.execute("SELECT source FROM culls WHERE rating = -1").fetchone()[0]
         assert source == "birdid"
+        # Had the person rejected the sharpest frame, the next sharpest would be suggested.
+        set_cull(library, [ids["f2.jpg"]], Cull(REJECTED))
+        (burst,) = bursts_for_culling(library, 2, 0.5)
+        assert burst.best == ids["f3.jpg"]
+        set_cull(library, list(ids.values()), Cull(REJECTED))
+        assert bursts_for_culling(library, 2, 0.5)[0].best is None
 
 
 def test_photos_indexed_before_culling_are_scored_by_cull(tmp_path, card, small_model_file, capsys):

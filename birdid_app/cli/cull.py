@@ -109,6 +109,8 @@ def _reject_others(args: argparse.Namespace, library, bursts) -> int:
     kept = 0
     problems: list[str] = []
     for burst in bursts:
+        if burst.best is None:  # every frame rejected already: nothing to keep, nothing to reject
+            continue
         for frame in burst.others():
             if frame.cull is not None:
                 kept += 1  # culled in birdid already: the person's word stands

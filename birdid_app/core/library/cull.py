@@ -141,14 +141,15 @@ def best_frame(frames: Iterable[Frame]) -> int | None:
 
 def bursts_for_culling(library: Library, seconds: float | None = None, threshold: float | None = None) -> list[Burst]:
     """The library's bursts (Library.burst_groups), each frame with its sharpness and cull, and the
-    suggested best frame."""
+    suggested best frame among those the person has not rejected."""
     groups = library.burst_groups(seconds, threshold)
     ids = [photo.id for group in groups for photo in group]
     scores, set_culls = sharpness_of(library, ids), culls(library, ids)
     bursts = []
     for group in groups:
         frames = tuple(Frame(photo, scores.get(photo.id), set_culls.get(photo.id)) for photo in group)
-        bursts.append(Burst(frames, best_frame(frames)))
+        # A frame the person rejected is never suggested: --write would otherwise reject all the others too.
+        bursts.append(Burst(frames, best_frame(f for f in frames if f.cull is None or not f.cull.rejected)))
     return bursts
 
 
