@@ -90,7 +90,7 @@ class IndexJob:
     ) -> None:
         self.library = library
         # Culling: with `bird_box` (an Identification and an image size -> where the bird is in
-        # it, or None for the centre; core/insight/trust.py's cull_box), each photo's sharpness on
+        # it, or None for the centre; core/insight/bird_box.py's cull_box), each photo's sharpness on
         # the bird is scored on a grey copy decoded at SHARPNESS_DRAFT and stored with it.
         self.bird_box = bird_box
         if bird_box is not None and decode_size is not None:
