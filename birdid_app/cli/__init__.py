@@ -7,7 +7,7 @@ Each command is a function of its parsed arguments that returns an exit code or 
 alone turns what it raises into one sentence on stderr and an exit code. The commands live in
 identify.py (identify, selftest), explain.py, library.py (index, similar, find, label,
 duplicates, bursts, export), sightings.py (lifelist, and export --ebird's file), maps.py (map),
-cluster.py (index --engine ray, library import), keywords.py (keywords write), models.py
+cluster.py (index --engine ray, library import), keywords.py (keywords write), cull.py (cull), models.py
 (model ...) and geomodel.py (geomodel ...).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from birdid_app import __version__
-from birdid_app.cli import cluster, explain, geomodel, identify, keywords, library, maps, models, sightings
+from birdid_app.cli import cluster, cull, explain, geomodel, identify, keywords, library, maps, models, sightings
 from birdid_app.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -35,7 +35,7 @@ __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "bui
 
 COMMANDS = (
     "identify", "explain", "index", "similar", "find", "label", "duplicates", "bursts", "export", "lifelist", "map",
-    "library", "keywords", "model", "geomodel", "selftest",
+    "library", "keywords", "cull", "model", "geomodel", "selftest",
 )
 
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_commands(commands)
     cluster.add_commands(commands)
     keywords.add_commands(commands)
+    cull.add_commands(commands)
     models.add_commands(commands)
     geomodel.add_commands(commands)
     identify.add_selftest(commands)

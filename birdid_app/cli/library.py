@@ -42,6 +42,8 @@ def add_commands(commands) -> None:
         help="identify each photo again where the model found its evidence, and keep the answer it is surer of "
         "(decodes at full resolution and runs a gradient pass: about four times the work)",
     )
+    index.add_argument("--no-cull", dest="cull", action="store_false",
+                       help="do not score each photo's sharpness on the bird for culling (birdid cull scores it later)")
     add_engine_options(index)
     index.set_defaults(run=index_folders)
     similar = commands.add_parser(
@@ -94,6 +96,7 @@ def add_commands(commands) -> None:
 
 
 def index_folders(args: argparse.Namespace) -> int:
+    from birdid_app.core.insight.bird_box import cull_identifier
     from birdid_app.core.insight.trust import index_identifier
     from birdid_app.core.library import IndexJob, Library, default_library_path, rebuild_library
 
@@ -119,11 +122,14 @@ def index_folders(args: argparse.Namespace) -> int:
         if not library.folders():
             raise Failure("The library has no folders yet: name one, as in `birdid index ~/Pictures`.")
         printer = ProgressPrinter(sys.stderr, done_word="indexed", bar=False)
-        identify, decode_size, prepare = index_identifier(classifier, zoom=args.zoom)
+        if args.cull:  # the same forward, keeping its last stage map to find the bird for sharpness
+            identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=args.zoom)
+        else:
+            (identify, decode_size, prepare), bird_box = index_identifier(classifier, zoom=args.zoom), None
         prior, home_place = _range_prior(classifier.class_names)
         job = IndexJob(
             library, identify, model_name, progress=printer.update, decode_size=decode_size, prepare=prepare, wait_for_lock=True,
-            species_names=classifier.class_names, range_prior=prior, home_place=home_place,
+            species_names=classifier.class_names, range_prior=prior, home_place=home_place, bird_box=bird_box,
             on_wait=lambda: print(f"Another birdid is indexing {library.path}; waiting for it to finish "
                                   "(Ctrl+C to stop)…", file=sys.stderr, flush=True),
         )

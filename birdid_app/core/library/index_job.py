@@ -29,6 +29,7 @@ from birdid_app.core.library.places import photo_where
 from birdid_app.core.library.rows import IndexSummary, _Decoded, _Work, apply_plan, store_rows
 from birdid_app.core.library.scan import _inside_any, _pair_companions, _scan, fingerprint
 from birdid_app.core.photos.photo import decode_photo, photo_metadata
+from birdid_app.core.photos.sharpness import SHARPNESS_DRAFT, Region, sharpness
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -55,6 +56,7 @@ class _OpenBatch:
     works: list[_Work]
     results: list[_Decoded]
     identified: dict[int, Identification]  # index in the batch -> its Identification
+    sharpness: dict[int, float]  # index in the batch -> its sharpness on the bird (culling on)
 
 
 class IndexJob:
@@ -84,8 +86,15 @@ class IndexJob:
         range_prior: RangePrior | None = None,
         home_place: tuple[float, float] | None = None,
         prepare: Callable[[Image.Image], Image.Image] | None = None,
+        bird_box: Callable[[Identification, tuple[int, int]], Region | None] | None = None,
     ) -> None:
         self.library = library
+        # Culling: with `bird_box` (an Identification and an image size -> where the bird is in
+        # it, or None for the centre; core/insight/bird_box.py's cull_box), each photo's sharpness on
+        # the bird is scored on a grey copy decoded at SHARPNESS_DRAFT and stored with it.
+        self.bird_box = bird_box
+        if bird_box is not None and decode_size is not None:
+            decode_size = (max(decode_size[0], SHARPNESS_DRAFT[0]), max(decode_size[1], SHARPNESS_DRAFT[1]))
         # Run on each decoded photo on the decoder threads, beside the model's forward: the
         # squash to the model's input size (~8 ms a 1000x750 draft) would otherwise wait in line
         # before each batch's forward on the indexing thread.
@@ -220,7 +229,7 @@ class IndexJob:
         if now:
             images = [image for i in now if (image := batch.results[i].image) is not None]  # all of them: see waiting
             for i, identification in zip(now, self.classify(images), strict=True):
-                batch.identified[i] = identification
+                batch.identified[i] = self._scored(batch, i, identification)
         if len(now) < len(waiting):
             return True
         self._batch = None
@@ -229,7 +238,8 @@ class IndexJob:
             for i, (work, result) in enumerate(zip(batch.works, batch.results, strict=True))
             if not result.vanished  # deleted since the scan: the next run sees it gone
         ]
-        self._commit(rows)
+        scores = [batch.sharpness.get(i) for i, result in enumerate(batch.results) if not result.vanished]
+        self._commit(rows, scores)
         self.done += len(batch.works)
         self._report(str(batch.works[-1].path))
         if self.finished():
@@ -243,7 +253,17 @@ class IndexJob:
         works, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
         decoded = self._next if self._next is not None else self._decode(works)
         self._next = self._decode(self.pending[: self.batch_size]) if self.pending else None
-        return _OpenBatch(works, [future.result() for future in decoded], {})
+        return _OpenBatch(works, [future.result() for future in decoded], {}, {})
+
+    def _scored(self, batch: _OpenBatch, i: int, identification: Identification) -> Identification:
+        """With culling on, score photo `i`'s sharpness on the bird, and drop what was kept only for
+        that (the stage maps, the grey copy) before the batch waits for its commit."""
+        grey = batch.results[i].grey
+        if self.bird_box is None or grey is None:
+            return identification
+        batch.sharpness[i] = sharpness(grey, self.bird_box(identification, grey.size))
+        batch.results[i] = replace(batch.results[i], grey=None)
+        return replace(identification, stage_maps=())
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> IndexSummary:
         if not self.pending and not self.done:
@@ -261,13 +281,16 @@ class IndexJob:
 
     def _decode(self, batch: list[_Work]) -> list[Future[_Decoded]]:
         read_keywords = bool(self.species_names)
-        return [self._pool.submit(_decode_for_index, work, self.decode_size, read_keywords, self.prepare) for work in batch]
+        grey = self.bird_box is not None
+        return [self._pool.submit(_decode_for_index, work, self.decode_size, read_keywords, self.prepare, grey)
+                for work in batch]
 
-    def _commit(self, rows: list[tuple[_Work, _Decoded, Identification | None]]) -> None:
+    def _commit(self, rows: list[tuple[_Work, _Decoded, Identification | None]], scores: list[float | None]) -> None:
         answers = self._place_answers(rows) if self.range_prior is not None else None
         store_rows(self.library, self.model_name, rows, pairs=self._pairs, species_names=self.species_names,
                    summary=self.summary, place_answers=answers,
-                   geomodel_sha256=self.range_prior.geomodel.sha256 if self.range_prior is not None else None)
+                   geomodel_sha256=self.range_prior.geomodel.sha256 if self.range_prior is not None else None,
+                   sharpness=scores if self.bird_box is not None else None)
 
     def _place_answers(self, rows: list[tuple[_Work, _Decoded, Identification | None]]) -> list[PlaceAnswer | None]:
         places = self.library.assigned_places()
@@ -308,10 +331,11 @@ def _decode_below_the_model() -> None:
 
 
 def _decode_for_index(work: _Work, size: tuple[int, int], read_keywords: bool = False,
-                      prepare: Callable[[Image.Image], Image.Image] | None = None) -> _Decoded:
+                      prepare: Callable[[Image.Image], Image.Image] | None = None, grey: bool = False) -> _Decoded:
     """The photo decoded for the model (and passed through `prepare`), with its metadata and
-    fingerprint, on a decoder thread. Never raises for anything about the file: whatever is wrong
-    with it is its recorded error."""
+    fingerprint, on a decoder thread; with `grey`, also a grey copy of about SHARPNESS_DRAFT to
+    score its sharpness on. Never raises for anything about the file: whatever is wrong with it
+    is its recorded error."""
     try:
         fp = work.fingerprint or fingerprint(work.path, work.size)
     except PhotoError as error:
@@ -322,9 +346,18 @@ def _decode_for_index(work: _Work, size: tuple[int, int], read_keywords: bool = 
         image = decode_photo(work.path, draft_size=size)
     except PhotoError as error:
         return _Decoded(None, _NO_METADATA, str(error), fp)
+    grey_copy = _grey_for_sharpness(image) if grey else None
     if prepare is not None:
         image = prepare(image)
-    return _Decoded(image, photo_metadata(work.path), None, fp, keywords=_keywords(work.path) if read_keywords else ())
+    return _Decoded(image, photo_metadata(work.path), None, fp, keywords=_keywords(work.path) if read_keywords else (),
+                    grey=grey_copy)
+
+
+def _grey_for_sharpness(image: Image.Image) -> Image.Image:
+    """`image` in grey, shrunk by the largest whole factor that keeps it at least SHARPNESS_DRAFT
+    (a full-resolution decode, when zooming, is otherwise 24 MB a photo while it waits)."""
+    factor = min(image.width // SHARPNESS_DRAFT[0], image.height // SHARPNESS_DRAFT[1])
+    return (image.reduce(factor) if factor >= 2 else image).convert("L")
 
 
 def _keywords(path: Path) -> tuple[str, ...]:

@@ -43,6 +43,7 @@ class _Decoded:
     fingerprint: str | None  # None when the file's bytes could not be read at all
     vanished: bool = False  # deleted since the scan: not an error, the next run sees it gone
     keywords: tuple[str, ...] = ()  # what an editor (or the camera) already tagged it with
+    grey: Image.Image | None = None  # a grey copy to score sharpness on, while culling is on
 
 
 @dataclass
@@ -65,6 +66,7 @@ def store_rows(
     summary: IndexSummary,
     place_answers: list[PlaceAnswer | None] | None = None,
     geomodel_sha256: str | None = None,
+    sharpness: list[float | None] | None = None,
 ) -> None:
     """Write photos as decoded and identified (`rows` of work, decoded result, Identification or
     None) into the library in one transaction, counting them in `summary`: the desktop indexer's
@@ -72,13 +74,15 @@ def store_rows(
     `pairs` maps a RAW path to the JPEG beside it; `species_names` maps lower-case names of the
     model's species to the names, for keywords that become labels. `place_answers`, beside
     `rows`: each photo's core.range_prior.PlaceAnswer (None where no place was known), from the
-    range model whose SHA-256 is `geomodel_sha256`."""
+    range model whose SHA-256 is `geomodel_sha256`. `sharpness`, beside `rows`: each photo's
+    sharpness on the bird (core/photos/sharpness.py), None where it was not scored."""
     vectors_ids: list[int] = []
     vectors: list[np.ndarray] = []
     place_answers = place_answers if place_answers is not None else [None] * len(rows)
+    scores = sharpness if sharpness is not None else [None] * len(rows)
     with library.db:  # one transaction: the whole batch, or none of it
         db = library.db
-        for (work, result, identification), place_answer in zip(rows, place_answers, strict=True):
+        for (work, result, identification), place_answer, score in zip(rows, place_answers, scores, strict=True):
             taken_at, latitude, longitude = result.metadata
             # A changed file keeps its row (and id): the upsert below rewrites it.
             photo_id = db.execute(
@@ -90,6 +94,8 @@ def store_rows(
                 (str(work.path), work.size, work.mtime_ns, work.fingerprint, taken_at, latitude, longitude,
                  result.error),
             ).fetchone()[0]
+            if score is not None or work.file_changed:  # a changed file's old score described the old content
+                db.execute("UPDATE photos SET sharpness = ? WHERE id = ?", (score, photo_id))
             if str(work.path) in pairs:
                 db.execute(
                     "INSERT INTO companions (path, photo_id) VALUES (?, ?) "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from birdid_app.core.library.errors import LibraryError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 TOP_SPECIES = 5
 _SCHEMA_V1 = [
     """CREATE TABLE folders (
@@ -147,8 +147,22 @@ _V4_TO_V5 = [
     )""",
     "CREATE INDEX place_predictions_by_species ON place_predictions (model, species, rank, probability)",
 ]
+# Version 6: culling. Each photo's sharpness on the bird (core/photos/sharpness.py; NULL until
+# scored: photos indexed before are scored by the next index or by `birdid cull`), and the
+# person's cull, apart from the photo's content like a label: kept through re-indexing and renames.
+_V5_TO_V6 = [
+    "ALTER TABLE photos ADD COLUMN sharpness REAL",  # the variance of the Laplacian on the bird
+    """CREATE TABLE culls (
+        photo_id INTEGER PRIMARY KEY REFERENCES photos (id) ON DELETE CASCADE,
+        rating INTEGER NOT NULL CHECK (rating BETWEEN -1 AND 5),  -- -1 rejected, 0 no stars, 1..5 stars
+        picked INTEGER NOT NULL CHECK (picked IN (0, 1)),
+        set_at TEXT NOT NULL,  -- when, ISO 8601 in UTC
+        source TEXT NOT NULL  -- "person", or "birdid" (`birdid cull --write` rejected it)
+    )""",
+]
 # Version N's schema is reached from N-1 by MIGRATIONS[N]; version 1 is _SCHEMA_V1 from nothing.
-MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3, 4: _V3_TO_V4, 5: _V4_TO_V5}
+MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _V1_TO_V2, 3: _V2_TO_V3, 4: _V3_TO_V4, 5: _V4_TO_V5,
+                                    6: _V5_TO_V6}
 RANKINGS = ("picture", "place")  # what find reads: the picture's own answer, or the one with the range prior
 # Labels for what is not one of the model's species.
 NOT_A_BIRD = "not a bird"

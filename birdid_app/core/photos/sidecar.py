@@ -29,7 +29,7 @@ import re
 import stat
 import threading
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -158,15 +158,33 @@ def _write(
 ) -> Path:
     if embed:
         return _embed(photo, species, model=model, probability=probability, confirmed=confirmed, root=root)
+    # With no species there is nothing of birdid's to take out of a sidecar that is not there.
+    return _update_sidecar(photo, style, lambda xmp: _apply(xmp, species, model=model, probability=probability,
+                                                            confirmed=confirmed, root=root), create=species is not None)
+
+
+def _update_sidecar(photo: Path, style: SidecarStyle, change: Callable[[exiv2.XmpData], None], *, create: bool) -> Path:
+    """The merging writer: `change` the XMP of `photo`'s sidecar (read whole, every property kept)
+    and write it back atomically; a sidecar that is not there is made only when `create`."""
     path = sidecar_path(photo, style)
     target = _write_target(path, photo.parent, "sidecar")
     if target.exists():
         image = _open_sidecar(path)
-    elif species is None:
-        return path  # nothing of birdid's to take out, and no reason to create a file
+    elif not create:
+        return path
     else:
         image = exiv2.ImageFactory.create(exiv2.ImageType.xmp)
-    _apply(image.xmpData(), species, model=model, probability=probability, confirmed=confirmed, root=root)
+    change(image.xmpData())
+    # Reading a sidecar, Exiv2 also converts its XMP to Exif and IPTC (xmp:Rating to
+    # Exif.Image.Rating, say), and writing converts those back into any XMP property that is not
+    # there: a property taken out would come back (a cleared rating as 65535). A sidecar is XMP only.
+    image.clearExifData()
+    image.clearIptcData()
+    if image.xmpData().count() == 0:
+        # Exiv2 keeps the old packet when nothing is left to write (and its buffer is then not
+        # safe to read): the empty XMP is written as it is.
+        _replace(path, target, memoryview(_EMPTY_XMP))
+        return path
     try:
         image.writeMetadata()
         with image.io().data() as packet:
@@ -174,6 +192,70 @@ def _write(
     except exiv2.Exiv2Error as error:
         raise SidecarError(path, f"birdid could not write this sidecar ({_reason(error)}), so it is as it was.") from None
     return path
+
+
+# The cull, as Lightroom, darktable, digiKam and Capture One read it: xmp:Rating -1 is rejected, 1-5
+# stars; a pick is the colour label "Green" (xmp:Label holds the label's name; green is the
+# colour both Lightroom's default label set and darktable's five colour labels have).
+_RATING = "Xmp.xmp.Rating"
+_LABEL = "Xmp.xmp.Label"
+PICK_LABEL = "Green"
+
+
+def write_cull(photo: str | Path, rating: int, picked: bool, *, style: SidecarStyle = "lightroom") -> Path:
+    """Write the person's cull into `photo`'s sidecar through the same merging writer as the
+    keywords: xmp:Rating `rating` (-1 rejected, 1-5 stars; 0 takes the rating out) and, when
+    `picked`, xmp:Label PICK_LABEL (taken out again when not picked, if it is PICK_LABEL: another
+    label the person chose stays). Everything else in the sidecar is kept. Returns the sidecar;
+    raises SidecarError, with the file unchanged, as write_keywords does."""
+    if not -1 <= rating <= 5:
+        raise ValueError(f"A rating is -1 (rejected) to 5, not {rating}.")
+    with _EXIV2:
+        return _update_sidecar(Path(photo), style, lambda xmp: _apply_cull(xmp, rating, picked),
+                               create=rating != 0 or picked)
+
+
+def _apply_cull(xmp: exiv2.XmpData, rating: int, picked: bool) -> None:
+    _erase(xmp, _RATING)
+    if rating:
+        xmp[_RATING] = str(rating)
+    if picked:
+        _erase(xmp, _LABEL)
+        xmp[_LABEL] = PICK_LABEL
+    elif _text(xmp, _LABEL) == PICK_LABEL:
+        _erase(xmp, _LABEL)
+
+
+def read_rating(photo: str | Path) -> int | None:
+    """The xmp:Rating already on `photo`: in its sidecars first, else inside the photo; None when
+    it has none (or one that is not a number). Raises SidecarError for a sidecar that cannot be read."""
+    photo = Path(photo)
+    with _EXIV2:
+        for path in existing_sidecars(photo):
+            rating = _rating_in(_open_sidecar(path).xmpData())
+            if rating is not None:
+                return rating
+        try:
+            data = read_regular_file(photo, PHOTO_MAX_BYTES, "a photo", SidecarError)
+            image = exiv2.ImageFactory.open(data)
+            image.readMetadata()
+        except (SidecarError, exiv2.Exiv2Error) as error:
+            _LOG.debug("%s: no rating read from inside the photo (%s)", photo, error)
+            return None
+        return _rating_in(image.xmpData())
+
+
+def _rating_in(xmp: exiv2.XmpData) -> int | None:
+    text = _text(xmp, _RATING)
+    try:
+        return None if text is None else round(float(text))
+    except ValueError:
+        return None
+
+
+def _text(xmp: exiv2.XmpData, key: str) -> str | None:
+    position = xmp.findKey(exiv2.XmpKey(key))
+    return None if position == xmp.end() else position.toString()
 
 
 def read_keywords(photo: str | Path) -> list[str]:
@@ -237,6 +319,9 @@ def _open_sidecar(path: Path) -> exiv2.Image:
     return image
 
 
+_EMPTY_XMP = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+              b' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n  <rdf:Description rdf:about=""/>\n'
+              b' </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>')
 _UNREADABLE = "this sidecar is not XMP that birdid can read, so birdid left it as it was."
 # A byte-order mark says the encoding before any declaration can (UTF-32's marks first: UTF-32-LE's
 # starts with UTF-16-LE's).
@@ -434,7 +519,7 @@ def _write_target(path: Path, folder: Path, what: str) -> Path:
         raise SidecarError(path, problem_from_os_error(error)) from None
     if stat.S_ISREG(mode) and (not mode & 0o222 or not os.access(target, os.W_OK)):
         raise SidecarError(path, f"this {what} is read-only, so birdid left it as it is; make it writable to let "
-                                 "birdid write keywords into it.")
+                                 "birdid write into it.")
     return target
 
 
