@@ -123,3 +123,50 @@ def test_a_sidecar_that_cannot_be_written_is_one_sentence_and_the_rest_carry_on(
     assert set(written) == {ids[0], ids[2]}
     assert problems == [f"{locked}: This sidecar is not XMP that birdid can read, so birdid left it as it was."]
     assert locked.read_text() == "not xmp at all" and widget.item(1).text() == "frame1.jpg"
+
+
+def test_the_library_tab_shows_each_burst_with_its_best_frame_and_culls_it_by_key(
+        qtbot, tmp_path, small_model_file, monkeypatch):
+    """Through the real window: Bursts shows every frame's sharpness and marks the sharpest; X on a
+    selected frame rejects it in the library and in its sidecar, and the grid says so."""
+    from test_cull import burst_frame
+
+    from birdid_app.cli import main
+    from birdid_app.core.model.model_store import ModelStore
+    from birdid_app.core.settings import Settings, save_settings
+    from birdid_app.gui import library_view
+    from conftest import open_ready_window
+
+    card = tmp_path / "card"
+    burst_frame(card / "f1.jpg", "2026:05:17 06:41:09", 2.0)
+    burst_frame(card / "f2.jpg", "2026:05:17 06:41:10", 0)  # the sharp one
+    burst_frame(card / "f3.jpg", "2026:05:17 06:41:11", 3.0)
+    save_settings(Settings(device="cpu", precision="fp32"))
+    ModelStore().import_file(small_model_file)
+    assert main(["index", str(card), "--device", "cpu", "--precision", "fp32"]) == 0
+    # Random weights see the three frames less alike than a trained model would.
+    monkeypatch.setattr(library_view, "BURST_THRESHOLD", 0.5)
+    window = open_ready_window(qtbot)
+    window.tabs.setCurrentWidget(window.library_view)
+    view = window.library_view
+    view.bursts_button.click()
+    qtbot.waitUntil(lambda: view.results.count() == 3, timeout=WAIT_MS)
+    items = {Path(view.results.item(row).data(Qt.ItemDataRole.UserRole)).name: view.results.item(row)
+             for row in range(3)}
+    assert "★ best" in items["f2.jpg"].text() and not any("★" in items[n].text() for n in ("f1.jpg", "f3.jpg"))
+    assert all("burst 1" in item.text() and "sharp " in item.text() for item in items.values())
+    assert "sharpest on the bird" in items["f2.jpg"].toolTip()
+
+    view.results.setFocus()
+    view.results.clearSelection()
+    items["f1.jpg"].setSelected(True)
+    with qtbot.waitSignal(view.culling.culled, timeout=WAIT_MS):
+        qtbot.keyClick(view.results, Qt.Key.Key_X)
+    assert items["f1.jpg"].text().endswith("Reject") and "Cull saved for 1 photo" in view.results_label.text()
+    assert exiftool("-s3", "-XMP-xmp:Rating", card / "f1.xmp").strip() == "-1"
+    assert not (card / "f2.xmp").exists()
+
+    view.bursts_button.click()  # shown again: the cull is read back from the library
+    qtbot.waitUntil(lambda: view.results.count() == 3 and any(
+        view.results.item(row).text().endswith("Reject") for row in range(3)), timeout=WAIT_MS)
+    window.close()

@@ -350,7 +350,7 @@ class Engine(QThread):
         return 1 if self.classifier is None or self.classifier.device.type == "cpu" else BATCH_SIZE
 
     def _begin_indexing(self, library_path: Path, model_name: str) -> None:
-        from birdid_app.core.insight.trust import index_identifier
+        from birdid_app.core.insight.bird_box import cull_identifier
         from birdid_app.core.library import IndexJob, Library
 
         self._end_indexing()
@@ -359,12 +359,12 @@ class Engine(QThread):
         classifier = self.classifier
         self._library = Library(library_path, model=model_name)
         self._index_target = (library_path, model_name)
-        # The setting "Zoom on the bird in every photo": full-resolution decoding and a zoom per photo.
-        identify, decode_size, prepare = index_identifier(classifier, zoom=self.index_zoom)
+        # "Zoom on the bird in every photo": a zoom per photo; every photo's sharpness on the bird is scored.
+        identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=self.index_zoom)
         # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
         self._index_job = IndexJob(
             self._library, identify, model_name, progress=self.index_progress.emit, decode_size=decode_size,
-            prepare=prepare,
+            prepare=prepare, bird_box=bird_box,
             species_names=classifier.class_names, range_prior=self._range_prior, home_place=self.index_home_place,
         )
         self._index_planned = False

@@ -5,13 +5,22 @@ Plain text from a library photo; no Qt, so the wording is checked without a wind
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, LibraryPhoto
 
 # What a hit's number is: a species' probability (a species search), a cosine similarity of the
-# embeddings (similar photos), or the group a photo is in (near-duplicates, bursts).
-Score = Literal["probability", "similarity", "group"]
+# embeddings (similar photos), the group a photo is in (near-duplicates), or for a burst a
+# BurstFrame (its group, its sharpness on the bird, whether it is the suggested best frame).
+Score = Literal["probability", "similarity", "group", "burst"]
+
+
+@dataclass(frozen=True)
+class BurstFrame:
+    group: int
+    sharpness: float | None  # the variance of the Laplacian on the bird; None: not scored yet
+    best: bool
 
 
 def probability_text(probability: float) -> str:
@@ -41,7 +50,7 @@ def shown_species(photo: LibraryPhoto, searched: str | None = None) -> tuple[str
     return "not identified", None
 
 
-def result_caption(photo: LibraryPhoto, value: float | int | None, score: Score, searched: str | None = None) -> str:
+def result_caption(photo: LibraryPhoto, value: float | int | BurstFrame | None, score: Score, searched: str | None = None) -> str:
     """Three short lines under the thumbnail: species; probability (and "yours", the similarity
     or the group); capture date."""
     species, probability = shown_species(photo, searched)
@@ -54,10 +63,15 @@ def result_caption(photo: LibraryPhoto, value: float | int | None, score: Score,
         details.append(f"alike {value:.2f}")
     elif score == "group" and value is not None:
         details.append(f"group {value}")
+    elif score == "burst" and isinstance(value, BurstFrame):
+        details.append(f"burst {value.group}")
+        details.append("not scored" if value.sharpness is None else f"sharp {value.sharpness:.0f}")
+        if value.best:
+            details.append("★ best")
     return "\n".join((species, " · ".join(details) or "–", taken_text(photo.taken_at)))
 
 
-def result_tooltip(photo: LibraryPhoto, value: float | int | None, score: Score) -> str:
+def result_tooltip(photo: LibraryPhoto, value: float | int | BurstFrame | None, score: Score) -> str:
     """Everything about a result, a line each: path, date, label, the model's top species, and the
     similarity with what it means."""
     lines = [str(photo.path), f"Taken: {taken_text(photo.taken_at)}"]
@@ -70,4 +84,10 @@ def result_tooltip(photo: LibraryPhoto, value: float | int | None, score: Score)
         lines.append(f"Not identified: {photo.error}")
     if score == "similarity" and value is not None:
         lines.append(f"Alike {value:.3f}: how alike it looks to the photo searched with (1 is the same look)")
+    if score == "burst" and isinstance(value, BurstFrame):
+        if value.sharpness is not None:
+            lines.append(f"Sharpness on the bird {value.sharpness:.1f} (the variance of the Laplacian; "
+                         "higher is sharper, comparable within a burst)")
+        if value.best:
+            lines.append("The suggested best frame of its burst: the sharpest on the bird")
     return "\n".join(lines)

@@ -34,7 +34,8 @@ from birdid_app.core.library.groups import BURST_SECONDS, BURST_THRESHOLD
 from birdid_app.core.library.labels import species_meant
 from birdid_app.core.model.species_names import ambiguity_sentence
 from birdid_app.core.progress import describe_progress
-from birdid_app.gui.library_results import Score, result_caption, result_tooltip
+from birdid_app.gui.culling import CullController
+from birdid_app.gui.library_results import BurstFrame, Score, result_caption, result_tooltip
 from birdid_app.gui.library_service import LibraryService
 from birdid_app.gui.library_writer import KEYWORDS_MIN_PROBABILITY
 from birdid_app.gui.session import Tickets
@@ -49,6 +50,12 @@ DEFAULT_DUPLICATE_THRESHOLD = 0.95  # as `birdid duplicates --threshold`
 SIMILAR_K = 40
 PHOTO_ROLE = Qt.ItemDataRole.UserRole
 PHOTO_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _sidecar_style() -> str:
+    from birdid_app.core.settings import load_settings
+
+    return load_settings().sidecar_style
 
 
 class LibraryView(QWidget):
@@ -138,6 +145,7 @@ class LibraryView(QWidget):
         self.results.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
         self.results.setGridSize(QSize(THUMBNAIL + 40, THUMBNAIL + 48))
         self.results.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.results.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)  # cull several at once
         self.results_label = QLabel("")
         self.results_label.setWordWrap(True)
         self.hint = QLabel("Index a folder, then search it.")  # while the grid is empty
@@ -207,6 +215,10 @@ class LibraryView(QWidget):
         self.rebuild_button.clicked.connect(self.rebuild_library)
         self.results.itemActivated.connect(lambda item: self.show_photo.emit(item.data(PHOTO_ROLE)))
         self.results.customContextMenuRequested.connect(self._context_menu)
+        self.culling = CullController(self.results, self._selected_photos, library.writer, lambda: library.path,
+                                      _sidecar_style, id_role=PHOTO_ID_ROLE)
+        self.culling.culled.connect(self._culled)
+        self.culling.failed.connect(self.results_label.setText)
         engine.index_started.connect(self._index_started)
         engine.index_progress.connect(self._index_progress)
         engine.index_finished.connect(self._index_finished)
@@ -355,15 +367,21 @@ class LibraryView(QWidget):
         )
 
     def find_bursts(self) -> None:
+        """Each burst, frame by frame, with its sharpness on the bird and the suggested best frame
+        (core/library/cull.py): P, X and 1-5 on the grid then cull them."""
+        from birdid_app.core.library.cull import bursts_for_culling
+
         def search(library):
-            groups = library.burst_groups(BURST_SECONDS, BURST_THRESHOLD)
-            return [(photo, number) for number, group in enumerate(groups, 1) for photo in group]
+            return [(frame.photo, BurstFrame(number, frame.sharpness, frame.photo.id == burst.best))
+                    for number, burst in enumerate(bursts_for_culling(library, BURST_SECONDS, BURST_THRESHOLD), 1)
+                    for frame in burst.frames]
 
         self.library.read(
             search,
             lambda hits: self._show_hits(
-                hits, f"Bursts (taken within {BURST_SECONDS:g} s, alike ≥ {BURST_THRESHOLD:.2f}), group by group",
-                score="group",
+                hits, f"Bursts (taken within {BURST_SECONDS:g} s, alike ≥ {BURST_THRESHOLD:.2f}), group by group: "
+                "★ marks the sharpest frame; P picks, X rejects, 1-5 rate",
+                score="burst",
             ),
         )
 
@@ -428,6 +446,26 @@ class LibraryView(QWidget):
             self.results.addItem(item)
             self._thumbnail(item, photo.path, grid)
         self.hint.setVisible(self.results.count() == 0)
+        self._show_culls([photo.id for photo, _ in hits], grid)
+
+    def _show_culls(self, ids: list[int], grid: int) -> None:
+        """The pick, reject or stars each result has, read beside the grid and shown after its caption."""
+        from birdid_app.core.library.cull import culls
+
+        def show(found) -> None:
+            if self.tickets.is_current(grid):  # else the grid was filled again meanwhile
+                self.culling.show_culls(found)
+
+        if ids:
+            self.library.read(lambda library: culls(library, ids), show)
+
+    def _selected_photos(self) -> dict[int, Path]:
+        return {item.data(PHOTO_ID_ROLE): item.data(PHOTO_ROLE) for item in self.results.selectedItems()}
+
+    def _culled(self, written: dict, problems: list[str]) -> None:
+        count = len(written)
+        text = f"Cull saved for {count} photo{'s' if count != 1 else ''} (library and XMP)" if count else "No cull saved"
+        self.results_label.setText(text + (f"; {len(problems)} not: {problems[0]}" if problems else "."))
 
     def _thumbnail(self, item: QListWidgetItem, path: Path, grid: int) -> None:
         self.library.thumbnail(

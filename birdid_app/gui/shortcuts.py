@@ -37,8 +37,6 @@ class Shortcut:
     description: str
     context: str  # one of CONTEXTS
     menu: str = ""  # the menu holding the action, as the dialog names it; "" for keys without one
-    # Keys another change owns (culling, Undo/Redo): listed so nothing else takes them.
-    reserved: bool = False
 
 
 SHORTCUTS: tuple[Shortcut, ...] = (
@@ -70,10 +68,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("region_accept", ("Return", "Enter"), "Identify the region", REGION),
     Shortcut("region_cancel", ("Esc",), "Stop choosing the region (or clear the region chosen)", REGION),
     Shortcut("open_photo", ("Return",), "Open the selected photo on the Identify tab", LIBRARY_GRID),
-    Shortcut("pick", ("P",), "Pick the photo", LIBRARY_GRID, reserved=True),
-    Shortcut("reject", ("X",), "Reject the photo", LIBRARY_GRID, reserved=True),
-    Shortcut("rate", ("0", "1", "2", "3", "4", "5"), "Rate the photo (0 clears the rating)", LIBRARY_GRID,
-             reserved=True),
+    Shortcut("pick", ("P",), "Pick the photo", LIBRARY_GRID),
+    Shortcut("reject", ("X",), "Reject the photo", LIBRARY_GRID),
+    Shortcut("rate", ("0", "1", "2", "3", "4", "5"), "Rate the photo (0 clears the rating)", LIBRARY_GRID),
 )
 
 _BY_ACTION = {shortcut.action: shortcut for shortcut in SHORTCUTS}
