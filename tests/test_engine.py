@@ -4,9 +4,11 @@ every request ending in exactly one of result, error or cancelled."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -45,17 +47,26 @@ class Endings:
         self.by_id.setdefault(request_id, []).append(ending)
 
 
+def _called_by_the_index_job() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if Path(frame.f_code.co_filename).match("library/index_job.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @pytest.fixture
 def slow_forwards(monkeypatch):
-    """Each forward takes 0.2 s longer, and says whether it was for the index (no stage maps
-    kept) or for the window, and how many photos it held."""
+    """Each forward takes 0.2 s longer, and says whether it was for the index (called by the index
+    job) or for the window, and how many photos it held."""
     forwards: list[tuple[str, int]] = []
     original = inference.Classifier.identify_images
 
-    def slow(self, images, *args, keep_stage_maps=True, **kwargs):
-        forwards.append(("window" if keep_stage_maps else "index", len(images)))
+    def slow(self, images, *args, **kwargs):
+        forwards.append(("index" if _called_by_the_index_job() else "window", len(images)))
         time.sleep(0.2)
-        return original(self, images, *args, keep_stage_maps=keep_stage_maps, **kwargs)
+        return original(self, images, *args, **kwargs)
 
     monkeypatch.setattr(inference.Classifier, "identify_images", slow)
     return forwards

@@ -325,7 +325,7 @@ def test_the_bursts_button_shows_the_librarys_bursts(window, qtbot):
     view.bursts_button.click()
     qtbot.waitUntil(lambda: view.results_label.text().startswith("Bursts"), timeout=WAIT_MS)
     captions = [view.results.item(i).text().split("\n") for i in range(view.results.count())]
-    shown = [(str(view.results.item(i).data(0x0100)), int(captions[i][1].split("group ")[1]))
+    shown = [(str(view.results.item(i).data(0x0100)), int(captions[i][1].split("burst ")[1].split(" ")[0]))
              for i in range(view.results.count())]
     assert shown == expected
     # Each frame says when it was taken (to the minute: a burst's frames share it).
