@@ -325,13 +325,13 @@ def test_the_bursts_button_shows_the_librarys_bursts(window, qtbot):
     view.bursts_button.click()
     qtbot.waitUntil(lambda: view.results_label.text().startswith("Bursts"), timeout=WAIT_MS)
     captions = [view.results.item(i).text().split("\n") for i in range(view.results.count())]
-    shown = [(str(view.results.item(i).data(0x0100)), int(captions[i][1].split("burst ")[1].split(" ")[0]))
+    shown = [(str(view.results.item(i).data(0x0100)), int(captions[i][2].split(" · ")[0].removeprefix("burst ")))
              for i in range(view.results.count())]
     assert shown == expected
-    # Each frame says when it was taken (to the minute: a burst's frames share it).
-    dates = {photo.path: photo.taken_at.replace("T", " ")[:16] for group in bursts for photo in group}
-    assert [caption[2] for caption in captions] == [dates[view.results.item(i).data(0x0100)]
-                                                   for i in range(view.results.count())]
-    assert captions[0][2] == "2026-05-17 06:41"
+    # Each frame says the second it was taken, which tells a burst's frames apart.
+    times = {photo.path: photo.taken_at[11:19] for group in bursts for photo in group}
+    assert [caption[2].split(" · ")[1] for caption in captions] == [times[view.results.item(i).data(0x0100)]
+                                                                  for i in range(view.results.count())]
+    assert captions[0][2].split(" · ")[1].startswith("06:41:")
     in_one = next(group for group in bursts if any(p.path.name == "p1.jpg" for p in group))
     assert {"p1.jpg", "p2.jpg", "p3.jpg"} <= {p.path.name for p in in_one}

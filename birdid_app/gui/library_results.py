@@ -52,7 +52,8 @@ def shown_species(photo: LibraryPhoto, searched: str | None = None) -> tuple[str
 
 def result_caption(photo: LibraryPhoto, value: float | int | BurstFrame | None, score: Score, searched: str | None = None) -> str:
     """Three short lines under the thumbnail: species; probability (and "yours", the similarity
-    or the group); capture date."""
+    or the group); capture date. For a burst's frame: species; its sharpness (and ★ for the
+    suggested best); its burst and the second it was taken."""
     species, probability = shown_species(photo, searched)
     if score == "probability" and isinstance(value, float):
         probability = value  # the probability the search ranked by
@@ -63,11 +64,12 @@ def result_caption(photo: LibraryPhoto, value: float | int | BurstFrame | None, 
         details.append(f"alike {value:.2f}")
     elif score == "group" and value is not None:
         details.append(f"group {value}")
-    elif score == "burst" and isinstance(value, BurstFrame):
-        details.append(f"burst {value.group}")
-        details.append("not scored" if value.sharpness is None else f"sharp {value.sharpness:.0f}")
-        if value.best:
-            details.append("★ best")
+    if score == "burst" and isinstance(value, BurstFrame):
+        # A cell is ~170 pixels wide: what tells the frames of a burst apart (how sharp, which is
+        # best, the second it was taken) goes first; the probability is in the tooltip.
+        sharp = "not scored" if value.sharpness is None else f"sharp {value.sharpness:.0f}"
+        taken = photo.taken_at.replace("T", " ")[11:19] if photo.taken_at else "no time"
+        return "\n".join((species, f"★ best · {sharp}" if value.best else sharp, f"burst {value.group} · {taken}"))
     return "\n".join((species, " · ".join(details) or "–", taken_text(photo.taken_at)))
 
 
