@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from birdid_app.cli.common import EXIT_OK, EXIT_SOME_FAILED, fraction, model_option, running_options
+from birdid_app.cli.common import EXIT_OK, EXIT_SOME_FAILED, model_option, running_options
 
 
 def add_commands(commands) -> None:
-    from birdid_app.cli.library import non_negative_seconds
+    from birdid_app.cli.library import add_burst_options
     from birdid_app.core.options import SIDECAR_STYLES
 
     library_file = argparse.ArgumentParser(add_help=False)
@@ -27,10 +27,7 @@ def add_commands(commands) -> None:
                            "you have rated, picked or rejected already")
     cull.add_argument("--style", choices=SIDECAR_STYLES,
                       help="sidecar naming: lightroom (photo.xmp) or darktable (photo.ext.xmp); default: your setting")
-    cull.add_argument("--seconds", type=non_negative_seconds, default=2.0,
-                      help="largest gap between two frames of a burst, by capture time (default 2)")
-    cull.add_argument("--threshold", type=fraction, default=0.85,
-                      help="how alike two frames of a burst are at least, cosine (default 0.85)")
+    add_burst_options(cull)
     cull.set_defaults(run=cull_bursts)
 
 

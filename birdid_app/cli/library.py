@@ -80,10 +80,7 @@ def add_commands(commands) -> None:
         "bursts", parents=[*reading, json_option()],
         help="groups of photos shot one after another (within --seconds of each other) that look alike",
     )
-    bursts.add_argument("--seconds", type=non_negative_seconds, default=2.0,
-                        help="largest gap between two frames of a burst, by capture time (default 2)")
-    bursts.add_argument("--threshold", type=fraction, default=0.85,
-                        help="cosine similarity of two frames (default 0.85)")
+    add_burst_options(bursts)
     bursts.set_defaults(run=burst_groups)
     export = commands.add_parser(
         "export", parents=reading,
@@ -286,6 +283,16 @@ def burst_groups(args: argparse.Namespace) -> int:
     _print_groups(groups, args.json, f"No bursts: no photos taken within {args.seconds:g} s of each other are "
                   f"{args.threshold:g} alike or more.")
     return EXIT_OK
+
+
+def add_burst_options(parser: argparse.ArgumentParser) -> None:
+    """--seconds and --threshold: what makes photos one burst (`birdid bursts`, `birdid cull`)."""
+    from birdid_app.core.library.groups import BURST_SECONDS, BURST_THRESHOLD
+
+    parser.add_argument("--seconds", type=non_negative_seconds, default=BURST_SECONDS,
+                        help=f"largest gap between two frames of a burst, by capture time (default {BURST_SECONDS:g})")
+    parser.add_argument("--threshold", type=fraction, default=BURST_THRESHOLD,
+                        help=f"how alike two frames of a burst are at least, cosine (default {BURST_THRESHOLD:g})")
 
 
 def non_negative_seconds(text: str) -> float:
