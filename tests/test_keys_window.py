@@ -231,6 +231,11 @@ def test_a_region_is_chosen_moved_resized_and_identified_with_keys_alone(window,
     assert not view.choosing_by_keyboard() and view.band() is None
     assert window.session.current.region == (880, 360, 720, 540)
 
+    window.keyboard_region_action.trigger()  # then a click elsewhere drops the band too
+    assert view.choosing_by_keyboard()
+    window.strip.setFocus(Qt.FocusReason.MouseFocusReason)
+    assert not view.choosing_by_keyboard() and view.band() is None
+
 
 # --- the wheel ---------------------------------------------------------------------------------
 

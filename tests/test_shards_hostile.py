@@ -237,7 +237,7 @@ def test_keywords_are_never_written_outside_the_librarys_folders(tmp_path, embed
     assert not (tmp_path / "relative.xmp").exists()
     assert (folder / "mine.xmp").exists() != embed
     assert f"{outside}: This photo is not inside a folder of the library, so no keywords were written for it; " \
-           "add its folder to the library to write them." in errors
+           "add its folder to the library to write it." in errors
     assert ("A photo in the library has the path '.', which is not a full path, so no keywords were written for "
             "it; index its folder again to replace it.") in errors
     assert all(error[0].isupper() or error[0] == "/" for error in errors)

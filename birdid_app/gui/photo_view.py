@@ -260,6 +260,15 @@ class PhotoView(QGraphicsView):
             return
         super().mousePressEvent(event)
 
+    def focusOutEvent(self, event) -> None:
+        # Clicked or tabbed away while choosing with the keys: the band would stay on the photo,
+        # moved by no key. (A menu or another window taking focus leaves it: the person comes back.)
+        reasons = (Qt.FocusReason.MouseFocusReason, Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason)
+        if self._keyboard_band and event.reason() in reasons:
+            self._band, self._keyboard_band = None, False
+            self.viewport().update()
+        super().focusOutEvent(event)
+
     def mouseMoveEvent(self, event) -> None:
         if self._band_origin is None:
             super().mouseMoveEvent(event)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from birdid_app.core.library.database import _guarded
-from birdid_app.core.library.keywords import _resolved
 from birdid_app.core.library.library import Library
+from birdid_app.core.library.scan import resolved, why_not_written
 from birdid_app.core.library.schema import LibraryPhoto, _utc_now
 
 if TYPE_CHECKING:
@@ -153,19 +153,6 @@ def bursts_for_culling(library: Library, seconds: float | None = None, threshold
     return bursts
 
 
-def cull_photo_problem(path: Path, folders: list[Path]) -> str | None:
-    """Why birdid will not write a cull beside `path`: not a full path, or (links followed) not
-    inside one of the library's `folders` (resolved); None when it may."""
-    text = str(path)
-    if not text or "\0" in text or not path.is_absolute():
-        return f"A photo in the library has the path {text[:200]!r}, which is not a full path, so its cull was not written."
-    real = _resolved(path)
-    if real is None or not any(folder in real.parents for folder in folders):
-        return (f"{text}: This photo is not inside a folder of the library, so its cull was not written beside it; "
-                "add its folder to the library first.")
-    return None
-
-
 @dataclass
 class CullWritten:
     written: list[int]  # photo ids whose cull is now in the library and their sidecar
@@ -181,12 +168,12 @@ def write_cull(library: Library, photos: dict[int, Path], cull: Cull, *, style: 
     from birdid_app.core.photos.sidecar import SidecarError
     from birdid_app.core.photos.sidecar import write_cull as write_sidecar_cull
 
-    folders = [folder for folder in (_resolved(f) for f in library.folders()) if folder is not None]
+    folders = [folder for folder in (resolved(f) for f in library.folders()) if folder is not None]
     done = CullWritten([], [])
     for pid, path in photos.items():
         if should_stop():
             break
-        problem = cull_photo_problem(Path(path), folders)
+        problem = why_not_written(Path(path), folders, "its cull was not written")
         if problem is not None:
             done.problems.append(problem)
             continue

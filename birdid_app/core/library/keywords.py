@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from birdid_app.core.library import NOT_A_BIRD, UNKNOWN_SPECIES, Library
+from birdid_app.core.library.scan import resolved, why_not_written
 
 if TYPE_CHECKING:
     from birdid_app.core.photos.sidecar import SidecarStyle
@@ -65,14 +65,14 @@ def write_library_keywords(
 
     summary = KeywordsSummary()
     model = library.reading_model() or ""
-    folders = [folder for folder in (_resolved(f) for f in library.folders()) if folder is not None]
+    folders = [folder for folder in (resolved(f) for f in library.folders()) if folder is not None]
     for photo in library.all_photos():
         if should_stop():
             break
         if photo.error is not None:
             summary.not_read += 1
             continue
-        outside = _outside_folders(photo.path, folders)
+        outside = why_not_written(photo.path, folders, "no keywords were written for it")
         if outside is not None:  # a path from a shard made elsewhere, say: never written to
             summary.failed += 1
             on_error(outside)
@@ -101,22 +101,3 @@ def write_library_keywords(
     return summary
 
 
-def _resolved(path: Path) -> Path | None:
-    try:
-        return Path(os.path.realpath(path, strict=False))
-    except (OSError, ValueError):  # a NUL character, a loop of links
-        return None
-
-
-def _outside_folders(path: Path, folders: list[Path]) -> str | None:
-    """Why birdid will not write beside or into `path`: not a full path, or, once its links are
-    followed, not inside one of the library's `folders` (resolved); None when it may."""
-    text = str(path)
-    if not text or text == "." or "\0" in text or not path.is_absolute():
-        return (f"A photo in the library has the path {text[:200]!r}, which is not a full path, so no keywords "
-                "were written for it; index its folder again to replace it.")
-    real = _resolved(path)
-    if real is None or not any(folder in real.parents for folder in folders):  # its sidecar is beside it
-        return (f"{text}: This photo is not inside a folder of the library, so no keywords were written for it; "
-                "add its folder to the library to write them.")
-    return None

@@ -86,5 +86,29 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def resolved(path: Path) -> Path | None:
+    """`path` with its links followed, or None when it cannot be (a NUL character, a loop of links)."""
+    try:
+        return Path(os.path.realpath(path, strict=False))
+    except (OSError, ValueError):
+        return None
+
+
+def why_not_written(path: Path, folders: list[Path], not_done: str) -> str | None:
+    """Why birdid will not write beside or into the photo `path` (keywords, a cull): not a full
+    path, or, once its links are followed, not strictly inside one of the library's `folders`
+    (resolved: its sidecar is beside it). `not_done` says what was not written, as "no keywords
+    were written for it". None when it may be written."""
+    text = str(path)
+    if not text or text == "." or "\0" in text or not path.is_absolute():
+        return (f"A photo in the library has the path {text[:200]!r}, which is not a full path, so {not_done}; "
+                "index its folder again to replace it.")
+    real = resolved(path)
+    if real is None or not any(folder in real.parents for folder in folders):
+        return (f"{text}: This photo is not inside a folder of the library, so {not_done}; "
+                "add its folder to the library to write it.")
+    return None
+
+
 def _inside_any(path: Path, folders: list[Path]) -> bool:
     return any(_inside(path, folder) for folder in folders)
