@@ -47,7 +47,7 @@ class LibraryService(QObject):
     """The library for the window's views: `read` off the GUI thread, `writer` for changes,
     `thumbnail`/`thumbnail_file` from the cache, and signals for what happened to it."""
 
-    # Something the person changed (a label, labels, a place) or a rebuild: views that show the
+    # Something the person changed (a label, labels, an undo of them, a place) or a rebuild: views that show the
     # library's contents read them again. The writer's own signals say exactly what changed.
     changed = Signal()
     damaged = Signal(str)  # the sentence: the library file is damaged and can be rebuilt
@@ -68,7 +68,8 @@ class LibraryService(QObject):
         self.writer.folders_changed.connect(self._folders_changed)
         self.writer.rebuilt.connect(self.rebuilt)
         self.writer.damaged.connect(self.damaged)
-        for change in (self.writer.label_set, self.writer.labels_set, self.writer.place_set, self.writer.rebuilt):
+        for change in (self.writer.label_set, self.writer.labels_set, self.writer.labels_restored, self.writer.place_set,
+                       self.writer.rebuilt):
             change.connect(lambda *_: self.changed.emit())
         engine.library_damaged.connect(self.damaged)
 
