@@ -176,6 +176,10 @@ def test_a_label_the_person_chose_stays_and_no_sidecar_is_made_for_nothing(tmp_p
     exiftool("-overwrite_original", "-XMP-xmp:Label=Red", tmp_path / "a.xmp")
     write_sidecar_cull(photo, 5, False)
     assert tags(tmp_path / "a.xmp")["XMP-xmp:Label"] == "Red"
+    write_sidecar_cull(photo, 5, True)  # a pick does not paint over the person's own colour
+    assert tags(tmp_path / "a.xmp")["XMP-xmp:Label"] == "Red"
+    write_sidecar_cull(photo, 5, False)
+    assert tags(tmp_path / "a.xmp")["XMP-xmp:Label"] == "Red" and read_rating(photo) == 5
 
 
 def test_read_only_sidecars_and_photos_outside_the_folders_are_refused(tmp_path):

@@ -205,8 +205,8 @@ PICK_LABEL = "Green"
 def write_cull(photo: str | Path, rating: int, picked: bool, *, style: SidecarStyle = "lightroom") -> Path:
     """Write the person's cull into `photo`'s sidecar through the same merging writer as the
     keywords: xmp:Rating `rating` (-1 rejected, 1-5 stars; 0 takes the rating out) and, when
-    `picked`, xmp:Label PICK_LABEL (taken out again when not picked, if it is PICK_LABEL: another
-    label the person chose stays). Everything else in the sidecar is kept. Returns the sidecar;
+    `picked` and the photo has no colour label yet, xmp:Label PICK_LABEL (taken out again when not
+    picked, if it is PICK_LABEL); a label the person chose is never changed. Everything else in the sidecar is kept. Returns the sidecar;
     raises SidecarError, with the file unchanged, as write_keywords does."""
     if not -1 <= rating <= 5:
         raise ValueError(f"A rating is -1 (rejected) to 5, not {rating}.")
@@ -219,11 +219,13 @@ def _apply_cull(xmp: exiv2.XmpData, rating: int, picked: bool) -> None:
     _erase(xmp, _RATING)
     if rating:
         xmp[_RATING] = str(rating)
-    if picked:
-        _erase(xmp, _LABEL)
+    label = _text(xmp, _LABEL)
+    if picked and not label:
         xmp[_LABEL] = PICK_LABEL
-    elif _text(xmp, _LABEL) == PICK_LABEL:
+    elif not picked and label == PICK_LABEL:
         _erase(xmp, _LABEL)
+    # Else a colour label the person chose in their editor stays, picked or not: the pick is
+    # still kept in the library.
 
 
 def read_rating(photo: str | Path) -> int | None:
