@@ -36,7 +36,7 @@ def measure(engine_module, model, folder: Path, photo: Path, forward_size: int, 
     from birdid_app.core.library import Library
 
     engine = engine_module.Engine()
-    engine._forward_size = lambda: forward_size  # the engine's choice, fixed for the comparison
+    engine._indexing.forward_size = lambda: forward_size  # the engine's choice, fixed for the comparison
     app = QCoreApplication.instance()
     asked: dict[int, float] = {}
     waits: list[float] = []

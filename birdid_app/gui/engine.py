@@ -24,7 +24,8 @@ The rules (the whole scheduler is `Engine._next_command`, which follows this tab
   mirror-and-crops check, which only tells the person how far to trust an answer, waits for
   everything the person asked for.
 - Index control (start, pause, cancel, plan again after a folder change) only sets state here;
-  the work itself is priority 6.
+  the work itself is priority 6. The index job's state and its work are the Engine's
+  EngineIndexing (engine_indexing.py), called only as these rules say.
 - The range prior (the installed range model matched to the model's species, core/places/range_prior.py)
   is built on this thread right after a model loads, and again when `reload_range_prior` asks
   (taken before any waiting command: it takes milliseconds, and what follows should use it). A
@@ -53,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QThread, Signal
 
 from birdid_app.core.errors import BirdidError
-from birdid_app.core.library import LibraryDamaged
 from birdid_app.core.model.model_store import InstalledModel, ModelStore
+from birdid_app.gui.engine_indexing import EngineIndexing
 from birdid_app.gui.engine_precision import (  # noqa: F401 - re-exported: the window imports them from here
     CONVERTING_INT8,
     MEASURING_PRECISION,
@@ -79,15 +80,10 @@ from birdid_app.gui.engine_requests import (  # noqa: F401 - re-exported: the wi
 )
 
 if TYPE_CHECKING:  # torch is loaded on the engine thread, with the model
-    from birdid_app.core.library import IndexJob, Library
     from birdid_app.core.model.inference import Classifier
     from birdid_app.core.places.geomodel import GeomodelStore
     from birdid_app.core.places.range_prior import RangePrior
 
-
-# While a library scan walks the folders on a pool thread, the engine looks back at its queue
-# this often: an interactive request waits at most this long behind a scan.
-SCAN_POLL_SECONDS = 0.05
 
 # What _next_command returns for reload_range_prior: not a slot of the table, a few milliseconds' work.
 _RELOAD_RANGE_PRIOR = object()
@@ -127,15 +123,8 @@ class Engine(QThread):
         self._cancelled: set[int] = set()
         self._stopping = False
         self.classifier: Classifier | None = None  # touched only on the engine thread
-        # Index control, set from the GUI thread; the work runs here as priority 4.
-        self._index_asked: tuple[Path, str] | None = None
-        self._index_replan = False
-        self._index_paused = False
-        self._index_cancel = False
-        self._index_job: IndexJob | None = None  # the running IndexJob, engine thread only
-        self._index_target: tuple[Path, str] | None = None  # what the running job indexes
-        self._index_planned = False  # the running job's folder scan has finished and been planned
-        self._library: Library | None = None
+        # The index job: control set from the GUI thread under _wake, the work on this thread as priority 6.
+        self._indexing = EngineIndexing(self, self._wake)
         # Whether the window's indexer zooms on the bird (set from the GUI thread, read when an
         # index starts): the setting "Zoom on the bird in every photo".
         self.index_zoom = False
@@ -207,29 +196,18 @@ class Engine(QThread):
                     self.cancelled.emit(request_id)
 
     def start_indexing(self, library_path: Path, model_name: str) -> None:
-        with self._wake:
-            self._index_asked = (Path(library_path), model_name)
-            self._index_paused = self._index_cancel = False
-            self._wake.notify()
+        self._indexing.start(library_path, model_name)
 
     def replan_indexing(self, library_path: Path) -> None:
         """The library's folders changed (LibraryWriter): a running index of it plans again, so a
         folder that is gone is not indexed and one just added is."""
-        with self._wake:
-            if self._index_target is not None and self._index_target[0] == Path(library_path):
-                self._index_replan = True
-                self._wake.notify()
+        self._indexing.replan(library_path)
 
     def pause_indexing(self, paused: bool) -> None:
-        with self._wake:
-            self._index_paused = paused
-            self._wake.notify()
+        self._indexing.pause(paused)
 
     def cancel_indexing(self) -> None:
-        with self._wake:
-            self._index_cancel = True
-            self._index_asked = None
-            self._wake.notify()
+        self._indexing.cancel()
 
     def stop(self) -> None:
         """Finish the step under way, cancel what waits, and end the thread; blocks until it has."""
@@ -253,7 +231,7 @@ class Engine(QThread):
                 finally:
                     self._working(False)
         finally:
-            self._end_indexing()
+            self._indexing.end()
 
     def _working(self, working: bool) -> None:
         """Mark the engine busy or idle, for a precision trial running beside it (MeasureBeside)."""
@@ -280,11 +258,11 @@ class Engine(QThread):
         elif isinstance(command, CheckRequest):
             self._do_check(command)
         else:
-            self._do_index_work(*command)
+            self._indexing.work(*command)
 
     def _next_command(self):
         """Wait for work and take the most urgent: a slot's command in PRIORITY order, else index
-        work as ("index", asked, replan, cancel); None when the engine stops."""
+        work as (asked, replan, cancel), from EngineIndexing.take_work; None when the engine stops."""
         with self._wake:
             while True:
                 if self._stopping:
@@ -299,100 +277,9 @@ class Engine(QThread):
                     if self._slots[slot] is not None:
                         command, self._slots[slot] = self._slots[slot], None
                         return command
-                if self._index_cancel or self._index_asked is not None or self._index_replan or (
-                    self._index_job is not None and not self._index_paused
-                ):
-                    work = (self._index_asked, self._index_replan, self._index_cancel)
-                    self._index_asked, self._index_replan, self._index_cancel = None, False, False
+                if (work := self._indexing.take_work()) is not None:
                     return work
                 self._wake.wait()
-
-    def _do_index_work(self, asked: tuple[Path, str] | None, replan: bool, cancel: bool) -> None:
-        if cancel and self._index_job is not None:
-            summary = self._index_job.summary
-            self._end_indexing()
-            self.index_finished.emit(summary)
-            return
-        try:
-            if replan and self._index_job is not None and asked is None:
-                asked = self._index_target  # a folder changed: the same index, planned again
-            if asked is not None:
-                self._begin_indexing(*asked)
-            if self._index_job is not None and not self._index_planned:
-                # Wait a little for the scan, then go round again: a request that arrives
-                # meanwhile is served first.
-                planned = self._index_job.plan_when_scanned(timeout=SCAN_POLL_SECONDS)
-                if planned is not None:
-                    self._index_planned = True
-                    self.index_started.emit(planned)
-                    self.index_progress.emit(self._index_job_progress(self._index_job))
-                return
-            if self._index_job is not None and not self._index_job.step(photos=self._forward_size()):
-                summary = self._index_job.summary
-                self._refresh_place_answers()
-                self._end_indexing()
-                self.index_finished.emit(summary)
-        except BirdidError as error:
-            self._end_indexing()
-            self.index_failed.emit(str(error))
-            if isinstance(error, LibraryDamaged):
-                self.library_damaged.emit(str(error))
-        except Exception as error:  # noqa: BLE001 - a full disk, a locked file: say so, keep running
-            traceback.print_exc()
-            self._end_indexing()
-            self.index_failed.emit(f"Indexing stopped: {type(error).__name__}: {error}")
-
-    def _forward_size(self) -> int:
-        """Photos per index forward: one on a CPU (a forward of 8 there takes seconds, and an
-        identification asked for meanwhile waits for it); a whole batch on a GPU."""
-        from birdid_app.core.library import BATCH_SIZE
-
-        return 1 if self.classifier is None or self.classifier.device.type == "cpu" else BATCH_SIZE
-
-    def _begin_indexing(self, library_path: Path, model_name: str) -> None:
-        from birdid_app.core.insight.bird_box import cull_identifier
-        from birdid_app.core.library import IndexJob, Library
-
-        self._end_indexing()
-        if self.classifier is None:
-            raise BirdidError("No model is loaded: install one from the Model menu before indexing.")
-        classifier = self.classifier
-        self._library = Library(library_path, model=model_name)
-        self._index_target = (library_path, model_name)
-        # "Zoom on the bird in every photo": a zoom per photo; every photo's sharpness on the bird is scored.
-        identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=self.index_zoom)
-        # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
-        self._index_job = IndexJob(
-            self._library, identify, model_name, progress=self.index_progress.emit, decode_size=decode_size,
-            prepare=prepare, bird_box=bird_box,
-            species_names=classifier.class_names, range_prior=self._range_prior, home_place=self.index_home_place,
-        )
-        self._index_planned = False
-        self._index_job.start_scan()
-
-    def _refresh_place_answers(self) -> None:
-        """After an index: photos indexed before the range model was installed, or before a place
-        was set for their folder, ranked again from their stored embeddings (no forward; a
-        library of 100,000 photos takes seconds, once)."""
-        if self._range_prior is None or self._library is None or self._index_target is None:
-            return
-        from birdid_app.core.library import refresh_place_answers
-
-        refresh_place_answers(self._library, self._index_target[1], self._range_prior,
-                              self._model().head_weights(), home_place=self.index_home_place)
-
-    def _index_job_progress(self, job: IndexJob):
-        from birdid_app.core.library import IndexProgress
-
-        return IndexProgress(job.done, job.total, 0.0, None, "")
-
-    def _end_indexing(self) -> None:
-        if self._index_job is not None:
-            self._index_job.close()
-            self._index_job = None
-        if self._library is not None:
-            self._library.close()
-            self._library = None
 
     def _do_load(self, model: InstalledModel, settings: EngineSettings) -> None:
         self._load_generation += 1  # a measurement still running for the model before is dropped
