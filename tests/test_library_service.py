@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QImage
 
 from birdid_app.cli import main
@@ -125,3 +126,17 @@ def test_folder_changes_and_a_rebuild_are_its_signals(qtbot, service, tmp_path):
     damaged_copy, folders = rebuilt.args
     assert damaged_copy.read_bytes().startswith(b"this is not a database") and folders == []
     assert changes == [True]  # views that show the library read it again
+
+
+def test_answers_still_on_their_way_when_the_window_closes_are_dropped(qtbot, service, tmp_path):
+    """A read (or thumbnail) that ends just as the window closes is queued for the GUI thread;
+    delivered after shutdown, it would reach views already deleted (a RuntimeError at close)."""
+    photo = make_photo(tmp_path / "p.jpg", size=(320, 240), seed=1)
+    answers: list = []
+    service.read(lambda library: "read", answers.append, when_missing="no library")
+    service.thumbnail(photo, answers.append)
+    service.thumbnail_file(photo, answers.append, skip_decoding=lambda: False)
+    service.shutdown()  # waits for the reader: its answer is in the event queue now
+    assert QThreadPool.globalInstance().waitForDone(WAIT_MS)  # and the thumbnails' answers
+    qtbot.wait(50)  # the queue delivered
+    assert answers == []

@@ -64,6 +64,9 @@ class LibraryService(QObject):
         self.reader_pool.setMaxThreadCount(1)
         self.reader_pool.setExpiryTimeout(-1)  # one thread for the reader's SQLite connection, kept
         self._reader: _Reader | None = None
+        # Set by shutdown: a read or thumbnail finished on its thread just before can still be
+        # waiting in the event queue, and its answer must not reach views already deleted.
+        self.closed = False
         self.writer = LibraryWriter(self)
         self.writer.folders_changed.connect(self._folders_changed)
         self.writer.rebuilt.connect(self.rebuilt)
@@ -102,6 +105,8 @@ class LibraryService(QObject):
                 return error  # as a result, not raised: a failed Job passes on its sentence only
 
         def answer(result) -> None:
+            if self.closed:
+                return
             if isinstance(result, LibraryDamaged):
                 self.damaged.emit(str(result))
             elif result is _NO_LIBRARY:
@@ -114,7 +119,7 @@ class LibraryService(QObject):
 
         job = Job(work)
         job.succeeded.connect(answer)
-        job.failed.connect(self.read_failed.emit)
+        job.failed.connect(lambda message: None if self.closed else self.read_failed.emit(message))
         job.start(self.reader_pool)
 
     # --- thumbnails --------------------------------------------------------------------------
@@ -129,7 +134,7 @@ class LibraryService(QObject):
             return qimage_from_pil(thumbnail(photo))
 
         def show(image) -> None:
-            if wanted():
+            if not self.closed and wanted():
                 on_image(image)
 
         job = Job(work)
@@ -151,7 +156,7 @@ class LibraryService(QObject):
             return None if cached is None else str(cached)
 
         job = Job(work)
-        job.succeeded.connect(on_answer)
+        job.succeeded.connect(lambda answer: None if self.closed else on_answer(answer))
         job.start()
 
     # --- changes -----------------------------------------------------------------------------
@@ -182,7 +187,9 @@ class LibraryService(QObject):
         Job(close).start(self.reader_pool)
 
     def shutdown(self) -> None:
-        """Close the reader's connection on its own thread, then let the threads go."""
+        """Close the reader's connection on its own thread, then let the threads go; answers
+        still on their way are dropped."""
+        self.closed = True
         self.close_reader()
         self.reader_pool.waitForDone(5000)
         self.writer.shutdown()
