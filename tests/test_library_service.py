@@ -140,3 +140,17 @@ def test_answers_still_on_their_way_when_the_window_closes_are_dropped(qtbot, se
     assert QThreadPool.globalInstance().waitForDone(WAIT_MS)  # and the thumbnails' answers
     qtbot.wait(50)  # the queue delivered
     assert answers == []
+
+
+def test_a_change_ending_after_the_writer_shut_down_is_not_reported(qtbot, service, tmp_path):
+    folder = tmp_path / "birds"
+    folder.mkdir()
+    said: list = []
+    service.writer.folders_changed.connect(lambda *args: said.append(args))
+    service.writer.failed.connect(said.append)
+    service.change_folders(add=[folder])
+    service.writer.shutdown()  # the change is made; its news is queued behind the shutdown
+    qtbot.wait(50)
+    assert said == []
+    with Library(default_library_path()) as library:
+        assert library.folders() == [folder.resolve()]  # made all the same

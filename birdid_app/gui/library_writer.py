@@ -51,6 +51,7 @@ class LibraryWriter(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
+        self.closed = False  # set by shutdown: what ends after it is not reported to views gone
         self.pool.setMaxThreadCount(1)  # one writer: changes are made in the order asked
 
     def change_folders(self, library_path: Path, *, add: Sequence[Path] = (), remove: Sequence[Path] = ()) -> None:
@@ -216,6 +217,8 @@ class LibraryWriter(QObject):
 
     def _run(self, work, on_success) -> None:
         def succeeded(result) -> None:
+            if self.closed:
+                return
             if isinstance(result, LibraryDamaged):
                 self.failed.emit(str(result))
                 self.damaged.emit(str(result))
@@ -224,8 +227,9 @@ class LibraryWriter(QObject):
 
         job = Job(work)
         job.succeeded.connect(succeeded)
-        job.failed.connect(self.failed.emit)
+        job.failed.connect(lambda message: None if self.closed else self.failed.emit(message))
         job.start(self.pool)
 
     def shutdown(self) -> None:
+        self.closed = True
         self.pool.waitForDone(10_000)
