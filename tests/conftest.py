@@ -217,6 +217,22 @@ def small_model_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def indexed(tmp_path, small_model_file, capsys):
+    """Six photos indexed by `birdid index` into a library of their own: (folder, library file,
+    the CLI options that name that library and the small model)."""
+    from birdid_app.cli import main
+
+    folder = tmp_path / "photos"
+    for i in range(6):
+        make_photo(folder / f"p{i}.jpg", size=(320, 240), seed=i)
+    library = tmp_path / "library.sqlite3"
+    common = ["--library", str(library), "--model", str(small_model_file)]
+    assert main(["index", str(folder), *common]) == 0
+    capsys.readouterr()
+    return folder, library, common
+
+
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("photos")

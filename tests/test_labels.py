@@ -8,24 +8,11 @@ import json
 import os
 import time
 
-import pytest
 from PySide6.QtGui import QKeySequence
 
 from birdid_app.cli import main
 from birdid_app.core.library import NOT_A_BIRD, Library
 from conftest import SPECIES, make_photo
-
-
-@pytest.fixture
-def indexed(tmp_path, small_model_file, capsys):
-    folder = tmp_path / "photos"
-    for i in range(6):
-        make_photo(folder / f"p{i}.jpg", size=(320, 240), seed=i)
-    library = tmp_path / "library.sqlite3"
-    common = ["--library", str(library), "--model", str(small_model_file)]
-    assert main(["index", str(folder), *common]) == 0
-    capsys.readouterr()
-    return folder, library, common
 
 
 def top_species(library, path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
@@ -21,7 +20,7 @@ from birdid_app.core.model.species_names import (
     names_beside,
     search_key,
 )
-from conftest import SPECIES, make_photo
+from conftest import SPECIES
 
 
 def test_names_match_by_any_part_closest_first_whatever_the_case_and_accents():
@@ -70,18 +69,6 @@ def test_completion_offers_species_as_you_type_and_a_row_chosen_fills_the_field(
     qtbot.keyClick(popup, Qt.Key.Key_Down)
     qtbot.keyClick(popup, Qt.Key.Key_Return)
     assert field.text() == "European Robin" and not popup.isVisible()
-
-
-@pytest.fixture
-def indexed(tmp_path, small_model_file, capsys):
-    folder = tmp_path / "photos"
-    for i in range(6):
-        make_photo(folder / f"p{i}.jpg", size=(320, 240), seed=i)
-    library = tmp_path / "library.sqlite3"
-    common = ["--library", str(library), "--model", str(small_model_file)]
-    assert main(["index", str(folder), *common]) == 0
-    capsys.readouterr()
-    return folder, library, common
 
 
 def test_birdid_find_takes_part_of_a_name_and_says_which_species_it_could_mean(indexed, capsys):
