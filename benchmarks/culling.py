@@ -2,8 +2,8 @@
 sharpness scoring, in seconds per photo.
 
 With culling on, indexing (core/library/index_job.py with core/insight/bird_box.py's
-cull_identifier) decodes each JPEG at 1/4 scale instead of 1/8 (SHARPNESS_DRAFT), keeps the last
-stage map of the forward for the class-activation map, and scores the variance of the Laplacian
+index_steps(culling=True)) decodes each JPEG at 1/4 scale instead of 1/8 (SHARPNESS_DRAFT), keeps
+the stage maps of the forward for the class-activation map, and scores the variance of the Laplacian
 in the box on a grey copy. The runs alternate (off, on, off, on, ...) and the fastest of each is
 kept, since other programs share the machine; the parts are also timed alone, one photo at a time.
 
@@ -30,8 +30,7 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from birdid_app.core.insight.bird_box import cull_box, cull_identifier  # noqa: E402
-from birdid_app.core.insight.trust import index_identifier  # noqa: E402
+from birdid_app.core.insight.bird_box import cull_box, index_steps  # noqa: E402
 from birdid_app.core.library import BATCH_SIZE, IndexJob, Library  # noqa: E402
 from birdid_app.core.library.cull import bursts_for_culling  # noqa: E402
 from birdid_app.core.model.checkpoint import Checkpoint  # noqa: E402
@@ -73,10 +72,7 @@ def index_once(classifier: Classifier, folder: Path, library_path: Path, culling
     """Seconds to index the folder into a new library."""
     with Library(library_path) as library:
         library.add_folder(folder)
-        if culling:
-            identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=False)
-        else:
-            (identify, decode_size, prepare), bird_box = index_identifier(classifier, zoom=False), None
+        identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=False, culling=culling)
         job = IndexJob(library, identify, "bench", decode_size=decode_size, prepare=prepare, bird_box=bird_box)
         started = time.perf_counter()
         job.plan()

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from birdid_app.core.insight.bird_box import cull_identifier
-from birdid_app.core.insight.trust import index_identifier
+from birdid_app.core.insight.bird_box import index_steps
 from birdid_app.core.library import BATCH_SIZE, IndexJob, Library
 from birdid_app.core.model.checkpoint import Checkpoint
 from birdid_app.core.model.hiera import Hiera, HieraConfig
@@ -72,10 +71,7 @@ def measure(checkpoint: Checkpoint, precision: str, folder: Path, scratch: Path,
     def index(name: str, culling: bool) -> float:
         with Library(scratch / f"library-{precision}-{name}.sqlite3") as library:
             library.add_folder(folder)
-            if culling:
-                identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=False)
-            else:
-                (identify, decode_size, prepare), bird_box = index_identifier(classifier, zoom=False), None
+            identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=False, culling=culling)
             job = IndexJob(library, identify, "bench", decode_size=decode_size, prepare=prepare, bird_box=bird_box)
             started = time.perf_counter()
             job.plan()

@@ -93,8 +93,7 @@ def add_commands(commands) -> None:
 
 
 def index_folders(args: argparse.Namespace) -> int:
-    from birdid_app.core.insight.bird_box import cull_identifier
-    from birdid_app.core.insight.trust import index_identifier
+    from birdid_app.core.insight.bird_box import index_steps
     from birdid_app.core.library import IndexJob, Library, default_library_path, rebuild_library
 
     for folder in args.folders:
@@ -119,10 +118,8 @@ def index_folders(args: argparse.Namespace) -> int:
         if not library.folders():
             raise Failure("The library has no folders yet: name one, as in `birdid index ~/Pictures`.")
         printer = ProgressPrinter(sys.stderr, done_word="indexed", bar=False)
-        if args.cull:  # the same forward, keeping its last stage map to find the bird for sharpness
-            identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=args.zoom)
-        else:
-            (identify, decode_size, prepare), bird_box = index_identifier(classifier, zoom=args.zoom), None
+        # With culling, the same forward keeps its stage maps to find the bird for sharpness.
+        identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=args.zoom, culling=args.cull)
         prior, home_place = _range_prior(classifier.class_names)
         job = IndexJob(
             library, identify, model_name, progress=printer.update, decode_size=decode_size, prepare=prepare, wait_for_lock=True,

@@ -130,7 +130,7 @@ class EngineIndexing:
         return 1 if classifier is None or classifier.device.type == "cpu" else BATCH_SIZE
 
     def _begin(self, library_path: Path, model_name: str) -> None:
-        from birdid_app.core.insight.bird_box import cull_identifier
+        from birdid_app.core.insight.bird_box import index_steps
         from birdid_app.core.library import IndexJob, Library
 
         engine = self._engine
@@ -141,7 +141,7 @@ class EngineIndexing:
         self._library = Library(library_path, model=model_name)
         self._target = (library_path, model_name)
         # "Zoom on the bird in every photo": a zoom per photo; every photo's sharpness on the bird is scored.
-        identify, decode_size, prepare, bird_box = cull_identifier(classifier, zoom=engine.index_zoom)
+        identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=engine.index_zoom, culling=True)
         # Raises IndexerBusy while `birdid index` (or another window) indexes this library.
         self._job = IndexJob(
             self._library, identify, model_name, progress=engine.index_progress.emit, decode_size=decode_size,

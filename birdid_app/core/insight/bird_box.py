@@ -11,20 +11,19 @@ mean, not on each cell) and coarser than the zoom's stage-3 Grad-CAM, but it is 
 photo (the bird fills the frame) or the map is flat, culling scores the centre instead
 (core/photos/sharpness.py's centre_box).
 
-`cull_identifier` is `trust.index_identifier` with culling on: the forward keeps its stage maps
-for the map (the index job drops them once the photo is scored).
+`index_steps` is `trust.index_identifier` with culling on or off: with it, the forward keeps its
+stage maps for the map (the index job drops them once the photo is scored).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from birdid_app.core.insight.trust import evidence_box, zoom_identify
+from birdid_app.core.insight.trust import evidence_box, index_identifier
 from birdid_app.core.photos.sharpness import SHARPNESS_DRAFT, Region, sharpness
 
 if TYPE_CHECKING:
@@ -78,22 +77,13 @@ def cull_box(classifier: Classifier) -> Callable[[Identification, tuple[int, int
     return box
 
 
-def cull_identifier(classifier: Classifier, *, zoom: bool):
-    """(identify, decode_size, prepare, bird_box) for an IndexJob with culling on: as
-    trust.index_identifier, but each Identification keeps the stage maps of the whole photo's
-    forward, which `bird_box` reads. With `zoom`, the answer is still the one the model is surer of
-    (the whole photo's or the zoom's), and the box comes from the whole photo's map."""
-    from birdid_app.core.model.preprocess import squash_to_input_size  # torch: not before the window shows
-
-    if not zoom:
-        return ((lambda images: classifier.identify_images(images, keep_stage_maps=True)), classifier.image_size,
-                lambda image: squash_to_input_size(image, classifier.image_size), cull_box(classifier))
-
-    def identify_zoomed(images):
-        zoomed = zoom_identify(classifier, images, [f"photo {i + 1}" for i in range(len(images))], keep_stage_maps=True)
-        return [replace(z.preferred(), stage_maps=z.whole.stage_maps) for z in zoomed]
-
-    return identify_zoomed, None, None, cull_box(classifier)
+def index_steps(classifier: Classifier, *, zoom: bool, culling: bool):
+    """(identify, decode_size, prepare, bird_box) for an IndexJob: trust.index_identifier's steps,
+    and with `culling` the forward keeps the whole photo's stage maps, which `bird_box` reads
+    (with `zoom`, the answer is still the one the model is surer of, and the box comes from the
+    whole photo's map); bird_box is None without culling."""
+    identify, decode_size, prepare = index_identifier(classifier, zoom=zoom, keep_stage_maps=culling)
+    return identify, decode_size, prepare, cull_box(classifier) if culling else None
 
 
 def score_photos(classifier: Classifier, paths: Sequence[Path],

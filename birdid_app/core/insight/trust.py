@@ -143,19 +143,24 @@ def zoom_identify(classifier: Classifier, images: Sequence[Image.Image], sources
     return results
 
 
-def index_identifier(classifier: Classifier, *, zoom: bool):
+def index_identifier(classifier: Classifier, *, zoom: bool, keep_stage_maps: bool = False):
     """(identify, decode_size, prepare) for an IndexJob: the plain forward on photos decoded near
     the model's input size and squashed to it on the decoder threads, or with `zoom`, the answer
     the model is surer of (whole photo or the zoom on its evidence) on photos decoded at full
-    resolution, which the crop needs."""
+    resolution, which the crop needs. With `keep_stage_maps` each Identification carries the
+    stage maps of the whole photo's forward (for culling's bird box), else none."""
     from birdid_app.core.model.preprocess import squash_to_input_size  # torch: not before the window shows
 
     if not zoom:
-        return ((lambda images: classifier.identify_images(images, keep_stage_maps=False)), classifier.image_size,
-                lambda image: squash_to_input_size(image, classifier.image_size))
+        return ((lambda images: classifier.identify_images(images, keep_stage_maps=keep_stage_maps)),
+                classifier.image_size, lambda image: squash_to_input_size(image, classifier.image_size))
 
     def identify_zoomed(images):
-        return [z.preferred() for z in zoom_identify(classifier, images, [f"photo {i + 1}" for i in range(len(images))])]
+        zoomed = zoom_identify(classifier, images, [f"photo {i + 1}" for i in range(len(images))],
+                               keep_stage_maps=keep_stage_maps)
+        # The zoom's own forward keeps its maps too; the whole photo's are the ones wanted.
+        return [replace(z.preferred(), stage_maps=z.whole.stage_maps) if keep_stage_maps else z.preferred()
+                for z in zoomed]
 
     return identify_zoomed, None, None
 
