@@ -30,8 +30,8 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from birdid_app.core.insight.bird_box import cull_box, index_steps  # noqa: E402
-from birdid_app.core.library import BATCH_SIZE, IndexJob, Library  # noqa: E402
+from birdid_app.core.insight.bird_box import cull_box  # noqa: E402
+from birdid_app.core.library import BATCH_SIZE, Library  # noqa: E402
 from birdid_app.core.library.cull import bursts_for_culling  # noqa: E402
 from birdid_app.core.model.checkpoint import Checkpoint  # noqa: E402
 from birdid_app.core.model.hiera import Hiera, HieraConfig  # noqa: E402
@@ -39,6 +39,7 @@ from birdid_app.core.model.inference import Classifier  # noqa: E402
 from birdid_app.core.model.preprocess import squash_to_input_size  # noqa: E402
 from birdid_app.core.photos.photo import decode_photo  # noqa: E402
 from birdid_app.core.photos.sharpness import SHARPNESS_DRAFT, sharpness  # noqa: E402
+from index_throughput import index_folder  # noqa: E402 - benchmarks/index_throughput.py
 from machine import cpu_flags, machine_description  # noqa: E402 - benchmarks/machine.py
 
 SIZE = (6000, 4000)
@@ -66,18 +67,6 @@ def card(folder: Path, photos: int) -> None:
             image.save(folder / f"IMG_{index:04d}.jpg", quality=90, exif=exif)
             index += 1
         scene += 1
-
-
-def index_once(classifier: Classifier, folder: Path, library_path: Path, culling: bool) -> float:
-    """Seconds to index the folder into a new library."""
-    with Library(library_path) as library:
-        library.add_folder(folder)
-        identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=False, culling=culling)
-        job = IndexJob(library, identify, "bench", decode_size=decode_size, prepare=prepare, bird_box=bird_box)
-        started = time.perf_counter()
-        job.plan()
-        job.run()
-        return time.perf_counter() - started
 
 
 def parts(classifier: Classifier, paths: list[Path]) -> dict[str, float]:
@@ -138,7 +127,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             # Which goes first alternates too: the page cache and the machine's other work favour neither.
             for culling in (False, True) if round_ % 2 == 0 else (True, False):
-                seconds = index_once(classifier, folder, Path(scratch) / f"{culling}-{round_}.sqlite3", culling=culling)
+                seconds, _ = index_folder(classifier, folder, Path(scratch) / f"{culling}-{round_}.sqlite3", culling=culling)
                 (on if culling else off).append(seconds)
         with Library(Path(scratch) / "True-0.sqlite3") as library:
             bursts = bursts_for_culling(library, threshold=0.5)

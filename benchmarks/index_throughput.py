@@ -45,6 +45,19 @@ def camera_jpeg(path: Path, size: tuple[int, int], seed: int) -> None:
     image.save(path, quality=90)
 
 
+def index_folder(classifier: Classifier, folder: Path, library_path: Path, *, culling: bool) -> tuple[float, int]:
+    """(seconds, photos identified) to index `folder` into a new library at `library_path`, with
+    or without culling (index_steps), from the plan to the last commit."""
+    with Library(library_path) as library:
+        library.add_folder(folder)
+        identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=False, culling=culling)
+        job = IndexJob(library, identify, "bench", decode_size=decode_size, prepare=prepare, bird_box=bird_box)
+        started = time.perf_counter()
+        job.plan()
+        summary = job.run()
+        return time.perf_counter() - started, summary.embedded
+
+
 def measure(checkpoint: Checkpoint, precision: str, folder: Path, scratch: Path,
             photos: int) -> tuple[float, float, float, float, float]:
     """(model before, model after, model mean, indexing, indexing with culling) photos/s in one
@@ -66,20 +79,14 @@ def measure(checkpoint: Checkpoint, precision: str, folder: Path, scratch: Path,
         return len(batches) * BATCH_SIZE / (time.perf_counter() - started)
 
     model_before = model_alone()
-    # (b) the whole indexing path over the JPEG folder, as the engine and `birdid index` run it:
-    # no stage maps, the squash to the input size on the decoder threads.
-    def index(name: str, culling: bool) -> float:
-        with Library(scratch / f"library-{precision}-{name}.sqlite3") as library:
-            library.add_folder(folder)
-            identify, decode_size, prepare, bird_box = index_steps(classifier, zoom=False, culling=culling)
-            job = IndexJob(library, identify, "bench", decode_size=decode_size, prepare=prepare, bird_box=bird_box)
-            started = time.perf_counter()
-            job.plan()
-            summary = job.run()
-            return summary.embedded / (time.perf_counter() - started)
-
-    index_rate = index("plain", culling=False)
-    culling_rate = index("culling", culling=True)
+    # (b) and (c): the whole indexing path over the JPEG folder, as `birdid index` runs it without
+    # and with culling: the squash to the input size on the decoder threads.
+    rates = []
+    for culling in (False, True):
+        seconds, embedded = index_folder(classifier, folder, scratch / f"library-{precision}-{culling}.sqlite3",
+                                         culling=culling)
+        rates.append(embedded / seconds)
+    index_rate, culling_rate = rates
     model_after = model_alone()
     return model_before, model_after, (model_before + model_after) / 2, index_rate, culling_rate
 
