@@ -15,9 +15,7 @@ the real ones, and the cull is written to real sidecars.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -44,13 +42,9 @@ def make_card(folder: Path, sample: Path) -> None:
 
 
 def main() -> None:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        sys.exit("No display: run this under xvfb-run (see the docstring).")
-    from screenshot import SAMPLE, demo_model
+    from screenshot import SAMPLE, demo_model, scratch_session
 
-    scratch = Path(tempfile.mkdtemp(prefix="birdid-cull-"))
-    os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
-    os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
+    scratch = scratch_session("cull")
     model = scratch / "birdid-demo-random-weights.pt"
     demo_model(model)
     card = scratch / "card"

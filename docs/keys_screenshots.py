@@ -10,10 +10,8 @@ unverified model, and labelled so); the photo is the drawing in resources/sample
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -22,13 +20,9 @@ sys.path.insert(0, str(DOCS))
 
 
 def main() -> None:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        sys.exit("No display: run this under xvfb-run (see the docstring).")
-    from screenshot import SAMPLE, demo_model
+    from screenshot import SAMPLE, demo_model, scratch_session
 
-    scratch = Path(tempfile.mkdtemp(prefix="birdid-keys-"))
-    os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
-    os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
+    scratch = scratch_session("keys")
     demo_model(scratch / "birdid-demo-random-weights.pt")
     shutil.copy(SAMPLE, scratch / "robin-on-a-branch.jpg")
 

@@ -13,9 +13,7 @@ The map, the window and the command are the real ones.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +62,9 @@ def fill_library(path: Path, count: int = 3000, seed: int = 4) -> None:
 
 
 def main() -> None:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        sys.exit("No display: run this under xvfb-run (see the docstring).")
-    scratch = Path(tempfile.mkdtemp(prefix="birdid-map-"))
-    os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
-    os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
+    from screenshot import scratch_session
+
+    scratch = scratch_session("map")
     library = scratch / "library.sqlite3"
     fill_library(library)
 

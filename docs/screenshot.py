@@ -47,12 +47,19 @@ def demo_model(path: Path) -> None:
     write_checkpoint(path, model, SPECIES, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
-def main() -> None:
+def scratch_session(name: str) -> Path:
+    """A fresh scratch folder that the app's data and config folders point into for this run (the
+    person's own are never touched), or an exit with one sentence when there is no display."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         sys.exit("No display: run this under xvfb-run (see the docstring).")
-    scratch = Path(tempfile.mkdtemp(prefix="birdid-screenshot-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"birdid-{name}-"))
     os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
     os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
+    return scratch
+
+
+def main() -> None:
+    scratch = scratch_session("screenshot")
     demo_model(scratch / "birdid-demo-random-weights.pt")
     shutil.copy(SAMPLE, scratch / "robin-on-a-branch.jpg")
 

@@ -13,9 +13,7 @@ labelled with the `birdid` command, as a person would.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +102,9 @@ def build_library(folder: Path, model: Path) -> None:
 
 
 def main() -> None:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        sys.exit("No display: run this under xvfb-run (see the docstring).")
-    scratch = Path(tempfile.mkdtemp(prefix="birdid-trust-"))
-    os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
-    os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
+    from screenshot import scratch_session
+
+    scratch = scratch_session("trust")
     model = scratch / "red-sighted-demo-model.pt"
     red_sighted_model(model)
     build_library(scratch / "garden", model)

@@ -14,9 +14,7 @@ June date, as a camera writes them.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +74,9 @@ def tit_on_a_twig(path: Path) -> None:
 
 
 def main() -> None:
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        sys.exit("No display: run this under xvfb-run (see the docstring).")
-    scratch = Path(tempfile.mkdtemp(prefix="birdid-where-"))
-    os.environ["BIRDID_DATA_DIR"] = str(scratch / "data")
-    os.environ["BIRDID_CONFIG_DIR"] = str(scratch / "config")
+    from screenshot import scratch_session
+
+    scratch = scratch_session("where")
     model = scratch / "lookalike-demo-model.pt"
     lookalike_model(model)
     photo = scratch / "tit-near-granada.jpg"
