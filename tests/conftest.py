@@ -327,6 +327,13 @@ def open_ready_window(qtbot):
     return window
 
 
+def identified(qtbot, window, paths):
+    """`paths` added to the window, its first answer given and its photo shown."""
+    window.add_photos(paths)
+    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WINDOW_WAIT_MS)
+    qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=WINDOW_WAIT_MS)
+
+
 @pytest.fixture
 def fine_tune(tmp_path):
     """Another valid checkpoint in the same format: a user's own fine-tune."""

@@ -26,7 +26,7 @@ from birdid_app.core.settings import Settings, save_settings
 from birdid_app.gui import shortcuts
 from birdid_app.gui.settings_dialog import SettingsDialog
 from birdid_app.gui.shortcuts import IDENTIFY, SHORTCUTS, ShortcutsDialog, clashes
-from conftest import WINDOW_WAIT_MS, make_photo, open_ready_window
+from conftest import WINDOW_WAIT_MS, identified, make_photo, open_ready_window
 
 WAIT_MS = 30_000
 
@@ -36,12 +36,6 @@ def window(qtbot, small_model_file):
     save_settings(Settings(device="cpu", precision="fp32"))  # no precision trial re-identifying on its own
     ModelStore().import_file(small_model_file)
     return open_ready_window(qtbot)
-
-
-def identified(qtbot, window, paths):
-    window.add_photos(paths)
-    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=WAIT_MS)
 
 
 def window_actions(window) -> dict[str, list]:

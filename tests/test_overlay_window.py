@@ -13,7 +13,7 @@ from birdid_app.core.insight import trust
 from birdid_app.core.model import inference
 from birdid_app.core.model.model_store import ModelStore
 from birdid_app.core.settings import Settings, load_settings, save_settings
-from conftest import open_ready_window
+from conftest import identified, open_ready_window
 
 WAIT_MS = 30_000
 
@@ -38,12 +38,6 @@ def forward_passes(monkeypatch):
 def window(qtbot, small_model_file):
     ModelStore().import_file(small_model_file)
     return open_ready_window(qtbot)
-
-
-def identified(qtbot, window, paths):
-    window.add_photos(paths)
-    qtbot.waitUntil(lambda: window.session.current.outcome() is not None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.photo_view.photo_size() is not None, timeout=WAIT_MS)
 
 
 def overlay_size(window):
