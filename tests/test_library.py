@@ -323,3 +323,17 @@ def test_decoding_and_the_squash_run_on_the_decoder_threads_below_the_model(tmp_
     assert len(seen) == 12  # every decodable photo, and only on the pool's threads
     assert all(name.startswith("birdid-decode") and nice >= DECODER_NICENESS for name, nice in seen)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < DECODER_NICENESS  # this thread untouched
+
+
+def test_rows_for_ids_reads_more_ids_than_sqlite_takes_in_one_statement():
+    import sqlite3
+
+    from birdid_app.core.library.database import SQL_VARIABLES, rows_for_ids
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, model TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", [(i, "a" if i % 2 else "b") for i in range(3 * SQL_VARIABLES)])
+    wanted = list(range(0, 3 * SQL_VARIABLES, 1)) + [10**9]  # 2,701 ids, one not there
+    rows = list(rows_for_ids(db, "SELECT id FROM t WHERE model = ? AND id IN ({ids})", wanted, first=("a",)))
+    assert sorted(pid for (pid,) in rows) == list(range(1, 3 * SQL_VARIABLES, 2))
+    assert list(rows_for_ids(db, "SELECT id FROM t WHERE id IN ({ids})", [])) == []

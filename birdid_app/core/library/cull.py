@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from birdid_app.core.library.database import _guarded
+from birdid_app.core.library.database import _guarded, rows_for_ids
 from birdid_app.core.library.library import Library
 from birdid_app.core.library.scan import resolved, why_not_written
 from birdid_app.core.library.schema import LibraryPhoto, _utc_now
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 REJECTED = -1  # the rating of a rejected photo, as xmp:Rating has it
 CULL_SOURCES = ("person", "birdid")  # who set a cull: the person, or `birdid cull --write`
 CULL_KEYS = ("P", "X", "0", "1", "2", "3", "4", "5")
-_SQL_VARIABLES = 900
 
 
 @dataclass(frozen=True)
@@ -77,13 +76,7 @@ def set_sharpness(library: Library, scores: dict[int, float]) -> None:
 @_guarded
 def sharpness_of(library: Library, ids: Iterable[int]) -> dict[int, float | None]:
     """Each photo's stored sharpness; None where it has not been scored."""
-    ids = list(ids)
-    found: dict[int, float | None] = {}
-    for start in range(0, len(ids), _SQL_VARIABLES):
-        chunk = ids[start : start + _SQL_VARIABLES]
-        marks = ",".join("?" * len(chunk))
-        found.update(library.db.execute(f"SELECT id, sharpness FROM photos WHERE id IN ({marks})", chunk).fetchall())
-    return found
+    return dict(rows_for_ids(library.db, "SELECT id, sharpness FROM photos WHERE id IN ({ids})", list(ids)))
 
 
 @_guarded
@@ -107,9 +100,10 @@ def set_cull(library: Library, photo_ids: Iterable[int], cull: Cull, *, source: 
 @_guarded
 def culls(library: Library, ids: Iterable[int] | None = None) -> dict[int, Cull]:
     """The cull of each photo that has one (of `ids`, or all)."""
-    rows = library.db.execute("SELECT photo_id, rating, picked FROM culls").fetchall()
-    wanted = None if ids is None else set(ids)
-    return {pid: Cull(rating, bool(picked)) for pid, rating, picked in rows if wanted is None or pid in wanted}
+    sql = "SELECT photo_id, rating, picked FROM culls"
+    # The ids asked for only: a grid of 50 results need not read a large library's every cull.
+    rows = library.db.execute(sql) if ids is None else rows_for_ids(library.db, sql + " WHERE photo_id IN ({ids})", list(ids))
+    return {pid: Cull(rating, bool(picked)) for pid, rating, picked in rows}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -23,6 +23,15 @@ R = TypeVar("R")
 
 LIBRARY_VARIABLE = "BIRDID_LIBRARY"
 BUSY_TIMEOUT_SECONDS = 30  # how long a connection waits for another process's write to finish
+SQL_VARIABLES = 900  # ids per "IN (...)": SQLite before 3.32 allows at most 999 variables
+
+
+def rows_for_ids(db: sqlite3.Connection, sql: str, ids: Sequence[int], first: tuple = ()) -> Iterator[tuple]:
+    """The rows of `sql`, whose "{ids}" stands for the marks of an id list, run over `ids` in
+    chunks SQLite accepts; `first` are the parameters before the ids."""
+    for start in range(0, len(ids), SQL_VARIABLES):
+        chunk = list(ids[start : start + SQL_VARIABLES])
+        yield from db.execute(sql.format(ids=",".join("?" * len(chunk))), (*first, *chunk))
 
 
 def default_library_path() -> Path:

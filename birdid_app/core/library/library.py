@@ -25,6 +25,7 @@ from birdid_app.core.library.database import (
     connect,
     default_library_path,
     prepare,
+    rows_for_ids,
 )
 from birdid_app.core.library.errors import LibraryDamaged, LibraryError, LibraryReadOnly
 from birdid_app.core.library.export import write_photos_csv
@@ -40,7 +41,6 @@ from birdid_app.core.library.schema import (
 from birdid_app.core.library.vectors import VectorIndex
 
 _VECTOR_LOAD_ROWS = 65_536  # embeddings read per step when the index is loaded (200 MB at 768-d)
-_SQL_VARIABLES = 900  # ids per "IN (...)": SQLite before 3.32 allows at most 999 variables
 
 
 class Library:
@@ -177,14 +177,8 @@ class Library:
         None), without reading their predictions."""
         if ids is None:
             return {pid: Path(path) for pid, path in self.db.execute("SELECT id, path FROM photos")}
-        id_list = [int(pid) for pid in ids]
-        paths: dict[int, Path] = {}
-        for start in range(0, len(id_list), _SQL_VARIABLES):
-            chunk = id_list[start : start + _SQL_VARIABLES]
-            paths.update((pid, Path(path)) for pid, path in self.db.execute(
-                f"SELECT id, path FROM photos WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            ))
-        return paths
+        rows = rows_for_ids(self.db, "SELECT id, path FROM photos WHERE id IN ({ids})", [int(pid) for pid in ids])
+        return {pid: Path(path) for pid, path in rows}
 
     @_guarded
     def photo_by_path(self, path: Path) -> LibraryPhoto | None:
@@ -270,15 +264,11 @@ class Library:
         NaN for a photo that has none (removed since the index was loaded)."""
         vectors = np.full((ids.shape[0], dim), np.nan, dtype=np.float32)
         row_of = {photo_id: row for row, photo_id in enumerate(ids.tolist())}
-        id_list = list(row_of)
-        for start in range(0, len(id_list), _SQL_VARIABLES):
-            chunk = id_list[start : start + _SQL_VARIABLES]
-            for photo_id, embedding in self.db.execute(
-                f"SELECT photo_id, embedding FROM identifications WHERE model = ? "
-                f"AND photo_id IN ({','.join('?' * len(chunk))})",
-                (model, *chunk),
-            ):
-                vectors[row_of[photo_id]] = np.frombuffer(embedding, dtype=np.float32)
+        for photo_id, embedding in rows_for_ids(
+            self.db, "SELECT photo_id, embedding FROM identifications WHERE model = ? AND photo_id IN ({ids})",
+            list(row_of), first=(model,),
+        ):
+            vectors[row_of[photo_id]] = np.frombuffer(embedding, dtype=np.float32)
         return vectors
 
     def similar(self, embedding: np.ndarray, k: int, exclude: Iterable[int] = ()) -> list[tuple[LibraryPhoto, float]]:
